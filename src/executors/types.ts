@@ -1,0 +1,42 @@
+// How a stage's run is carried out sits behind this one interface: in this process, in a child
+// process, or as a cluster job. A job is plain data (JSON), so it can travel to another machine.
+
+export interface StageJob {
+  stageId: string;
+  kind: 'module' | 'command';
+  /** Module stages: absolute path of the stage module's source, and of its compiled ESM file. */
+  module?: string;
+  compiled?: string;
+  /** Command stages: the resolved argument list, or one shell line. */
+  argv?: string[];
+  shell?: boolean;
+  params: Record<string, unknown>;
+  inputs: Record<string, string | string[]>;
+  /** Output name -> absolute path the stage must create. */
+  outputs: Record<string, string>;
+  workDir: string;
+  workspace: string;
+  seed: number;
+  env: Record<string, string>;
+  /** Where the stage's log goes (stdout and stderr for commands and child processes). */
+  logFile: string;
+  resources: Record<string, unknown>;
+}
+
+export interface JobEvents {
+  /** fraction in [0, 1] when known; message: a short line for the stage's progress display. */
+  progress(fraction: number | undefined, message?: string): void;
+}
+
+export interface Executor {
+  readonly name: string;
+  /** Resolves when the stage succeeded; rejects with a StageFailure (or is aborted by signal). */
+  run(job: StageJob, events: JobEvents, signal: AbortSignal): Promise<void>;
+}
+
+export class StageFailure extends Error {
+  constructor(message: string, readonly exitCode?: number) {
+    super(message);
+    this.name = 'StageFailure';
+  }
+}

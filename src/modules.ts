@@ -1,0 +1,73 @@
+// Loads stage modules at run time, with no build step for the user: a stage and the local files it
+// imports are compiled by esbuild into one ESM file in the cache, named by the hash of their
+// content, and imported from there. An edited stage gets a new file; an unchanged one is imported
+// straight away (no compiler start, no loader hook). node-cache memoizes definitions per process.
+import NodeCache from 'node-cache';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { bundle } from './bundle.js';
+import type { DigestCache } from './digests.ts';
+import { codeClosure, ENGINE_VERSION } from './fingerprint.ts';
+import { writeFileAtomic } from './fsutil.ts';
+import { hashJson } from './hash.ts';
+import { isStageDefinition, type StageDefinition } from './stage-api.ts';
+
+const definitions = new NodeCache({ stdTTL: 0, useClones: false });
+
+/** Imports a compiled stage module and checks that it is one. */
+export async function importStageDefinition(jsPath: string): Promise<StageDefinition<unknown>> {
+  const hit = definitions.get<StageDefinition<unknown>>(jsPath);
+  if (hit) return hit;
+  const mod = (await import(pathToFileURL(jsPath).href)) as { default?: unknown };
+  if (!isStageDefinition(mod.default)) {
+    throw new Error('its default export is not defineStage({...}) from the stage API');
+  }
+  definitions.set(jsPath, mod.default);
+  return mod.default;
+}
+
+export class StageModules {
+  private readonly compiledPaths = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly cacheDir: string,
+    private readonly workspace: string,
+    private readonly digests: DigestCache,
+  ) {}
+
+  /** Path of the compiled module for a stage source file (compiled now if its code changed). */
+  compiled(source: string): Promise<string> {
+    let p = this.compiledPaths.get(source);
+    if (!p) {
+      p = this.compile(source);
+      this.compiledPaths.set(source, p);
+    }
+    return p;
+  }
+
+  async load(source: string): Promise<StageDefinition<unknown>> {
+    return importStageDefinition(await this.compiled(source));
+  }
+
+  private async compile(source: string): Promise<string> {
+    const closure = await codeClosure(source, this.workspace, this.digests);
+    const key = await hashJson({ engine: ENGINE_VERSION, source, ...closure });
+    const out = join(this.cacheDir, 'modules', `${key}.mjs`);
+    if (existsSync(out)) return out;
+    let files;
+    try {
+      ({ files } = await bundle({ stage: source }, join(this.cacheDir, 'modules')));
+    } catch (e) {
+      // esbuild's message names the file, line and column of a syntax error.
+      const errs = (e as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
+      if (errs?.length) {
+        const first = errs[0]!;
+        throw new Error(first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ${first.text}` : first.text);
+      }
+      throw e;
+    }
+    await writeFileAtomic(out, [...files.values()][0]!);
+    return out;
+  }
+}

@@ -1,0 +1,114 @@
+// Computes a stage's fingerprint and cache key from the spec, the workspace and the records of
+// the stages it reads. Shared by `run` (to decide and to execute) and `status` (to explain).
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DigestCache } from './digests.ts';
+import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from './fingerprint.ts';
+import type { StageModules } from './modules.ts';
+import type { OutputRef, Pipeline, StageNode, Template } from './spec/model.ts';
+import type { RunRecord, Store } from './store.ts';
+
+/** Stands for an upstream output not known yet (its stage has to run first). */
+export const UNKNOWN_OUTPUT = '@?';
+
+export interface Evaluated {
+  fingerprint: Fingerprint;
+  key: string;
+}
+
+/** Why a stage cannot be evaluated yet. */
+export class NotReady extends Error {}
+
+export class Planner {
+  constructor(
+    readonly pipeline: Pipeline,
+    readonly store: Store,
+    readonly digests: DigestCache,
+    readonly modules: StageModules,
+  ) {}
+
+  /**
+   * The fingerprint of a stage, given the run records of its upstream stages (undefined for an
+   * upstream stage that has not run yet: its outputs, and so this key, are unknown).
+   */
+  async evaluate(node: StageNode, upstream: Map<string, RunRecord | undefined>, partial = false): Promise<Evaluated | undefined> {
+    const ws = this.pipeline.workspace;
+    let code: Record<string, string> = {};
+    let packages: Record<string, string> = {};
+    let extras: Record<string, unknown> = {};
+    if (node.module) {
+      ({ code, packages } = await codeClosure(node.module.abs, ws, this.digests));
+      const def = await this.modules.load(node.module.abs);
+      if (def.fingerprint) extras = await def.fingerprint(node.params);
+    }
+    const inputs: Record<string, string> = {};
+    for (const rel of node.deps) {
+      const d = await this.digests.path(join(ws, rel));
+      inputs[rel] = d.kind === 'missing' ? 'missing' : d.digest;
+    }
+    const upstreamDigests: Record<string, string> = {};
+    let unknown = false;
+    const digestOf = (ref: OutputRef): string => {
+      const rec = upstream.get(ref.stage);
+      const out = rec?.outputs[ref.output];
+      if (!out) {
+        unknown = true;
+        return UNKNOWN_OUTPUT;
+      }
+      upstreamDigests[`${ref.stage}.${ref.output}`] = out.digest;
+      return `@${out.digest}`;
+    };
+    for (const spec of Object.values(node.inputs)) for (const item of spec.items) if (item.kind === 'output') digestOf(item.ref);
+    let command: Fingerprint['command'] = null;
+    if (node.command) {
+      const argv = node.command.argv.flatMap((t) => renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`));
+      command = { argv, shell: node.command.shell };
+      // An argument naming a workspace file (a script) is code: editing it reruns the stage.
+      for (const a of node.command.shell ? argv.join(' ').split(/\s+/) : argv) {
+        const abs = join(ws, a);
+        if (a && !a.startsWith('@') && !a.startsWith('-') && existsSync(abs) && statSync(abs).isFile()) {
+          code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
+        }
+      }
+    }
+    const env: Record<string, string> = {};
+    for (const [k, t] of Object.entries(node.env)) env[k] = renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`).join(' ');
+    if (unknown && !partial) return undefined;
+    const fingerprint: Fingerprint = {
+      engine: ENGINE_VERSION,
+      kind: node.kind,
+      code,
+      packages,
+      command,
+      params: node.params,
+      inputs,
+      upstream: upstreamDigests,
+      env,
+      seed: node.seed,
+      version: node.version ?? null,
+      outputs: node.outputs,
+      extras,
+    };
+    return { fingerprint, key: await fingerprintKey(fingerprint) };
+  }
+
+  /** Upstream records as known now from the latest runs (for status and dry runs). */
+  upstreamOf(node: StageNode, known: Map<string, RunRecord | undefined>): Map<string, RunRecord | undefined> {
+    const m = new Map<string, RunRecord | undefined>();
+    for (const id of node.upstream) m.set(id, known.get(id));
+    return m;
+  }
+}
+
+/**
+ * Renders a template into arguments: an argument that is exactly one reference to a sweep's
+ * outputs becomes one argument per variant; elsewhere several paths are joined by spaces.
+ */
+export function renderTemplate(t: Template, ref: (r: OutputRef) => string[], own: (name: string) => string): string[] {
+  if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) return t[0].ref.flatMap(ref);
+  return [
+    t
+      .map((p) => (typeof p === 'string' ? p : 'ref' in p ? p.ref.flatMap(ref).join(' ') : own(p.own)))
+      .join(''),
+  ];
+}

@@ -1,0 +1,126 @@
+// What a run shows while it works. On a terminal: listr2, one line per stage (cached / running
+// with its own progress line / done / failed). Elsewhere (pipes, CI): plain timestamped lines.
+import type { Listr, ListrTaskWrapper } from 'listr2';
+
+export type StageState = 'cached' | 'done' | 'failed' | 'blocked' | 'stopped';
+
+export interface Reporter {
+  /** Stages this run will look at, in order. */
+  plan(ids: string[]): void;
+  start(id: string): void;
+  progress(id: string, fraction: number | undefined, message?: string): void;
+  finish(id: string, state: StageState, detail?: string): void;
+  message(text: string): void;
+  close(): Promise<void>;
+}
+
+function fmtProgress(fraction: number | undefined, message?: string): string {
+  const pct = fraction === undefined ? '' : `${Math.round(Math.max(0, Math.min(1, fraction)) * 100)}%`;
+  return [pct, message].filter(Boolean).join(' ');
+}
+
+const STATE_LABEL: Record<StageState, string> = {
+  cached: 'cached',
+  done: 'done',
+  failed: 'FAILED',
+  blocked: 'not run (an upstream stage failed)',
+  stopped: 'stopped',
+};
+
+/** Plain lines: one when a stage starts, finishes, and at most every 2 s of progress per stage. */
+export class LineReporter implements Reporter {
+  private readonly lastProgress = new Map<string, number>();
+  private readonly t0 = Date.now();
+  constructor(private readonly out: NodeJS.WritableStream = process.stderr) {}
+  private line(text: string): void {
+    const s = ((Date.now() - this.t0) / 1000).toFixed(1).padStart(6);
+    this.out.write(`[${s}s] ${text}\n`);
+  }
+  plan(): void {}
+  start(id: string): void {
+    this.line(`▶ ${id} running`);
+  }
+  progress(id: string, fraction: number | undefined, message?: string): void {
+    const now = Date.now();
+    if (now - (this.lastProgress.get(id) ?? 0) < 2000) return;
+    this.lastProgress.set(id, now);
+    this.line(`  ${id}: ${fmtProgress(fraction, message)}`);
+  }
+  finish(id: string, state: StageState, detail?: string): void {
+    const mark = state === 'failed' ? '✖' : state === 'cached' || state === 'done' ? '✔' : '•';
+    this.line(`${mark} ${id} ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`);
+  }
+  message(text: string): void {
+    this.line(text);
+  }
+  async close(): Promise<void> {}
+}
+
+interface Deferred {
+  task?: ListrTaskWrapper<unknown, never, never>;
+  resolve(): void;
+  reject(e: Error): void;
+  promise: Promise<void>;
+}
+
+/** listr2's task list, driven by the scheduler: each stage's task waits for its outcome. */
+export class ListrReporter implements Reporter {
+  constructor(private readonly listr2: typeof import('listr2')) {}
+  private readonly tasks = new Map<string, Deferred>();
+  private runner: Promise<unknown> | undefined;
+  private list: Listr | undefined;
+
+  plan(ids: string[]): void {
+    for (const id of ids) {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      this.tasks.set(id, { resolve, reject, promise });
+    }
+    this.list = new this.listr2.Listr(
+      ids.map((id) => ({
+        title: `${id}: waiting`,
+        task: async (_ctx: unknown, task: ListrTaskWrapper<unknown, never, never>) => {
+          const d = this.tasks.get(id)!;
+          d.task = task;
+          await d.promise;
+        },
+      })),
+      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false, showErrorMessage: true } } as never,
+    );
+    this.runner = this.list.run().catch(() => undefined);
+  }
+  start(id: string): void {
+    const t = this.tasks.get(id)?.task;
+    if (t) t.title = `${id}: running`;
+  }
+  progress(id: string, fraction: number | undefined, message?: string): void {
+    const t = this.tasks.get(id)?.task;
+    if (t) t.output = fmtProgress(fraction, message);
+  }
+  finish(id: string, state: StageState, detail?: string): void {
+    const d = this.tasks.get(id);
+    if (!d) return;
+    if (d.task) d.task.title = `${id}: ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`;
+    if (state === 'failed') d.reject(new Error(detail ?? 'failed'));
+    else if (state === 'blocked' || state === 'stopped') {
+      d.task?.skip(`${id}: ${STATE_LABEL[state]}`);
+      d.resolve();
+    } else d.resolve();
+  }
+  message(text: string): void {
+    process.stderr.write(`${text}\n`);
+  }
+  async close(): Promise<void> {
+    for (const d of this.tasks.values()) d.resolve();
+    await this.runner;
+  }
+}
+
+export async function pickReporter(): Promise<Reporter> {
+  const plain = !process.stdout.isTTY || !!process.env.CI || process.env.TERM === 'dumb';
+  return plain ? new LineReporter() : new ListrReporter(await import('listr2'));
+}

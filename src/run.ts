@@ -1,0 +1,259 @@
+// The scheduler: runs the stages a spec asks for, in dependency order, up to `jobs` at a time.
+// Each stage is either found in the cache (same key, outputs present) or run in a private temp
+// folder by its executor and committed to the store. A failure stops its dependents; the rest
+// finish (keepGoing) or are stopped at once.
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DigestCache } from './digests.ts';
+import { executorFor } from './executors/index.ts';
+import { StageFailure, type StageJob } from './executors/types.ts';
+import { withUpstream } from './graph.ts';
+import { Planner, renderTemplate } from './plan.ts';
+import type { Reporter, StageState } from './progress.ts';
+import type { OutputRef, Pipeline, StageNode } from './spec/model.ts';
+import type { RunRecord, Store } from './store.ts';
+import { isErrno } from './fsutil.ts';
+import { UsageError } from './diagnostics.ts';
+
+export interface RunOptions {
+  /** Stage ids or spec keys (a key names all its variants); empty: every stage. */
+  targets: string[];
+  force: string[];
+  forceAll: boolean;
+  jobs: number;
+  keepGoing: boolean;
+  reporter: Reporter;
+  signal: AbortSignal;
+}
+
+export interface StageResult {
+  id: string;
+  state: StageState;
+  key?: string;
+  record?: RunRecord;
+  error?: string;
+  /** Failed stages: where the full log was kept, and its last lines. */
+  logFile?: string;
+  logTail?: string[];
+  durationMs?: number;
+}
+
+export interface RunSummary {
+  ok: boolean;
+  results: Map<string, StageResult>;
+}
+
+/** Resolves CLI stage names (ids or keys) to stage ids; an unknown name is a usage error. */
+export function resolveStageNames(p: Pipeline, names: string[]): string[] {
+  const out: string[] = [];
+  for (const name of names) {
+    const ids = p.stages.has(name) ? [name] : [...p.stages.values()].filter((n) => n.key === name).map((n) => n.id);
+    if (!ids.length) throw new UsageError(`no stage named '${name}' in ${p.specRel} (stages: ${[...new Set([...p.stages.values()].map((n) => n.key))].join(', ')})`);
+    out.push(...ids);
+  }
+  return out;
+}
+
+export async function runPipeline(planner: Planner, opts: RunOptions): Promise<RunSummary> {
+  const { pipeline: p, digests } = planner;
+  const selected = opts.targets.length ? withUpstream(p.stages, resolveStageNames(p, opts.targets)) : new Set(p.order);
+  const forced = new Set(resolveStageNames(p, opts.force));
+  const order = p.order.filter((id) => selected.has(id));
+  const results = new Map<string, StageResult>();
+  const records = new Map<string, RunRecord | undefined>();
+  const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
+  let stopAll = false;
+  opts.reporter.plan(order);
+
+  const finish = (r: StageResult, detail?: string) => {
+    results.set(r.id, r);
+    if (r.record) records.set(r.id, r.record);
+    opts.reporter.finish(r.id, r.state, detail);
+  };
+
+  const ready = (id: string) => p.stages.get(id)!.upstream.every((u) => results.get(u)?.state === 'cached' || results.get(u)?.state === 'done');
+  const blocked = (id: string) => p.stages.get(id)!.upstream.some((u) => {
+    const s = results.get(u)?.state;
+    return s === 'failed' || s === 'blocked' || s === 'stopped';
+  });
+
+  const pending = new Set(order);
+  while (pending.size || running.size) {
+    if (opts.signal.aborted) stopAll = true;
+    for (const id of [...pending]) {
+      if (stopAll) {
+        pending.delete(id);
+        finish({ id, state: 'stopped' });
+        continue;
+      }
+      if (blocked(id)) {
+        pending.delete(id);
+        finish({ id, state: 'blocked' });
+        continue;
+      }
+      if (running.size >= opts.jobs || !ready(id)) continue;
+      pending.delete(id);
+      const abort = new AbortController();
+      const onAbort = () => abort.abort(opts.signal.reason);
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+      const promise = runStage(p.stages.get(id)!, planner, records, forced.has(id) || opts.forceAll, opts.reporter, abort.signal)
+        .then((r) => {
+          if (r.state === 'failed' && !opts.keepGoing) stopAll = true;
+          const detail = r.state === 'failed' ? r.error : r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)} s` : undefined;
+          finish(r, detail);
+        })
+        .finally(() => {
+          opts.signal.removeEventListener('abort', onAbort);
+          running.delete(id);
+        });
+      running.set(id, { promise, abort });
+    }
+    if (stopAll) for (const r of running.values()) r.abort.abort(new Error('the run was stopped'));
+    if (running.size) await Promise.race([...running.values()].map((r) => r.promise));
+    else if (pending.size && ![...pending].some((id) => ready(id) || blocked(id) || stopAll)) {
+      throw new Error(`internal: no stage can start (${[...pending].join(', ')})`);
+    }
+  }
+  await digests.save();
+  const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
+  return { ok, results };
+}
+
+async function runStage(node: StageNode, planner: Planner, records: Map<string, RunRecord | undefined>, force: boolean, reporter: Reporter, signal: AbortSignal): Promise<StageResult> {
+  const { pipeline: p, store, digests } = planner;
+  const ev = await planner.evaluate(node, planner.upstreamOf(node, records));
+  if (!ev) return { id: node.id, state: 'failed', error: 'internal: upstream outputs unknown' };
+  const missing = Object.entries(ev.fingerprint.inputs).filter(([, d]) => d === 'missing').map(([rel]) => rel);
+  if (missing.length) return { id: node.id, state: 'failed', key: ev.key, error: `input ${missing.map((m) => `'${m}'`).join(', ')} does not exist in the workspace` };
+
+  if (!force) {
+    const rec = await store.readRun(ev.key);
+    if (rec && (await store.hasOutputs(rec))) {
+      await publishOuts(node, rec, store, digests, p.workspace);
+      await store.writeLatest(p.specRel, node.id, rec.key);
+      return { id: node.id, state: 'cached', key: rec.key, record: rec };
+    }
+  }
+
+  reporter.start(node.id);
+  const started = Date.now();
+  const tmp = await store.makeTemp(node.id);
+  const outDir = join(tmp, 'out');
+  await mkdir(outDir);
+  const logFile = join(tmp, 'stage.log');
+  try {
+    const job = await buildJob(node, planner, records, tmp, outDir, logFile);
+    await executorFor(node).run(job, { progress: (f, m) => reporter.progress(node.id, f, m) }, signal);
+    const record = await store.commit(outDir, node.outputs, {
+      key: ev.key,
+      stage: node.id,
+      spec: p.specRel,
+      fingerprint: ev.fingerprint,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+    }, logFile);
+    await store.writeLatest(p.specRel, node.id, record.key);
+    for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
+    await publishOuts(node, record, store, digests, p.workspace);
+    return { id: node.id, state: 'done', key: ev.key, record, durationMs: Date.now() - started };
+  } catch (e) {
+    if (signal.aborted) return { id: node.id, state: 'stopped', key: ev.key };
+    const kept = await keepFailedLog(store, node.id, logFile);
+    return {
+      id: node.id,
+      state: 'failed',
+      key: ev.key,
+      error: e instanceof StageFailure || e instanceof Error ? e.message : String(e),
+      logFile: kept,
+      logTail: kept ? await tail(kept, 20) : undefined,
+    };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Paths a stage sees: upstream outputs as read-only views in the store, its own outputs in tmp. */
+async function buildJob(node: StageNode, planner: Planner, records: Map<string, RunRecord | undefined>, tmp: string, outDir: string, logFile: string): Promise<StageJob> {
+  const { store } = planner;
+  const workspace = planner.pipeline.workspace;
+  const views = new Map<string, string>();
+  for (const ref of allRefs(node)) {
+    const rec = records.get(ref.stage);
+    if (!rec) throw new Error(`internal: no record of upstream stage ${ref.stage}`);
+    views.set(`${ref.stage}\0${ref.output}`, await store.ensureView(rec, ref.output));
+  }
+  const viewOf = (r: OutputRef) => [views.get(`${r.stage}\0${r.output}`)!];
+  const outputs = Object.fromEntries(node.outputs.map((o) => [o, join(outDir, o)]));
+  const own = (o: string) => outputs[o]!;
+  const inputs: Record<string, string | string[]> = {};
+  for (const [name, spec] of Object.entries(node.inputs)) {
+    const paths = spec.items.map((i) => (i.kind === 'path' ? join(workspace, i.path) : viewOf(i.ref)[0]!));
+    inputs[name] = spec.list ? paths : paths[0]!;
+  }
+  return {
+    stageId: node.id,
+    kind: node.kind,
+    module: node.module?.abs,
+    compiled: node.module ? await planner.modules.compiled(node.module.abs) : undefined,
+    argv: node.command?.argv.flatMap((t) => renderTemplate(t, viewOf, own)),
+    shell: node.command?.shell,
+    params: node.params,
+    inputs,
+    outputs,
+    workDir: join(tmp, 'work'),
+    workspace,
+    seed: node.seed,
+    env: Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),
+    logFile,
+    resources: node.resources,
+  };
+}
+
+function allRefs(node: StageNode): OutputRef[] {
+  const refs: OutputRef[] = [];
+  for (const spec of Object.values(node.inputs)) for (const i of spec.items) if (i.kind === 'output') refs.push(i.ref);
+  const fromTemplate = (t: StageNode['env'][string]) => {
+    for (const part of t) if (typeof part === 'object' && 'ref' in part) refs.push(...part.ref);
+  };
+  node.command?.argv.forEach(fromTemplate);
+  Object.values(node.env).forEach(fromTemplate);
+  return refs;
+}
+
+/** Makes each declared workspace path (`outs`) hold the stage's output, unless it already does. */
+async function publishOuts(node: StageNode, rec: RunRecord, store: Store, digests: DigestCache, workspace: string): Promise<void> {
+  for (const [name, rel] of Object.entries(node.outs)) {
+    const out = rec.outputs[name];
+    if (!out) continue;
+    const abs = join(workspace, rel);
+    const cur = await digests.path(abs);
+    if (cur.kind === out.kind && cur.digest === out.digest) continue;
+    await store.publish(out, abs);
+    digests.forget(abs);
+  }
+}
+
+async function keepFailedLog(store: Store, id: string, logFile: string): Promise<string | undefined> {
+  const dest = join(store.root, 'logs', 'failed', `${id.replace(/[^\w.=,-]+/g, '_')}.log`);
+  try {
+    await mkdir(join(store.root, 'logs', 'failed'), { recursive: true });
+    await rename(logFile, dest);
+    return dest;
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+}
+
+async function tail(file: string, n: number): Promise<string[]> {
+  const fh = await open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, 64 * 1024);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return buf.toString('utf8').split('\n').filter((l) => l.length).slice(-n);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,463 @@
+// Spec file -> Pipeline: parse, apply --set, check the shape and every stage's params against
+// their schemas, expand matrices, resolve references, and find cycles. Every problem is collected
+// and thrown together as one SpecError.
+import { existsSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
+import type { StageModules } from '../modules.ts';
+import type { StageDefinition } from '../stage-api.ts';
+import { closest, validateAgainst, validatePipelineShape } from './schema.ts';
+import { SpecSource, type SpecPath } from './source.ts';
+import { exprText, parsePieces, type Expr } from './references.ts';
+import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
+import { findCycle, topoOrder } from '../graph.ts';
+
+export interface CompileOptions {
+  workspace: string;
+  /** `--set a.b=value` overrides: `stages.<id>...` edits a stage, anything else edits `params`. */
+  sets?: string[];
+  env?: Record<string, string | undefined>;
+  /** Where built-in stage modules live (the package root), tried after the workspace. */
+  builtinRoot?: string;
+  /** Display name for the spec in messages (defaults to the path relative to cwd). */
+  displayName?: string;
+  /** Compiles and imports stage modules (to read their params schema and outputs). */
+  modules: StageModules;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface PendingRef {
+  from: string;
+  target: string;
+  output: string;
+  path: SpecPath;
+  resolved: OutputRef[];
+  /** True when the target is a sweep whose matrix keys the consumer does not pin: all variants. */
+  gathers?: boolean;
+}
+
+interface Scope {
+  params: Obj;
+  env: Record<string, string | undefined>;
+  matrix: Obj;
+  /** Where stage output references may appear; elsewhere they are an error. */
+  refs: 'none' | 'inputs' | 'command';
+}
+
+export async function compilePipeline(specFile: string, opts: CompileOptions): Promise<Pipeline> {
+  const workspace = resolve(opts.workspace);
+  const abs = resolve(workspace, specFile);
+  const display = opts.displayName ?? (relative(process.cwd(), abs) || abs);
+  if (!existsSync(abs)) throw new UsageError(`spec file not found: ${display}`);
+  const src = await SpecSource.read(abs, display);
+  if (src.syntaxErrors.length) throw new SpecError(src.syntaxErrors);
+  const env = opts.env ?? process.env;
+  const diags: Diagnostic[] = [];
+  const raw = structuredClone(src.value ?? {}) as Obj;
+  applySets(raw, opts.sets ?? []);
+  diags.push(...validatePipelineShape(src, raw));
+  if (!isObj(raw) || !isObj(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
+
+  const seed = typeof raw.seed === 'number' ? raw.seed : 0;
+  const defaultExecutor = (typeof raw.executor === 'string' ? raw.executor : 'process') as ExecutorName;
+  const scope0: Scope = { params: {}, env, matrix: {}, refs: 'none' };
+  const params = isObj(raw.params) ? (resolveValue(src, ['params'], raw.params, scope0, diags, []) as Obj) : {};
+
+  const nodes = new Map<string, StageNode>();
+  const variantsByKey = new Map<string, StageNode[]>();
+  const refs: PendingRef[] = [];
+  const needs: Array<{ node: StageNode; key: string; path: SpecPath }> = [];
+  /** Stages whose module failed to load: references to them are not reported again. */
+  const broken = new Set<string>();
+  const pendingInputs: Array<{ node: StageNode; name: string; index: number; ref: PendingRef }> = [];
+
+  for (const [key, st] of Object.entries(raw.stages)) {
+    if (!isObj(st)) continue;
+    const at = ['stages', key];
+    const hasUses = typeof st.uses === 'string';
+    const hasRun = st.run !== undefined;
+    if (hasUses && hasRun) {
+      diags.push(src.diagnostic([...at, 'run'], 'give either `uses` (a stage module) or `run` (a command), not both', true));
+      continue;
+    }
+    if (!hasUses && !hasRun) {
+      diags.push(src.diagnostic(at, 'a stage needs `uses: <stage module>` or `run: <command>`', true));
+      continue;
+    }
+    let def: StageDefinition<unknown> | undefined;
+    let module: StageNode['module'];
+    if (hasUses) {
+      const found = locateModule(st.uses as string, workspace, opts.builtinRoot);
+      if (!found) {
+        diags.push(src.diagnostic([...at, 'uses'], `unknown stage module '${st.uses}': no such file in the workspace${opts.builtinRoot ? ' or among the built-in stages' : ''}`));
+        continue;
+      }
+      module = found;
+      try {
+        def = await opts.modules.load(found.abs);
+      } catch (e) {
+        diags.push(src.diagnostic([...at, 'uses'], `cannot load stage module '${st.uses}': ${firstLine(e)}`));
+        broken.add(key);
+        continue;
+      }
+    }
+    const variants = isObj(st.matrix) ? expandMatrix(st.matrix) : [{}];
+    const list: StageNode[] = [];
+    variantsByKey.set(key, list);
+    for (const matrix of variants) {
+      const id = Object.keys(matrix).length ? `${key}[${Object.entries(matrix).map(([k, v]) => `${k}=${scalarText(v)}`).join(',')}]` : key;
+      const scope: Scope = { params, env, matrix, refs: 'none' };
+      const stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
+      if (def) diags.push(...validateAgainst(src, [...at, 'params'], def.params, stageParams));
+      const node: StageNode = {
+        id,
+        key,
+        matrix,
+        kind: def ? 'module' : 'command',
+        module,
+        params: stageParams,
+        inputs: {},
+        deps: [],
+        outputs: [],
+        outs: {},
+        env: {},
+        upstream: [],
+        seed: typeof st.seed === 'number' ? st.seed : seed,
+        version: st.version as string | number | undefined,
+        executor: (typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName,
+        resources: isObj(st.resources) ? st.resources : {},
+      };
+      const pending: PendingRef[] = [];
+      const refScope = (refs: Scope['refs']): Scope => ({ ...scope, refs });
+
+      // Inputs: a workspace path, or another stage's output as the whole value.
+      if (isObj(st.inputs)) {
+        for (const [name, value] of Object.entries(st.inputs)) {
+          const path = [...at, 'inputs', name];
+          const items = Array.isArray(value) ? value : [value];
+          const spec: InputSpec = { list: Array.isArray(value), items: [] };
+          items.forEach((item, i) => {
+            if (typeof item !== 'string') return;
+            const ipath = Array.isArray(value) ? [...path, i] : path;
+            const t = resolveTemplate(src, ipath, item, refScope('inputs'), diags, pending);
+            if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) {
+              // Resolved once every variant exists (below); a sweep's variants widen it to a list.
+              pendingInputs.push({ node, name, index: spec.items.length, ref: pending[pending.length - 1]! });
+              spec.items.push({ kind: 'path', path: '' });
+            } else if (t.every((p) => typeof p === 'string')) {
+              const p = confine(src, ipath, workspace, t.join(''), diags);
+              if (p !== undefined) spec.items.push({ kind: 'path', path: p });
+            } else {
+              diags.push(src.diagnostic(ipath, 'an input is either a workspace path or one ${stages.<id>.outputs.<name>} reference, not a mix'));
+            }
+          });
+          node.inputs[name] = spec;
+        }
+      }
+      if (def) {
+        node.outputs = [...def.outputs];
+        if (def.inputs) {
+          for (const name of def.inputs) {
+            if (!(name in node.inputs)) diags.push(src.diagnostic(at, `stage module '${st.uses}' needs input '${name}'`, true));
+          }
+          for (const name of Object.keys(node.inputs)) {
+            if (!def.inputs.includes(name)) {
+              const hint = closest(name, [...def.inputs]);
+              diags.push(src.diagnostic([...at, 'inputs', name], `stage module '${st.uses}' has no input '${name}'${hint ? ` (did you mean '${hint}'?)` : ` (its inputs: ${def.inputs.join(', ') || 'none'})`}`, true));
+            }
+          }
+        }
+      } else {
+        const shell = st.shell === true;
+        const argv = typeof st.run === 'string' ? (shell ? [st.run] : splitArgs(st.run)) : Array.isArray(st.run) ? st.run.map(String) : [];
+        node.command = {
+          shell,
+          argv: argv.map((a, i) => resolveTemplate(src, typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', i], a, refScope('command'), diags, pending)),
+        };
+        node.outputs = isObj(st.outs) ? Object.keys(st.outs) : [];
+        for (const p of Array.isArray(st.deps) ? st.deps : []) {
+          const i = (st.deps as unknown[]).indexOf(p);
+          const v = resolveValue(src, [...at, 'deps', i], p, scope, diags, []);
+          if (typeof v === 'string') {
+            const c = confine(src, [...at, 'deps', i], workspace, v, diags);
+            if (c !== undefined) node.deps.push(c);
+          }
+        }
+        for (const t of node.command.argv) {
+          for (const part of t) if (typeof part === 'object' && 'own' in part && !node.outputs.includes(part.own)) {
+            diags.push(src.diagnostic([...at, 'run'], `\${outputs.${part.own}} is not declared under outs (declared: ${node.outputs.join(', ') || 'none'})`));
+          }
+        }
+      }
+      if (isObj(st.outs)) {
+        for (const [name, target] of Object.entries(st.outs)) {
+          if (def && !node.outputs.includes(name)) {
+            diags.push(src.diagnostic([...at, 'outs', name], `stage module '${st.uses}' has no output '${name}' (its outputs: ${node.outputs.join(', ') || 'none'})`, true));
+            continue;
+          }
+          if (typeof target !== 'string') continue;
+          const v = resolveValue(src, [...at, 'outs', name], target, scope, diags, []);
+          if (typeof v === 'string') {
+            const c = confine(src, [...at, 'outs', name], workspace, v, diags);
+            if (c !== undefined) node.outs[name] = c;
+          }
+        }
+      }
+      if (isObj(st.env)) {
+        for (const [name, value] of Object.entries(st.env)) {
+          node.env[name] = resolveTemplate(src, [...at, 'env', name], String(value), refScope('command'), diags, pending);
+        }
+      }
+      for (const p of pending) p.from = id;
+      refs.push(...pending);
+      if (Array.isArray(st.needs)) st.needs.forEach((k, i) => typeof k === 'string' && needs.push({ node, key: k, path: [...at, 'needs', i] }));
+      nodes.set(id, node);
+      list.push(node);
+    }
+  }
+
+  // Resolve stage references now that every variant exists.
+  const keys = [...variantsByKey.keys()];
+  for (const r of refs) {
+    if (broken.has(r.target.split('[')[0]!)) continue;
+    const consumer = nodes.get(r.from)!;
+    const targets = pickVariants(r.target, consumer, nodes, variantsByKey);
+    if (!targets) {
+      const hint = closest(r.target, keys);
+      diags.push(src.diagnostic(r.path, `unknown stage '${r.target}' in \${stages.${r.target}.outputs.${r.output}}${hint ? ` (did you mean '${hint}'?)` : ''}`));
+      continue;
+    }
+    const target = targets[0];
+    if (target && !target.outputs.includes(r.output)) {
+      const hint = closest(r.output, target.outputs);
+      diags.push(src.diagnostic(r.path, `stage '${target.key}' has no output '${r.output}' (${hint ? `did you mean '${hint}'?` : `its outputs: ${target.outputs.join(', ') || 'none'}`})`));
+      continue;
+    }
+    r.resolved.push(...targets.map((t) => ({ stage: t.id, output: r.output })));
+    r.gathers = !r.target.includes('[') && Object.keys(target?.matrix ?? {}).some((k) => !(k in consumer.matrix));
+    for (const t of targets) if (!consumer.upstream.includes(t.id)) consumer.upstream.push(t.id);
+  }
+  // Splice resolved references into inputs, last index first so earlier indices stay valid.
+  for (const { node, name, index, ref } of pendingInputs.reverse()) {
+    const spec = node.inputs[name]!;
+    if (ref.gathers) spec.list = true;
+    spec.items.splice(index, 1, ...ref.resolved.map((r) => ({ kind: 'output' as const, ref: r })));
+  }
+  // A module stage's workspace inputs are what it depends on in the workspace.
+  for (const n of nodes.values()) {
+    if (n.kind === 'module') n.deps = Object.values(n.inputs).flatMap((s) => s.items.flatMap((i) => (i.kind === 'path' ? [i.path] : [])));
+  }
+  for (const { node, key, path } of needs) {
+    const targets = pickVariants(key, node, nodes, variantsByKey);
+    if (!targets) {
+      const hint = closest(key, keys);
+      diags.push(src.diagnostic(path, `unknown stage '${key}' in needs${hint ? ` (did you mean '${hint}'?)` : ''}`));
+      continue;
+    }
+    for (const t of targets) if (!node.upstream.includes(t.id)) node.upstream.push(t.id);
+  }
+
+  // A workspace path one stage reads and another publishes (outs) orders them like a reference.
+  const producers = [...nodes.values()].flatMap((n) => Object.values(n.outs).map((path) => ({ id: n.id, path })));
+  for (const n of nodes.values()) {
+    for (const d of n.deps) {
+      for (const p of producers) {
+        const overlaps = d === p.path || d.startsWith(`${p.path}/`) || p.path.startsWith(`${d}/`);
+        if (overlaps && p.id !== n.id && !n.upstream.includes(p.id)) n.upstream.push(p.id);
+      }
+    }
+  }
+
+  const cycle = findCycle(nodes);
+  if (cycle) diags.push(src.diagnostic(['stages', nodes.get(cycle[0]!)!.key], `dependency cycle: ${[...cycle, cycle[0]].join(' -> ')}`, true));
+  if (diags.length) throw new SpecError(sortDiagnostics(diags));
+
+  return {
+    specRel: relative(workspace, abs).split('\\').join('/'),
+    name: typeof raw.name === 'string' ? raw.name : relative(workspace, abs),
+    workspace,
+    stages: nodes,
+    order: topoOrder(nodes),
+  };
+}
+
+function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return d
+    .filter((x) => {
+      const k = `${x.line}:${x.col}:${x.path}:${x.message}`;
+      return seen.has(k) ? false : (seen.add(k), true);
+    })
+    .sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n').find((l) => l.trim()) ?? m;
+}
+
+function locateModule(uses: string, workspace: string, builtinRoot?: string): StageNode['module'] | undefined {
+  const candidates = [resolve(workspace, uses)];
+  if (builtinRoot && !isAbsolute(uses)) candidates.push(resolve(builtinRoot, uses));
+  for (const abs of candidates) {
+    if (existsSync(abs)) return { rel: relative(workspace, abs).split('\\').join('/'), abs };
+  }
+  return undefined;
+}
+
+/** `--set` edits the raw spec before validation, so overridden values are checked like any other. */
+function applySets(raw: Obj, sets: string[]): void {
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key.path=value, got '${s}'`);
+    const keyPath = s.slice(0, eq).split('.');
+    let value: unknown;
+    try {
+      value = parseYaml(s.slice(eq + 1));
+    } catch {
+      value = s.slice(eq + 1);
+    }
+    if (keyPath[0] !== 'stages' && keyPath[0] !== 'params') keyPath.unshift('params');
+    let o: Obj = raw;
+    for (const k of keyPath.slice(0, -1)) {
+      if (!isObj(o[k])) o[k] = {};
+      o = o[k] as Obj;
+    }
+    o[keyPath[keyPath.length - 1]!] = value;
+  }
+}
+
+function expandMatrix(matrix: Obj): Obj[] {
+  let out: Obj[] = [{}];
+  for (const [k, values] of Object.entries(matrix)) {
+    if (!Array.isArray(values)) continue;
+    out = out.flatMap((combo) => values.map((v) => ({ ...combo, [k]: v })));
+  }
+  return out;
+}
+
+function scalarText(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Variants of `target` a consumer reads: matching on shared matrix keys, or an exact variant id. */
+function pickVariants(target: string, consumer: StageNode, nodes: Map<string, StageNode>, byKey: Map<string, StageNode[]>): StageNode[] | undefined {
+  if (target.includes('[')) {
+    const n = nodes.get(target);
+    return n ? [n] : undefined;
+  }
+  const variants = byKey.get(target);
+  if (!variants) return undefined;
+  return variants.filter((v) =>
+    Object.entries(v.matrix).every(([k, val]) => !(k in consumer.matrix) || JSON.stringify(consumer.matrix[k]) === JSON.stringify(val)),
+  );
+}
+
+function confine(src: SpecSource, path: SpecPath, workspace: string, p: string, diags: Diagnostic[]): string | undefined {
+  const abs = resolve(workspace, p);
+  const rel = relative(workspace, abs);
+  if (rel.startsWith('..') || isAbsolute(rel)) {
+    diags.push(src.diagnostic(path, `path '${p}' resolves outside the workspace (${workspace}); stage paths must stay inside it`));
+    return undefined;
+  }
+  return rel.split('\\').join('/') || '.';
+}
+
+/** Splits a command string into arguments the way a shell would for plain words and quotes. */
+function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:\\.|[^"\\])*)"|'([^']*)'|(\S+)/g;
+  for (const m of s.matchAll(re)) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]!));
+  return out;
+}
+
+/** Resolves params/env/matrix references inside any value; stage references are an error here. */
+function resolveValue(src: SpecSource, path: SpecPath, value: unknown, scope: Scope, diags: Diagnostic[], pending: PendingRef[]): unknown {
+  if (typeof value === 'string') {
+    const t = resolveTemplate(src, path, value, scope, diags, pending, true);
+    if (t.length === 1 && typeof t[0] === 'object' && 'value' in (t[0] as object)) return (t[0] as { value: unknown }).value;
+    return t.map((p) => (typeof p === 'string' ? p : typeof p === 'object' && 'value' in p ? scalarText((p as { value: unknown }).value) : '')).join('');
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveValue(src, [...path, i], v, scope, diags, pending));
+  if (isObj(value)) {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(value)) out[k] = resolveValue(src, [...path, k], v, scope, diags, pending);
+    return out;
+  }
+  return value;
+}
+
+type ValuePart = TemplatePart | { value: unknown };
+
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[]): Template;
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], keepValues: true): ValuePart[];
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], keepValues = false): ValuePart[] {
+  const pieces = parsePieces(text);
+  const whole = pieces.length === 1;
+  const out: ValuePart[] = [];
+  for (const p of pieces) {
+    if (typeof p === 'string') {
+      out.push(p);
+      continue;
+    }
+    const v = evalExpr(src, path, p, scope, diags, pending);
+    if (v === undefined) continue;
+    if ('ref' in v || 'own' in v) out.push(v);
+    else if (keepValues && whole) out.push({ value: v.value });
+    else out.push(typeof v.value === 'string' ? v.value : scalarText(v.value));
+  }
+  return mergeStrings(out);
+}
+
+function mergeStrings(parts: ValuePart[]): ValuePart[] {
+  const out: ValuePart[] = [];
+  for (const p of parts) {
+    const prev = out[out.length - 1];
+    if (typeof p === 'string' && typeof prev === 'string') out[out.length - 1] = prev + p;
+    else out.push(p);
+  }
+  return out.length ? out : [''];
+}
+
+function evalExpr(src: SpecSource, path: SpecPath, e: Expr, scope: Scope, diags: Diagnostic[], pending: PendingRef[]): { value: unknown } | { ref: OutputRef[] } | { own: string } | undefined {
+  const fail = (msg: string) => {
+    diags.push(src.diagnostic(path, msg));
+    return undefined;
+  };
+  switch (e.kind) {
+    case 'bad':
+      return fail(`bad reference ${exprText(e)}: ${e.why}`);
+    case 'params': {
+      let v: unknown = scope.params;
+      for (const seg of e.path) v = isObj(v) ? v[seg] : undefined;
+      if (v === undefined) {
+        const hint = closest(e.path[0]!, Object.keys(scope.params));
+        return fail(`unknown reference ${exprText(e)}: no such parameter${hint ? ` (did you mean '${hint}'?)` : ''}`);
+      }
+      return { value: v };
+    }
+    case 'env': {
+      const v = scope.env[e.name];
+      if (v !== undefined && v !== '') return { value: v };
+      if (e.fallback !== undefined) return { value: e.fallback };
+      return fail(`environment variable ${e.name} is not set (set it, or give a default: \${env.${e.name}:-value})`);
+    }
+    case 'matrix': {
+      if (!(e.name in scope.matrix)) return fail(`unknown reference ${exprText(e)}: ${Object.keys(scope.matrix).length ? `matrix keys are ${Object.keys(scope.matrix).join(', ')}` : 'this stage has no matrix'}`);
+      return { value: scope.matrix[e.name] };
+    }
+    case 'stage': {
+      if (scope.refs === 'none') return fail(`${exprText(e)} can only appear in a stage's inputs, run or env`);
+      const ref: PendingRef = { from: '', target: e.stage, output: e.output, path, resolved: [] };
+      pending.push(ref);
+      return { ref: ref.resolved };
+    }
+    case 'own':
+      if (scope.refs !== 'command') return fail(`${exprText(e)} can only appear in a command stage's run or env`);
+      return { own: e.output };
+  }
+}
+

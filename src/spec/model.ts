@@ -1,0 +1,57 @@
+// The compiled pipeline: what the spec means once overrides, matrices and references are resolved.
+
+/** A reference to an output of another stage (a concrete variant id). */
+export interface OutputRef {
+  stage: string;
+  output: string;
+}
+
+/** Part of a templated string: literal text, another stage's output, or this stage's own output. */
+export type TemplatePart = string | { ref: OutputRef[] } | { own: string };
+export type Template = TemplatePart[];
+
+export type InputItem = { kind: 'path'; path: string } | { kind: 'output'; ref: OutputRef };
+export interface InputSpec {
+  /** A list input yields string[] to the stage (e.g. every variant of a sweep). */
+  list: boolean;
+  items: InputItem[];
+}
+
+export type ExecutorName = 'inline' | 'process';
+
+export interface StageNode {
+  /** Unique id: the spec key, plus `[k=v,...]` for a matrix variant. */
+  id: string;
+  /** The spec key this node came from. */
+  key: string;
+  matrix: Record<string, unknown>;
+  kind: 'module' | 'command';
+  /** Module stages: workspace-relative and absolute path of the stage module. */
+  module?: { rel: string; abs: string };
+  /** Command stages: argument list (shell false) or one shell line (shell true). */
+  command?: { argv: Template[]; shell: boolean };
+  params: Record<string, unknown>;
+  inputs: Record<string, InputSpec>;
+  /** Workspace paths a command reads (module stages: their path inputs). */
+  deps: string[];
+  outputs: string[];
+  /** Output name -> workspace path to materialize the output at. */
+  outs: Record<string, string>;
+  env: Record<string, Template>;
+  /** Stage ids this one waits for (data references and `needs`). */
+  upstream: string[];
+  seed: number;
+  version?: string | number;
+  executor: ExecutorName;
+  resources: Record<string, unknown>;
+}
+
+export interface Pipeline {
+  /** Spec path relative to the workspace; names this pipeline's latest-run records. */
+  specRel: string;
+  name: string;
+  workspace: string;
+  stages: Map<string, StageNode>;
+  /** Stage ids in a dependency order. */
+  order: string[];
+}

@@ -1,0 +1,141 @@
+// JSON Schema checks (ajv), with every error turned into a positioned Diagnostic.
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { readFileSync } from 'node:fs';
+import type { Diagnostic } from '../diagnostics.ts';
+import type { SpecPath, SpecSource } from './source.ts';
+
+const Ajv = AjvModule.default;
+export type JsonSchema = Record<string, unknown>;
+
+/** allErrors: report every problem at once; useDefaults: resolved params carry their defaults. */
+export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+
+const pipelineSchema = JSON.parse(
+  readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8'),
+) as JsonSchema;
+let pipelineValidator: ValidateFunction | undefined;
+
+export function validatePipelineShape(src: SpecSource, value: unknown): Diagnostic[] {
+  pipelineValidator ??= ajv.compile(pipelineSchema);
+  pipelineValidator(value);
+  return toDiagnostics(src, [], pipelineValidator.errors ?? []);
+}
+
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** Validates (and fills defaults into) `value` in place against a stage's own params schema. */
+export function validateAgainst(src: SpecSource, at: SpecPath, schema: JsonSchema, value: unknown): Diagnostic[] {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  fn(value);
+  return toDiagnostics(src, at, fn.errors ?? []);
+}
+
+function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Diagnostic[] {
+  // A oneOf failure also reports why each branch failed; only the oneOf itself is useful.
+  const oneOfs = errors.filter((e) => e.keyword === 'oneOf').map((e) => e.schemaPath);
+  const kept = errors.filter(
+    (e) => e.keyword === 'oneOf' || !oneOfs.some((p) => e.schemaPath.startsWith(`${p}/`)),
+  );
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const e of kept) {
+    const path = [...at, ...pointerToPath(e.instancePath)];
+    let d: Diagnostic;
+    switch (e.keyword) {
+      case 'required':
+        d = src.diagnostic(path, `missing required key '${(e.params as { missingProperty: string }).missingProperty}'`);
+        break;
+      case 'additionalProperties': {
+        const name = (e.params as { additionalProperty: string }).additionalProperty;
+        const allowed = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
+        const hint = closest(name, allowed);
+        d = src.diagnostic([...path, name], `unknown key '${name}'${hint ? ` (did you mean '${hint}'?)` : allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`, true);
+        break;
+      }
+      case 'propertyNames': {
+        const name = (e.params as { propertyName: string }).propertyName;
+        d = src.diagnostic([...path, name], `'${name}' is not a valid name: use letters, digits, '_' and '-', starting with a letter`, true);
+        break;
+      }
+      case 'pattern':
+        if (e.propertyName !== undefined) continue; // reported by propertyNames above
+        d = src.diagnostic(path, e.message ?? 'invalid');
+        break;
+      case 'type':
+        d = src.diagnostic(path, `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}, got ${describe(valueAt(src.value, path))}`);
+        break;
+      case 'enum':
+        d = src.diagnostic(path, `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`);
+        break;
+      case 'oneOf': {
+        const branches = ((e.parentSchema as { oneOf?: JsonSchema[] })?.oneOf ?? []).map(branchName);
+        d = src.diagnostic(path, `must be ${branches.join(' or ')}, got ${describe(valueAt(src.value, path))}`);
+        break;
+      }
+      default:
+        d = src.diagnostic(path, e.message ?? `fails ${e.keyword}`);
+    }
+    const k = `${d.line}:${d.col}:${d.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+function branchName(s: JsonSchema): string {
+  if (s.type === 'array' || s.$ref) return 'a list';
+  return `a ${String(s.type ?? 'value')}`;
+}
+
+function pointerToPath(pointer: string): string[] {
+  if (!pointer) return [];
+  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function valueAt(root: unknown, path: SpecPath): unknown {
+  let v = root;
+  for (const seg of path) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[seg] : undefined;
+  return v;
+}
+
+export function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/** The allowed name nearest to a misspelt one, if it is near enough to be a likely typo. */
+export function closest(name: string, options: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const o of options) {
+    const d = editDistance(name.toLowerCase(), o.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = o;
+    }
+  }
+  return bestD <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}

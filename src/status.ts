@@ -1,0 +1,61 @@
+// `pipeline status` and `run --dry-run`: for each stage, cached or stale and exactly why.
+import { join } from 'node:path';
+import type { DigestCache } from './digests.ts';
+import { explainChange } from './explain.ts';
+import type { Planner } from './plan.ts';
+import type { Pipeline } from './spec/model.ts';
+import type { RunRecord } from './store.ts';
+
+export interface StageStatus {
+  stage: string;
+  state: 'cached' | 'stale';
+  /** Why it would rerun; empty when cached. */
+  reasons: string[];
+  /** The cache key, when it can be known before upstream stages rerun. */
+  key: string | null;
+}
+
+export async function pipelineStatus(planner: Planner, forced: Set<string> = new Set()): Promise<StageStatus[]> {
+  const { pipeline: p, store, digests } = planner;
+  const known = new Map<string, RunRecord | undefined>();
+  const out: StageStatus[] = [];
+  for (const id of p.order) {
+    const node = p.stages.get(id)!;
+    const staleUp = node.upstream.filter((u) => !known.get(u));
+    const ev = (await planner.evaluate(node, planner.upstreamOf(node, known), true))!;
+    const reasons: string[] = [];
+    if (!staleUp.length) {
+      const rec = await store.readRun(ev.key);
+      if (rec && (await store.hasOutputs(rec))) {
+        if (forced.has(id)) reasons.push('forced');
+        else {
+          known.set(id, rec);
+          out.push({ stage: id, state: 'cached', reasons, key: ev.key });
+          continue;
+        }
+      } else if (rec) reasons.push('outputs missing from the cache, or modified through a link');
+    }
+    for (const u of staleUp) reasons.push(`upstream ${u} will rerun`);
+    for (const [rel, d] of Object.entries(ev.fingerprint.inputs)) if (d === 'missing') reasons.push(`input ${rel} does not exist`);
+    const latest = await store.readLatest(p.specRel, id);
+    if (!latest) reasons.push('never run');
+    else if (latest.key !== ev.key || reasons.length === 0) {
+      const diff = await explainChange(latest.fingerprint, ev.fingerprint, {
+        manifest: async (digest) => (await store.readManifest(digest)) ?? (await currentManifest(p, digests, ev.fingerprint.inputs, digest)),
+      });
+      // Upstream outputs not known yet show up as '?': "will rerun" above says it better.
+      reasons.push(...diff.filter((r) => !staleUp.some((u) => r.startsWith(`upstream ${u} `))));
+    }
+    if (!reasons.length) reasons.push('no cached run with this fingerprint');
+    out.push({ stage: id, state: 'stale', reasons: [...new Set(reasons)], key: staleUp.length ? null : ev.key });
+  }
+  return out;
+}
+
+/** The manifest of a workspace input folder as it is now (from the digest cache). */
+async function currentManifest(p: Pipeline, digests: DigestCache, inputs: Record<string, string>, digest: string) {
+  for (const [rel, d] of Object.entries(inputs)) {
+    if (d === digest) return (await digests.path(join(p.workspace, rel))).manifest;
+  }
+  return undefined;
+}

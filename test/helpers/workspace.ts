@@ -1,0 +1,78 @@
+// Test workspaces: a temp folder with stage modules and specs, and the real CLI run on it.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'bin', 'pipeline.js');
+/** How a stage module outside this repository imports the stage API. */
+export const STAGE_API = 'rrtn-pipeline';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Stage id -> what the run said of it (done, cached, FAILED, ...). */
+  states: Map<string, string>;
+}
+
+export class Workspace {
+  readonly dir: string;
+  constructor(files: Record<string, string> = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), 'pipeline-test-'));
+    this.write('package.json', '{"type":"module"}\n');
+    for (const [p, c] of Object.entries(files)) this.write(p, c);
+  }
+  path(p: string): string {
+    return join(this.dir, p);
+  }
+  write(p: string, content: string): void {
+    mkdirSync(dirname(this.path(p)), { recursive: true });
+    writeFileSync(this.path(p), content);
+  }
+  read(p: string): string {
+    return readFileSync(this.path(p), 'utf8');
+  }
+  exists(p: string): boolean {
+    return existsSync(this.path(p));
+  }
+  run(...args: string[]): CliResult {
+    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env: { ...process.env, CI: 'true' }, timeout: 120_000 });
+    return result(r.status ?? -1, r.stdout, r.stderr);
+  }
+  /** Starts the CLI without waiting (own process group, so a test can kill it and its children). */
+  start(...args: string[]) {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: this.dir, env: { ...process.env, CI: 'true' }, detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const done = new Promise<CliResult>((res) => child.on('close', (code, sig) => res(result(code ?? (sig ? 128 : -1), stdout, stderr))));
+    return { child, done, output: () => stdout + stderr };
+  }
+  dispose(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function result(code: number, stdout: string, stderr: string): CliResult {
+  const states = new Map<string, string>();
+  for (const m of (stdout + stderr).matchAll(/^\[\s*[\d.]+s\] [✔✖•] (\S+) (\S+)/gm)) states.set(m[1]!, m[2]!);
+  return { code, stdout, stderr, states };
+}
+
+/** Stage ids the run executed (not cached), sorted. */
+export function ran(r: CliResult): string[] {
+  return [...r.states].filter(([, s]) => s === 'done').map(([id]) => id).sort();
+}
+
+export async function waitFor(pred: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
