@@ -65,7 +65,7 @@ export async function bundle(entryPoints, outdir) {
     // Packages resolve as Node itself would: no 'module' condition or field.
     mainFields: ['main'],
     conditions: ['node'],
-    sourcemap: 'inline',
+    sourcemap: entryPoints.stage ? 'inline' : false, // stage modules: users need their line numbers
     metafile: true,
     logLevel: 'silent',
     plugins: [keepSourceUrls, packagesByPath],

@@ -108,7 +108,7 @@ async function openWorkspace(values: Values): Promise<Env> {
 async function loadSpec(values: Values, positionals: string[], command: string, env: Env): Promise<Planner> {
   const spec = positionals[0];
   if (!spec) throw new UsageError(`missing <spec>\n\n${HELP[command]}`);
-  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules });
+  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, specCacheDir: env.store.root });
   return new Planner(pipeline, env.store, env.digests, env.modules);
 }
 

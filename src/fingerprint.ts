@@ -107,7 +107,20 @@ function packageVersion(fromDir: string, name: string): string {
  * The module and its local imports, transitively, each hashed by content (via the digest
  * cache, so unchanged code is neither read nor re-parsed), plus the packages they import.
  */
-export async function codeClosure(entry: string, workspace: string, digests: DigestCache): Promise<{ code: Record<string, string>; packages: Record<string, string> }> {
+const closures = new Map<string, Promise<{ code: Record<string, string>; packages: Record<string, string> }>>();
+
+/** Memoized per process: within one command, a stage module's code does not change under us. */
+export function codeClosure(entry: string, workspace: string, digests: DigestCache): Promise<{ code: Record<string, string>; packages: Record<string, string> }> {
+  const k = `${entry}\0${workspace}`;
+  let c = closures.get(k);
+  if (!c) {
+    c = computeClosure(entry, workspace, digests);
+    closures.set(k, c);
+  }
+  return c;
+}
+
+async function computeClosure(entry: string, workspace: string, digests: DigestCache): Promise<{ code: Record<string, string>; packages: Record<string, string> }> {
   const code: Record<string, string> = {};
   const packages: Record<string, string> = {};
   const seen = new Set<string>();

@@ -12,7 +12,7 @@ export interface GcResult {
 
 export async function collectGarbage(store: Store, opts: { dryRun: boolean; maxSize?: number }): Promise<GcResult> {
   const keepRuns = new Set<string>();
-  for (const stages of (await store.allLatest()).values()) for (const key of stages.values()) keepRuns.add(key);
+  for (const stages of (await store.allLatest()).values()) for (const run of stages.values()) keepRuns.add(run.key);
   const runs = await store.runKeys();
   // Unused runs, oldest first: with maxSize they go one by one until the cache fits.
   const unused: Array<{ key: string; mtimeMs: number }> = [];

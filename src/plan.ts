@@ -6,7 +6,7 @@ import type { DigestCache } from './digests.ts';
 import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from './fingerprint.ts';
 import type { StageModules } from './modules.ts';
 import type { OutputRef, Pipeline, StageNode, Template } from './spec/model.ts';
-import type { RunRecord, Store } from './store.ts';
+import type { CachedRun, Store } from './store.ts';
 
 /** Stands for an upstream output not known yet (its stage has to run first). */
 export const UNKNOWN_OUTPUT = '@?';
@@ -31,7 +31,7 @@ export class Planner {
    * The fingerprint of a stage, given the run records of its upstream stages (undefined for an
    * upstream stage that has not run yet: its outputs, and so this key, are unknown).
    */
-  async evaluate(node: StageNode, upstream: Map<string, RunRecord | undefined>, partial = false): Promise<Evaluated | undefined> {
+  async evaluate(node: StageNode, upstream: Map<string, CachedRun | undefined>, partial = false): Promise<Evaluated | undefined> {
     const ws = this.pipeline.workspace;
     let code: Record<string, string> = {};
     let packages: Record<string, string> = {};
@@ -93,8 +93,8 @@ export class Planner {
   }
 
   /** Upstream records as known now from the latest runs (for status and dry runs). */
-  upstreamOf(node: StageNode, known: Map<string, RunRecord | undefined>): Map<string, RunRecord | undefined> {
-    const m = new Map<string, RunRecord | undefined>();
+  upstreamOf(node: StageNode, known: Map<string, CachedRun | undefined>): Map<string, CachedRun | undefined> {
+    const m = new Map<string, CachedRun | undefined>();
     for (const id of node.upstream) m.set(id, known.get(id));
     return m;
   }

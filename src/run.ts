@@ -8,10 +8,10 @@ import type { DigestCache } from './digests.ts';
 import { executorFor } from './executors/index.ts';
 import { StageFailure, type StageJob } from './executors/types.ts';
 import { withUpstream } from './graph.ts';
-import { Planner, renderTemplate } from './plan.ts';
+import { Planner, renderTemplate, type Evaluated } from './plan.ts';
 import type { Reporter, StageState } from './progress.ts';
 import type { OutputRef, Pipeline, StageNode } from './spec/model.ts';
-import type { RunRecord, Store } from './store.ts';
+import type { CachedRun, Store } from './store.ts';
 import { isErrno } from './fsutil.ts';
 import { UsageError } from './diagnostics.ts';
 
@@ -30,7 +30,7 @@ export interface StageResult {
   id: string;
   state: StageState;
   key?: string;
-  record?: RunRecord;
+  record?: CachedRun;
   error?: string;
   /** Failed stages: where the full log was kept, and its last lines. */
   logFile?: string;
@@ -60,8 +60,11 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const forced = new Set(resolveStageNames(p, opts.force));
   const order = p.order.filter((id) => selected.has(id));
   const results = new Map<string, StageResult>();
-  const records = new Map<string, RunRecord | undefined>();
+  const records = new Map<string, CachedRun | undefined>();
+  const latest = await planner.store.readLatest(p.specRel);
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
+  // Stages with the same fingerprint are the same computation: the second waits for the first.
+  const inFlight = new Map<string, Promise<unknown>>();
   let stopAll = false;
   opts.reporter.plan(order);
 
@@ -71,66 +74,83 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
     opts.reporter.finish(r.id, r.state, detail);
   };
 
-  const ready = (id: string) => p.stages.get(id)!.upstream.every((u) => results.get(u)?.state === 'cached' || results.get(u)?.state === 'done');
-  const blocked = (id: string) => p.stages.get(id)!.upstream.some((u) => {
-    const s = results.get(u)?.state;
-    return s === 'failed' || s === 'blocked' || s === 'stopped';
-  });
-
-  const pending = new Set(order);
-  while (pending.size || running.size) {
-    if (opts.signal.aborted) stopAll = true;
-    for (const id of [...pending]) {
-      if (stopAll) {
-        pending.delete(id);
-        finish({ id, state: 'stopped' });
-        continue;
-      }
-      if (blocked(id)) {
-        pending.delete(id);
-        finish({ id, state: 'blocked' });
-        continue;
-      }
-      if (running.size >= opts.jobs || !ready(id)) continue;
-      pending.delete(id);
-      const abort = new AbortController();
-      const onAbort = () => abort.abort(opts.signal.reason);
-      opts.signal.addEventListener('abort', onAbort, { once: true });
-      const promise = runStage(p.stages.get(id)!, planner, records, forced.has(id) || opts.forceAll, opts.reporter, abort.signal)
-        .then((r) => {
-          if (r.state === 'failed' && !opts.keepGoing) stopAll = true;
-          const detail = r.state === 'failed' ? r.error : r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)} s` : undefined;
-          finish(r, detail);
-        })
-        .finally(() => {
-          opts.signal.removeEventListener('abort', onAbort);
-          running.delete(id);
-        });
-      running.set(id, { promise, abort });
+  // Each stage waits on a count of unfinished upstream stages; a finished stage releases its
+  // dependents, a failed one blocks everything downstream of it.
+  const waiting = new Map(order.map((id) => [id, p.stages.get(id)!.upstream.length]));
+  const dependents = new Map<string, string[]>(order.map((id) => [id, []]));
+  for (const id of order) for (const u of p.stages.get(id)!.upstream) dependents.get(u)!.push(id);
+  const queue = order.filter((id) => waiting.get(id) === 0);
+  const settle = (r: StageResult, detail?: string) => {
+    if (results.has(r.id)) return;
+    finish(r, detail);
+    const ok = r.state === 'cached' || r.state === 'done';
+    for (const d of dependents.get(r.id)!) {
+      if (!ok) settle({ id: d, state: 'blocked' });
+      else if (waiting.set(d, waiting.get(d)! - 1).get(d) === 0) queue.push(d);
     }
-    if (stopAll) for (const r of running.values()) r.abort.abort(new Error('the run was stopped'));
+  };
+
+  const start = (id: string) => {
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(opts.signal.reason);
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+    const promise = runStage(p.stages.get(id)!, planner, records, latest, forced.has(id) || opts.forceAll, opts.reporter, abort.signal, inFlight)
+      .then((r) => {
+        if (r.state === 'failed' && !opts.keepGoing) stopAll = true;
+        settle(r, r.state === 'failed' ? r.error : r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)} s` : undefined);
+      })
+      .finally(() => {
+        opts.signal.removeEventListener('abort', onAbort);
+        running.delete(id);
+      });
+    running.set(id, { promise, abort });
+  };
+
+  while (results.size < order.length) {
+    if (opts.signal.aborted) stopAll = true;
+    if (stopAll) {
+      for (const r of running.values()) r.abort.abort(new Error('the run was stopped'));
+      for (const id of order) if (!running.has(id)) settle({ id, state: 'stopped' });
+    }
+    while (!stopAll && queue.length && running.size < opts.jobs) start(queue.shift()!);
     if (running.size) await Promise.race([...running.values()].map((r) => r.promise));
-    else if (pending.size && ![...pending].some((id) => ready(id) || blocked(id) || stopAll)) {
-      throw new Error(`internal: no stage can start (${[...pending].join(', ')})`);
+    else if (results.size < order.length && !queue.length && !stopAll) {
+      throw new Error(`internal: no stage can start (${order.filter((id) => !results.has(id)).join(', ')})`);
     }
   }
   await digests.save();
+  await planner.store.writeLatest(p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
   const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
   return { ok, results };
 }
 
-async function runStage(node: StageNode, planner: Planner, records: Map<string, RunRecord | undefined>, force: boolean, reporter: Reporter, signal: AbortSignal): Promise<StageResult> {
-  const { pipeline: p, store, digests } = planner;
+async function runStage(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, latest: Map<string, CachedRun>, force: boolean, reporter: Reporter, signal: AbortSignal, inFlight: Map<string, Promise<unknown>>): Promise<StageResult> {
   const ev = await planner.evaluate(node, planner.upstreamOf(node, records));
   if (!ev) return { id: node.id, state: 'failed', error: 'internal: upstream outputs unknown' };
+  const twin = inFlight.get(ev.key);
+  if (twin) {
+    await twin;
+    force = false;
+  }
+  const work = runEvaluated(node, ev, planner, records, latest, force, reporter, signal);
+  inFlight.set(ev.key, work);
+  try {
+    return await work;
+  } finally {
+    if (inFlight.get(ev.key) === work) inFlight.delete(ev.key);
+  }
+}
+
+async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, records: Map<string, CachedRun | undefined>, latest: Map<string, CachedRun>, force: boolean, reporter: Reporter, signal: AbortSignal): Promise<StageResult> {
+  const { pipeline: p, store, digests } = planner;
   const missing = Object.entries(ev.fingerprint.inputs).filter(([, d]) => d === 'missing').map(([rel]) => rel);
   if (missing.length) return { id: node.id, state: 'failed', key: ev.key, error: `input ${missing.map((m) => `'${m}'`).join(', ')} does not exist in the workspace` };
 
   if (!force) {
-    const rec = await store.readRun(ev.key);
+    const last = latest.get(node.id);
+    const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
     if (rec && (await store.hasOutputs(rec))) {
       await publishOuts(node, rec, store, digests, p.workspace);
-      await store.writeLatest(p.specRel, node.id, rec.key);
       return { id: node.id, state: 'cached', key: rec.key, record: rec };
     }
   }
@@ -152,7 +172,6 @@ async function runStage(node: StageNode, planner: Planner, records: Map<string, 
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
     }, logFile);
-    await store.writeLatest(p.specRel, node.id, record.key);
     for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
     await publishOuts(node, record, store, digests, p.workspace);
     return { id: node.id, state: 'done', key: ev.key, record, durationMs: Date.now() - started };
@@ -173,7 +192,7 @@ async function runStage(node: StageNode, planner: Planner, records: Map<string, 
 }
 
 /** Paths a stage sees: upstream outputs as read-only views in the store, its own outputs in tmp. */
-async function buildJob(node: StageNode, planner: Planner, records: Map<string, RunRecord | undefined>, tmp: string, outDir: string, logFile: string): Promise<StageJob> {
+async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string): Promise<StageJob> {
   const { store } = planner;
   const workspace = planner.pipeline.workspace;
   const views = new Map<string, string>();
@@ -221,7 +240,7 @@ function allRefs(node: StageNode): OutputRef[] {
 }
 
 /** Makes each declared workspace path (`outs`) hold the stage's output, unless it already does. */
-async function publishOuts(node: StageNode, rec: RunRecord, store: Store, digests: DigestCache, workspace: string): Promise<void> {
+async function publishOuts(node: StageNode, rec: CachedRun, store: Store, digests: DigestCache, workspace: string): Promise<void> {
   for (const [name, rel] of Object.entries(node.outs)) {
     const out = rec.outputs[name];
     if (!out) continue;

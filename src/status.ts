@@ -4,7 +4,7 @@ import type { DigestCache } from './digests.ts';
 import { explainChange } from './explain.ts';
 import type { Planner } from './plan.ts';
 import type { Pipeline } from './spec/model.ts';
-import type { RunRecord } from './store.ts';
+import type { CachedRun } from './store.ts';
 
 export interface StageStatus {
   stage: string;
@@ -17,15 +17,17 @@ export interface StageStatus {
 
 export async function pipelineStatus(planner: Planner, forced: Set<string> = new Set()): Promise<StageStatus[]> {
   const { pipeline: p, store, digests } = planner;
-  const known = new Map<string, RunRecord | undefined>();
+  const known = new Map<string, CachedRun | undefined>();
   const out: StageStatus[] = [];
+  const latestKeys = await store.readLatest(p.specRel);
   for (const id of p.order) {
     const node = p.stages.get(id)!;
     const staleUp = node.upstream.filter((u) => !known.get(u));
     const ev = (await planner.evaluate(node, planner.upstreamOf(node, known), true))!;
     const reasons: string[] = [];
     if (!staleUp.length) {
-      const rec = await store.readRun(ev.key);
+      const last = latestKeys.get(id);
+      const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
       if (rec && (await store.hasOutputs(rec))) {
         if (forced.has(id)) reasons.push('forced');
         else {
@@ -37,7 +39,8 @@ export async function pipelineStatus(planner: Planner, forced: Set<string> = new
     }
     for (const u of staleUp) reasons.push(`upstream ${u} will rerun`);
     for (const [rel, d] of Object.entries(ev.fingerprint.inputs)) if (d === 'missing') reasons.push(`input ${rel} does not exist`);
-    const latest = await store.readLatest(p.specRel, id);
+    const latestKey = latestKeys.get(id)?.key;
+    const latest = latestKey ? await store.readRun(latestKey) : undefined;
     if (!latest) reasons.push('never run');
     else if (latest.key !== ev.key || reasons.length === 0) {
       const diff = await explainChange(latest.fingerprint, ev.fingerprint, {

@@ -5,7 +5,7 @@
 //   runs/<key>.json            a completed stage run: its fingerprint and output digests
 //   views/<key>/<output>       outputs as the stage wrote them (hardlinks of objects), read by downstream stages
 //   manifests/<digest>.json    a folder output's file list
-//   latest/<spec>/<stage>.json the key of the latest run of each stage of a spec
+//   latest/<spec>.json         stage -> key of its latest run, for each spec
 //   logs/<key>.log             the log of the run that produced a record
 //   tmp/                       private folders of stages in flight (stale ones are removed on the next run)
 //
@@ -13,6 +13,7 @@
 // that completed, so a crash at any point leaves nothing that claims to be complete.
 import { chmod, mkdir, readdir, rename, rm, stat, unlink, link } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { statSync } from 'node:fs';
 import { digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { exists, fsyncDir, isErrno, linkOrCopy, readJsonIfExists, tempName, writeFileAtomic } from './fsutil.ts';
@@ -36,8 +37,10 @@ export interface RunRecord {
   committedAt: number;
 }
 
-export interface LatestPointer {
-  key: string;
+/** What downstream stages and the cache check need of a run: kept in the latest index too. */
+export type CachedRun = Pick<RunRecord, 'key' | 'outputs' | 'committedAt'>;
+
+export interface LatestPointer extends CachedRun {
   at: string;
 }
 
@@ -68,33 +71,39 @@ export class Store {
     return readJsonIfExists<RunRecord>(this.runPath(key));
   }
 
-  private latestPath(spec: string, stage: string): string {
-    return join(this.root, 'latest', encodeURIComponent(spec), `${encodeURIComponent(stage)}.json`);
+  private latestPath(spec: string): string {
+    return join(this.root, 'latest', `${encodeURIComponent(spec)}.json`);
   }
 
-  async readLatest(spec: string, stage: string): Promise<RunRecord | undefined> {
-    const p = await readJsonIfExists<LatestPointer>(this.latestPath(spec, stage));
-    return p ? this.readRun(p.key) : undefined;
+  /**
+   * Stage id -> its latest run, for one spec: one small file per spec, read once per command, so
+   * a no-op rerun need not open one record per stage.
+   */
+  async readLatest(spec: string): Promise<Map<string, LatestPointer>> {
+    const index = await readJsonIfExists<Record<string, LatestPointer>>(this.latestPath(spec));
+    return new Map(Object.entries(index ?? {}));
   }
 
-  async writeLatest(spec: string, stage: string, key: string): Promise<void> {
-    const path = this.latestPath(spec, stage);
-    const cur = await readJsonIfExists<LatestPointer>(path);
-    if (cur?.key === key) return;
-    await writeFileAtomic(path, JSON.stringify({ key, at: new Date().toISOString() } satisfies LatestPointer));
+  async writeLatest(spec: string, latest: Map<string, CachedRun>): Promise<void> {
+    const path = this.latestPath(spec);
+    const cur = (await readJsonIfExists<Record<string, LatestPointer>>(path)) ?? {};
+    let changed = false;
+    const at = new Date().toISOString();
+    for (const [stage, run] of latest) {
+      if (cur[stage]?.key === run.key && cur[stage]?.committedAt === run.committedAt) continue;
+      cur[stage] = { key: run.key, outputs: run.outputs, committedAt: run.committedAt, at };
+      changed = true;
+    }
+    if (changed) await writeFileAtomic(path, JSON.stringify(cur));
   }
 
   /** Every latest pointer: spec -> stage -> key. */
-  async allLatest(): Promise<Map<string, Map<string, string>>> {
-    const out = new Map<string, Map<string, string>>();
-    const root = join(this.root, 'latest');
-    for (const spec of await readdirIfExists(root)) {
-      const m = new Map<string, string>();
-      for (const f of await readdirIfExists(join(root, spec))) {
-        const p = await readJsonIfExists<LatestPointer>(join(root, spec, f));
-        if (p) m.set(decodeURIComponent(f.replace(/\.json$/, '')), p.key);
-      }
-      out.set(decodeURIComponent(spec), m);
+  async allLatest(): Promise<Map<string, Map<string, LatestPointer>>> {
+    const out = new Map<string, Map<string, LatestPointer>>();
+    for (const f of await readdirIfExists(join(this.root, 'latest'))) {
+      if (!f.endsWith('.json')) continue;
+      const spec = decodeURIComponent(f.slice(0, -5));
+      out.set(spec, await this.readLatest(spec));
     }
     return out;
   }
@@ -169,7 +178,7 @@ export class Store {
   }
 
   /** The path downstream stages read an output from, rebuilt from objects if the view is gone. */
-  async ensureView(record: RunRecord, output: string): Promise<string> {
+  async ensureView(record: CachedRun, output: string): Promise<string> {
     const p = this.viewPath(record.key, output);
     if (await exists(p)) return p;
     const out = record.outputs[output];
@@ -190,12 +199,12 @@ export class Store {
    * read-only mode) shows as an mtime after the run was committed. Such an object is deleted, so
    * the stage reruns and stores a clean copy.
    */
-  async hasOutputs(rec: RunRecord): Promise<boolean> {
+  async hasOutputs(rec: CachedRun): Promise<boolean> {
     for (const out of Object.values(rec.outputs)) {
       const files = out.kind === 'file' ? [out.digest] : (await this.readManifest(out.digest))?.map((f) => f.digest);
       if (!files) return false;
       for (const d of files) {
-        const st = await stat(this.objectPath(d)).catch(() => undefined);
+        const st = statSync(this.objectPath(d), { throwIfNoEntry: false }); // sync: many tiny calls
         if (!st) return false;
         if (st.mtimeMs > rec.committedAt) {
           await unlink(this.objectPath(d)).catch(() => undefined);

@@ -41,10 +41,18 @@ export const processExecutor: Executor = {
       reject: false,
       ipc: job.kind === 'module',
       serialization: 'json',
-      cancelSignal: signal,
-      forceKillAfterDelay: 3000,
+      // Its own process group, so that stopping the stage stops everything it started
+      // (a shell's children too), not only the direct child.
+      detached: true,
       cleanup: true,
     });
+    const stopGroup = () => {
+      killGroup(child.pid, 'SIGTERM');
+      setTimeout(() => killGroup(child.pid, 'SIGKILL'), 3000).unref();
+    };
+    signal.addEventListener('abort', stopGroup, { once: true });
+    const onExit = () => killGroup(child.pid, 'SIGKILL');
+    process.once('exit', onExit);
     child.on('message', (m: unknown) => {
       const msg = m as { type?: string; fraction?: number; message?: string };
       if (msg?.type === 'progress') events.progress(msg.fraction, msg.message);
@@ -64,6 +72,8 @@ export const processExecutor: Executor = {
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     const result = await child;
+    signal.removeEventListener('abort', stopGroup);
+    process.off('exit', onExit);
     await new Promise<void>((r) => log.end(r));
     if (signal.aborted) throw signal.reason;
     if (result.failed) {
@@ -72,3 +82,12 @@ export const processExecutor: Executor = {
     }
   },
 };
+
+function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    // already gone
+  }
+}

@@ -22,6 +22,8 @@ export interface CompileOptions {
   builtinRoot?: string;
   /** Display name for the spec in messages (defaults to the path relative to cwd). */
   displayName?: string;
+  /** Where parsed specs are memoized by content (the cache folder); none: always parse. */
+  specCacheDir?: string;
   /** Compiles and imports stage modules (to read their params schema and outputs). */
   modules: StageModules;
 }
@@ -52,7 +54,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const abs = resolve(workspace, specFile);
   const display = opts.displayName ?? (relative(process.cwd(), abs) || abs);
   if (!existsSync(abs)) throw new UsageError(`spec file not found: ${display}`);
-  const src = await SpecSource.read(abs, display);
+  const src = await SpecSource.read(abs, display, opts.specCacheDir);
   if (src.syntaxErrors.length) throw new SpecError(src.syntaxErrors);
   const env = opts.env ?? process.env;
   const diags: Diagnostic[] = [];
@@ -271,7 +273,9 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     }
   }
 
-  const cycle = findCycle(nodes);
+  const found = findCycle(nodes);
+  // Shown from the stage that comes first in the spec, in the direction data flows.
+  const cycle = found && rotateToFirst(found, [...nodes.keys()]);
   if (cycle) diags.push(src.diagnostic(['stages', nodes.get(cycle[0]!)!.key], `dependency cycle: ${[...cycle, cycle[0]].join(' -> ')}`, true));
   if (diags.length) throw new SpecError(sortDiagnostics(diags));
 
@@ -282,6 +286,12 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     stages: nodes,
     order: topoOrder(nodes),
   };
+}
+
+function rotateToFirst(cycle: string[], order: string[]): string[] {
+  const first = cycle.reduce((a, b) => (order.indexOf(b) < order.indexOf(a) ? b : a));
+  const i = cycle.indexOf(first);
+  return [...cycle.slice(i), ...cycle.slice(0, i)];
 }
 
 function sortDiagnostics(d: Diagnostic[]): Diagnostic[] {

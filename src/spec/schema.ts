@@ -7,8 +7,8 @@ import type { SpecPath, SpecSource } from './source.ts';
 const Ajv = AjvModule.default;
 export type JsonSchema = Record<string, unknown>;
 
-/** allErrors: report every problem at once; useDefaults: resolved params carry their defaults. */
-export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+/** allErrors: every problem at once; useDefaults: resolved params carry their defaults; verbose: errors carry their schema, for hints. */
+export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 
 const pipelineSchema = JSON.parse(
   readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8'),
@@ -126,16 +126,15 @@ export function closest(name: string, options: string[]): string | undefined {
   return bestD <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
 }
 
+/** Optimal string alignment distance: a swap of two neighbours ('scael') counts as one edit. */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }

@@ -2,32 +2,54 @@
 // reported at its line and column.
 import { readFile } from 'node:fs/promises';
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from 'yaml';
+import { join } from 'node:path';
 import { dottedPath, type Diagnostic } from '../diagnostics.ts';
+import { readJsonIfExists, writeFileAtomic } from '../fsutil.ts';
+import { hashBytes } from '../hash.ts';
+
+function parseYaml(text: string): { doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  return { doc, lines };
+}
 
 export type SpecPath = ReadonlyArray<string | number>;
 
 export class SpecSource {
+  private parsed: { doc: Document; lines: LineCounter } | undefined;
+
   private constructor(
     readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
+    private readonly text: string,
     readonly value: unknown,
     readonly syntaxErrors: Diagnostic[],
   ) {}
 
-  static async read(file: string, displayName = file): Promise<SpecSource> {
-    return SpecSource.parse(await readFile(file, 'utf8'), displayName);
+  /**
+   * Reads a spec. With `cacheDir`, the parsed value of a text seen before is read back as JSON:
+   * parsing YAML with source positions costs ~0.5 s for a 1,000-stage spec, and positions are only
+   * needed to report a problem, so the document is then parsed lazily, on the first `locate`.
+   */
+  static async read(file: string, displayName = file, cacheDir?: string): Promise<SpecSource> {
+    const text = await readFile(file, 'utf8');
+    const memo = cacheDir ? join(cacheDir, 'specs', `${await hashBytes(text)}.json`) : undefined;
+    const hit = memo ? await readJsonIfExists<{ value: unknown }>(memo) : undefined;
+    if (hit) return new SpecSource(displayName, text, hit.value, []);
+    const src = SpecSource.parse(text, displayName);
+    if (memo && !src.syntaxErrors.length) await writeFileAtomic(memo, JSON.stringify({ value: src.value }));
+    return src;
   }
 
   static parse(text: string, file: string): SpecSource {
-    const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    const { doc, lines } = parseYaml(text);
     const syntaxErrors = [...doc.errors, ...doc.warnings].map((e) => {
       const pos = lines.linePos(e.pos[0]);
       return { file, line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0] ?? e.message };
     });
     const value = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 });
-    return new SpecSource(file, doc, lines, value, syntaxErrors);
+    const src = new SpecSource(file, text, value, syntaxErrors);
+    src.parsed = { doc, lines };
+    return src;
   }
 
   /**
@@ -35,7 +57,9 @@ export class SpecSource {
    * reported where its parent is). With `key`, the position of the mapping key itself.
    */
   locate(path: SpecPath, key = false): { line: number; col: number } {
-    let node: Node | null = this.doc.contents as Node | null;
+    this.parsed ??= parseYaml(this.text);
+    const { doc, lines } = this.parsed;
+    let node: Node | null = doc.contents as Node | null;
     let pos = 0;
     for (let i = 0; i < path.length && node; i++) {
       const seg = path[i]!;
@@ -59,7 +83,7 @@ export class SpecSource {
       } else break;
       if (node) pos = node.range?.[0] ?? pos;
     }
-    const p = this.lines.linePos(pos);
+    const p = lines.linePos(pos);
     return { line: p.line, col: p.col };
   }
 
