@@ -1,0 +1,23 @@
+// The repository's own specs and the CLI's help.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { CLI, ROOT } from './helpers/workspace.ts';
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
+
+test('every spec under pipelines/ validates', () => {
+  for (const f of readdirSync(`${ROOT}/pipelines`).filter((f) => f.endsWith('.yaml'))) {
+    const r = cli('validate', `pipelines/${f}`, '--cache-dir', `${ROOT}/cache/test-validate`);
+    assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
+});
+
+test('help for the tool and each command', () => {
+  for (const c of ['', 'run', 'status', 'validate', 'dag', 'gc']) {
+    const r = cli(...(c ? [c, '--help'] : ['--help']));
+    assert.equal(r.status, 0);
+    assert.match(r.stdout, /Usage: pipeline/);
+  }
+});
