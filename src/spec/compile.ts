@@ -2,12 +2,14 @@
 // their schemas, expand matrices, resolve references, and find cycles. Every problem is collected
 // and thrown together as one SpecError.
 import { existsSync } from 'node:fs';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { writeFileAtomic } from '../fsutil.ts';
+import { hashJson } from '../hash.ts';
 import { parse as parseYaml } from 'yaml';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
-import { closest, validateAgainst, validatePipelineShape } from './schema.ts';
+import { closest, PIPELINE_SCHEMA_TEXT, validateAgainst, validatePipelineShape } from './schema.ts';
 import { SpecSource, type SpecPath } from './source.ts';
 import { exprText, parsePieces, type Expr } from './references.ts';
 import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
@@ -60,7 +62,13 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const diags: Diagnostic[] = [];
   const raw = structuredClone(src.value ?? {}) as Obj;
   applySets(raw, opts.sets ?? []);
-  diags.push(...validatePipelineShape(src, raw));
+  // Compiling the pipeline schema costs ~0.1 s: a spec value that passed before is not checked again.
+  const okMemo = opts.specCacheDir ? join(opts.specCacheDir, 'specs', `${await hashJson({ raw, schema: PIPELINE_SCHEMA_TEXT })}.ok`) : undefined;
+  if (!okMemo || !existsSync(okMemo)) {
+    const shape = validatePipelineShape(src, raw);
+    diags.push(...shape);
+    if (okMemo && !shape.length) await writeFileAtomic(okMemo, '');
+  }
   if (!isObj(raw) || !isObj(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
 
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;

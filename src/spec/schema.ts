@@ -15,6 +15,9 @@ const pipelineSchema = JSON.parse(
 ) as JsonSchema;
 let pipelineValidator: ValidateFunction | undefined;
 
+/** Identifies the pipeline schema's version in memo keys. */
+export const PIPELINE_SCHEMA_TEXT = JSON.stringify(pipelineSchema);
+
 export function validatePipelineShape(src: SpecSource, value: unknown): Diagnostic[] {
   pipelineValidator ??= ajv.compile(pipelineSchema);
   pipelineValidator(value);
