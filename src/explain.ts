@@ -3,6 +3,7 @@
 // `upstream features changed`.
 import type { FileEntry } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
+import { UNKNOWN_OUTPUT } from './plan.ts';
 
 export interface ExplainContext {
   /** Folder manifests by digest, to name the files that changed inside an input folder. */
@@ -17,9 +18,9 @@ export async function explainChange(old: Fingerprint, cur: Fingerprint, ctx: Exp
   if (old.kind !== cur.kind) out.push(`stage kind ${old.kind} -> ${cur.kind}`);
   diffMaps(old.code, cur.code, (k, how) => out.push(`file ${k} ${how}`));
   diffMaps(old.packages, cur.packages, (k, how, a, b) => out.push(how === 'changed' ? `package ${k} ${a} -> ${b}` : `package ${k} ${how}`));
-  // Upstream outputs not known yet ('@?') are not a change of the command itself.
-  const pending = JSON.stringify(cur.command).includes('@?');
-  const cmd = (c: Fingerprint['command']) => (pending ? JSON.stringify(c).replace(/@[0-9a-f]{32}/g, '@?') : JSON.stringify(c));
+  // Upstream outputs not known yet are not a change of the command itself.
+  const pending = JSON.stringify(cur.command).includes(UNKNOWN_OUTPUT);
+  const cmd = (c: Fingerprint['command']) => (pending ? JSON.stringify(c).replace(/@[0-9a-f]{32}/g, UNKNOWN_OUTPUT) : JSON.stringify(c));
   if (cmd(old.command) !== cmd(cur.command)) {
     out.push(`command '${old.command?.argv.join(' ') ?? ''}' -> '${cur.command?.argv.join(' ') ?? ''}'`);
   }

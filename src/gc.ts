@@ -23,11 +23,13 @@ export async function collectGarbage(store: Store, opts: { dryRun: boolean; maxS
   }
   unused.sort((a, b) => a.mtimeMs - b.mtimeMs);
   const objects = await store.objectDigests();
+  // One read of each record: the objects its outputs use, and the manifests worth keeping with it
+  // (its folder outputs, and its input folders, with which status names the files that changed).
   const objectsOf = async (key: string): Promise<{ objects: string[]; manifests: string[] }> => {
     const rec = await store.readRun(key);
     if (!rec) return { objects: [], manifests: [] };
     const objs: string[] = [];
-    const manifests: string[] = [];
+    const manifests: string[] = Object.values(rec.fingerprint.inputs);
     for (const out of Object.values(rec.outputs)) {
       objs.push(...(await store.outputObjects(out)));
       if (out.kind === 'dir') manifests.push(out.digest);
@@ -68,12 +70,6 @@ export async function collectGarbage(store: Store, opts: { dryRun: boolean; maxS
   if (!opts.dryRun) {
     const keepManifests = new Set<string>();
     for (const [key, o] of perRun) if (!removedRuns.has(key)) o.manifests.forEach((m) => keepManifests.add(m));
-    // Input-folder manifests of kept runs stay too: status names changed files with them.
-    for (const key of runs) {
-      if (removedRuns.has(key)) continue;
-      const rec = await store.readRun(key);
-      for (const d of Object.values(rec?.fingerprint.inputs ?? {})) keepManifests.add(d);
-    }
     await store.deleteManifestsExcept(keepManifests);
   }
   return result;

@@ -59,19 +59,3 @@ export function withUpstream(nodes: Map<string, GraphNode>, ids: string[]): Set<
   ids.forEach(visit);
   return out;
 }
-
-/** Stage ids that read, directly or not, from `id`. */
-export function downstreamOf(nodes: Map<string, GraphNode>, id: string): Set<string> {
-  const out = new Set<string>();
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const n of nodes.values()) {
-      if (!out.has(n.id) && n.upstream.some((u) => u === id || out.has(u))) {
-        out.add(n.id);
-        grew = true;
-      }
-    }
-  }
-  return out;
-}

@@ -247,7 +247,7 @@ export class Store {
     await fsyncDir(dirname(dest));
   }
 
-  /** Sum of object sizes, and per-run sizes for gc. */
+  /** Every object in the store: digest -> path, size and mtime (for gc). */
   async objectDigests(): Promise<Map<string, { path: string; size: number; mtimeMs: number }>> {
     const out = new Map<string, { path: string; size: number; mtimeMs: number }>();
     const root = join(this.root, 'objects');
