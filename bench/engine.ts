@@ -99,6 +99,14 @@ for (let k = 0; k < 5; k++) noops.push(timeIt(process.execPath, [CLI, 'run', 'be
 noops.sort((a, b) => a - b);
 const noop = noops[2]!;
 log(`no-op rerun (median of 5, whole process): ${noop.toFixed(3)} s [${noops.map((x) => x.toFixed(3)).join(', ')}]`);
+// The same with the no-op snapshot removed first: every stage's key computed and checked.
+const slow: number[] = [];
+for (let k = 0; k < 3; k++) {
+  rmSync(join(ws, 'cache', 'snapshots'), { recursive: true, force: true });
+  slow.push(timeIt(process.execPath, [CLI, 'run', 'bench.yaml'], ws).s);
+}
+slow.sort((a, b) => a - b);
+log(`no-op rerun without the snapshot (stage by stage, median of 3): ${slow[1]!.toFixed(3)} s`);
 const bare = timeIt(process.execPath, ['-e', ''], ws).s;
 log(`(node start-up alone: ${bare.toFixed(3)} s)`);
 

@@ -42,6 +42,5 @@ if (builtAt() < Math.max(newestSource(join(root, 'src')), newestSource(join(root
   writeFileSync(stamp, new Date().toISOString());
 }
 
-process.setSourceMapsEnabled(true);
 const { main } = await import(pathToFileURL(join(dist, 'cli.mjs')).href);
 process.exitCode = await main(process.argv.slice(2));

@@ -1,12 +1,15 @@
 // The `pipeline` command line. Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage.
 import { availableParallelism } from 'node:os';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { collectGarbage, formatSize, parseSize } from './gc.ts';
 import { renderDag } from './dag.ts';
 import { DigestCache } from './digests.ts';
 import { formatDiagnostic, SpecError, UsageError } from './diagnostics.ts';
-import { PACKAGE_ROOT } from './fingerprint.ts';
+import { PACKAGE_ROOT, packageFilesRead } from './fingerprint.ts';
+import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './snapshot.ts';
+import type { StatSignature } from './digests.ts';
 import { acquireLock, type HeldLock } from './lock.ts';
 import { pickReporter } from './progress.ts';
 import { resolveStageNames, runPipeline } from './run.ts';
@@ -124,10 +127,23 @@ async function cmdRun(argv: string[]): Promise<number> {
   const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs must be a whole number of at least 1, got '${values.jobs}'`);
   const env = await openWorkspace(values);
-  const planner = await loadSpec(values, positionals, 'run', env);
-  const { pipeline } = planner;
   const targets = positionals.slice(1);
   const force = (values.force as string[] | undefined) ?? [];
+  const sets = (values.set as string[] | undefined) ?? [];
+  const fullRun = !targets.length && !force.length && !values['force-all'];
+  const specAbs = positionals[0] ? resolve(env.workspace, positionals[0]) : '';
+  const snapshotFile = snapshotPath(env.store, relative(env.workspace, specAbs));
+  if (fullRun && !values['dry-run'] && specAbs && !existsSync(join(env.store.root, 'lock'))) {
+    const started = Date.now();
+    const same = await unchangedSince(snapshotFile, specAbs, sets, process.env);
+    if (same) {
+      reportAllCached(same.stages);
+      process.stdout.write(`${same.name}: ${same.stages.length} stages: ${same.stages.length} cached (nothing changed since the last run) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+      return 0;
+    }
+  }
+  const planner = await loadSpec(values, positionals, 'run', env);
+  const { pipeline } = planner;
   if (values['dry-run']) {
     resolveStageNames(pipeline, [...targets, ...force]);
     const forced = new Set(values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force));
@@ -156,6 +172,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       process.stderr.write(`waiting for another run on this workspace to finish (pid ${o.pid} on ${o.host}, since ${o.since}: ${o.command})\n`);
     }, ac.signal);
     await env.store.clearTemp();
+    await dropSnapshot(snapshotFile);
     const reporter = await pickReporter();
     const summary = await runPipeline(planner, {
       targets,
@@ -176,6 +193,26 @@ async function cmdRun(argv: string[]): Promise<number> {
       if (r.logTail?.length) process.stderr.write(`${r.logTail.map((l) => `  | ${l}`).join('\n')}\n`);
       if (r.logFile) process.stderr.write(`  full log: ${r.logFile}\n`);
     }
+    if (summary.ok && fullRun && !planner.dynamic) {
+      const outs = [...pipeline.stages.values()].flatMap((n) => Object.values(n.outs).map((p) => join(pipeline.workspace, p)));
+      const published = (p: string) => outs.some((o) => p === o || p.startsWith(`${o}/`));
+      await writeSnapshot({
+        file: snapshotFile,
+        name: pipeline.name,
+        spec: specAbs,
+        sets,
+        env: pipeline.envRead,
+        observed: [
+          ...[...env.digests.observed].filter(([p]) => !published(p)),
+          ...[...packageFilesRead].map((p) => [p, signature(p)] as [string, StatSignature]),
+          ...pipeline.absent.map((p) => [p, null] as [string, StatSignature]),
+        ],
+        outs,
+        runs: [...summary.results.values()].flatMap((r) => (r.record ? [r.record] : [])),
+        stages: pipeline.order,
+        store: env.store,
+      });
+    }
     process.stdout.write(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
     if (ac.signal.aborted) return 130;
     return summary.ok ? 0 : 1;
@@ -185,6 +222,11 @@ async function cmdRun(argv: string[]): Promise<number> {
     await env.digests.save().catch(() => undefined);
     await lock?.release();
   }
+}
+
+/** The fast path's report: each stage cached, in one write (plain) or one line (terminal). */
+function reportAllCached(stages: string[]): void {
+  if (!process.stdout.isTTY || process.env.CI) process.stderr.write(stages.map((id) => `[   0.0s] ✔ ${id} cached\n`).join(''));
 }
 
 function printStatus(st: StageStatus[], json: boolean): void {

@@ -1,6 +1,7 @@
 // Content digests of workspace files and folders, cached by (path, size, mtime, inode) in a
 // persistent state file so that checking gigabytes of unchanged data reads no file contents.
 import NodeCache from 'node-cache';
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
@@ -33,7 +34,12 @@ interface StateFile {
 /** A file modified this recently may change again within the same mtime tick: never trust it. */
 const RACY_MS = 1000;
 
+/** What a path looked like when it was read: [size, mtimeMs, inode] for a file, [-1, mtimeMs, inode] for a folder, null when missing. */
+export type StatSignature = [number, number, number] | null;
+
 export class DigestCache {
+  /** Every path this process took a digest of, as it was then (the no-op snapshot checks them). */
+  readonly observed = new Map<string, StatSignature>();
   private state: StateFile = { version: 1, files: {}, imports: {} };
   private dirty = false;
   private readonly memo = new NodeCache({ stdTTL: 0, useClones: false });
@@ -59,6 +65,7 @@ export class DigestCache {
 
   async file(abs: string): Promise<{ digest: string; size: number }> {
     const st = await stat(abs);
+    this.observed.set(abs, [st.size, st.mtimeMs, st.ino]);
     const known = this.state.files[abs];
     if (known && known[0] === st.size && known[1] === st.mtimeMs && known[2] === st.ino) {
       return { digest: known[3], size: st.size };
@@ -84,7 +91,10 @@ export class DigestCache {
     try {
       st = await stat(abs);
     } catch (e) {
-      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return { kind: 'missing', digest: '', size: 0, files: 0 };
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) {
+        this.observed.set(abs, null);
+        return { kind: 'missing', digest: '', size: 0, files: 0 };
+      }
       throw e;
     }
     if (!st.isDirectory()) {
@@ -92,7 +102,11 @@ export class DigestCache {
       return { kind: 'file', digest: f.digest, size: f.size, files: 1 };
     }
     const manifest: FileEntry[] = [];
-    for (const rel of await listFiles(abs)) {
+    const noteDir = (d: string) => {
+      const s = statSync(d);
+      this.observed.set(d, [-1, s.mtimeMs, s.ino]);
+    };
+    for (const rel of await listFiles(abs, noteDir)) {
       const f = await this.file(join(abs, rel));
       manifest.push({ path: rel, size: f.size, digest: f.digest });
     }

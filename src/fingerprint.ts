@@ -83,6 +83,8 @@ function resolveLocal(fromFile: string, spec: string): string | undefined {
 }
 
 const versionMemo = new Map<string, string>();
+/** package.json files whose versions entered a fingerprint (the no-op snapshot checks them). */
+export const packageFilesRead = new Set<string>();
 function packageVersion(fromDir: string, name: string): string {
   const k = `${fromDir}\0${name}`;
   const hit = versionMemo.get(k);
@@ -92,6 +94,7 @@ function packageVersion(fromDir: string, name: string): string {
   for (;;) {
     const p = join(dir, 'node_modules', name, 'package.json');
     if (existsSync(p)) {
+      packageFilesRead.add(p);
       version = (JSON.parse(readFileSync(p, 'utf8')) as { version?: string }).version ?? 'unknown';
       break;
     }

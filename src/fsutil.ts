@@ -66,10 +66,14 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Relative paths (with '/') of every regular file under dir, sorted, so digests are order-stable. */
-export async function listFiles(dir: string): Promise<string[]> {
+/**
+ * Relative paths (with '/') of every regular file under dir, sorted, so digests are order-stable.
+ * `onDir` sees every folder walked (to note its mtime: a file added or removed changes it).
+ */
+export async function listFiles(dir: string, onDir?: (abs: string) => void): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string): Promise<void> {
+    onDir?.(d);
     for (const ent of await readdir(d, { withFileTypes: true })) {
       const p = join(d, ent.name);
       if (ent.isDirectory()) await walk(p);

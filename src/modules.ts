@@ -19,6 +19,9 @@ const definitions = new NodeCache({ stdTTL: 0, useClones: false });
 export async function importStageDefinition(jsPath: string): Promise<StageDefinition<unknown>> {
   const hit = definitions.get<StageDefinition<unknown>>(jsPath);
   if (hit) return hit;
+  // Stage bundles carry inline source maps, so a stage's stack traces name its own lines. Turned on
+  // here rather than at start-up, so the engine's dependencies are not scanned for source maps.
+  process.setSourceMapsEnabled(true);
   const mod = (await import(pathToFileURL(jsPath).href)) as { default?: unknown };
   if (!isStageDefinition(mod.default)) {
     throw new Error('its default export is not defineStage({...}) from the stage API');

@@ -20,6 +20,9 @@ export interface Evaluated {
 export class NotReady extends Error {}
 
 export class Planner {
+  /** True once a stage reported facts of its own (extras): they are not files a snapshot can check. */
+  dynamic = false;
+
   constructor(
     readonly pipeline: Pipeline,
     readonly store: Store,
@@ -39,7 +42,10 @@ export class Planner {
     if (node.module) {
       ({ code, packages } = await codeClosure(node.module.abs, ws, this.digests));
       const def = await this.modules.load(node.module.abs);
-      if (def.fingerprint) extras = await def.fingerprint(node.params);
+      if (def.fingerprint) {
+        extras = await def.fingerprint(node.params);
+        this.dynamic = true;
+      }
     }
     const inputs: Record<string, string> = {};
     for (const rel of node.deps) {

@@ -3,14 +3,11 @@
 // and thrown together as one SpecError.
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { writeFileAtomic } from '../fsutil.ts';
-import { hashJson } from '../hash.ts';
-import { parse as parseYaml } from 'yaml';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
-import { closest, PIPELINE_SCHEMA_TEXT, validateAgainst, validatePipelineShape } from './schema.ts';
-import { SpecSource, type SpecPath } from './source.ts';
+import { checksMemoName, closest, SchemaChecks } from './schema.ts';
+import { SpecSource, yamlLib, type SpecPath } from './source.ts';
 import { exprText, parsePieces, type Expr } from './references.ts';
 import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
 import { findCycle, topoOrder } from '../graph.ts';
@@ -49,6 +46,8 @@ interface Scope {
   matrix: Obj;
   /** Where stage output references may appear; elsewhere they are an error. */
   refs: 'none' | 'inputs' | 'command';
+  /** Collects the environment variables read. */
+  envRead: Record<string, string | null>;
 }
 
 export async function compilePipeline(specFile: string, opts: CompileOptions): Promise<Pipeline> {
@@ -62,18 +61,16 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const diags: Diagnostic[] = [];
   const raw = structuredClone(src.value ?? {}) as Obj;
   applySets(raw, opts.sets ?? []);
-  // Compiling the pipeline schema costs ~0.1 s: a spec value that passed before is not checked again.
-  const okMemo = opts.specCacheDir ? join(opts.specCacheDir, 'specs', `${await hashJson({ raw, schema: PIPELINE_SCHEMA_TEXT })}.ok`) : undefined;
-  if (!okMemo || !existsSync(okMemo)) {
-    const shape = validatePipelineShape(src, raw);
-    diags.push(...shape);
-    if (okMemo && !shape.length) await writeFileAtomic(okMemo, '');
-  }
+  const checks = new SchemaChecks(opts.specCacheDir ? join(opts.specCacheDir, 'specs', await checksMemoName(raw)) : undefined);
+  await checks.load();
+  diags.push(...(await checks.pipeline(src, raw)));
   if (!isObj(raw) || !isObj(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
 
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;
   const defaultExecutor = (typeof raw.executor === 'string' ? raw.executor : 'process') as ExecutorName;
-  const scope0: Scope = { params: {}, env, matrix: {}, refs: 'none' };
+  const envRead: Record<string, string | null> = {};
+  const absent: string[] = [];
+  const scope0: Scope = { params: {}, env, matrix: {}, refs: 'none', envRead };
   const params = isObj(raw.params) ? (resolveValue(src, ['params'], raw.params, scope0, diags, []) as Obj) : {};
 
   const nodes = new Map<string, StageNode>();
@@ -100,7 +97,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     let def: StageDefinition<unknown> | undefined;
     let module: StageNode['module'];
     if (hasUses) {
-      const found = locateModule(st.uses as string, workspace, opts.builtinRoot);
+      const found = locateModule(st.uses as string, workspace, opts.builtinRoot, absent);
       if (!found) {
         diags.push(src.diagnostic([...at, 'uses'], `unknown stage module '${st.uses}': no such file in the workspace${opts.builtinRoot ? ' or among the built-in stages' : ''}`));
         continue;
@@ -119,9 +116,13 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     variantsByKey.set(key, list);
     for (const matrix of variants) {
       const id = Object.keys(matrix).length ? `${key}[${Object.entries(matrix).map(([k, v]) => `${k}=${scalarText(v)}`).join(',')}]` : key;
-      const scope: Scope = { params, env, matrix, refs: 'none' };
-      const stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
-      if (def) diags.push(...validateAgainst(src, [...at, 'params'], def.params, stageParams));
+      const scope: Scope = { params, env, matrix, refs: 'none', envRead };
+      let stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
+      if (def) {
+        const checked = await checks.params(src, [...at, 'params'], def.params, stageParams);
+        diags.push(...checked.diags);
+        stageParams = checked.value;
+      }
       const node: StageNode = {
         id,
         key,
@@ -286,6 +287,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const cycle = found && rotateToFirst(found, [...nodes.keys()]);
   if (cycle) diags.push(src.diagnostic(['stages', nodes.get(cycle[0]!)!.key], `dependency cycle: ${[...cycle, cycle[0]].join(' -> ')}`, true));
   if (diags.length) throw new SpecError(sortDiagnostics(diags));
+  await checks.save();
 
   return {
     specRel: relative(workspace, abs).split('\\').join('/'),
@@ -293,6 +295,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     workspace,
     stages: nodes,
     order: topoOrder(nodes),
+    envRead,
+    absent,
   };
 }
 
@@ -317,11 +321,13 @@ function firstLine(e: unknown): string {
   return m.split('\n').find((l) => l.trim()) ?? m;
 }
 
-function locateModule(uses: string, workspace: string, builtinRoot?: string): StageNode['module'] | undefined {
+/** `absent` collects candidates that did not exist: one appearing later would change the answer. */
+function locateModule(uses: string, workspace: string, builtinRoot: string | undefined, absent: string[]): StageNode['module'] | undefined {
   const candidates = [resolve(workspace, uses)];
   if (builtinRoot && !isAbsolute(uses)) candidates.push(resolve(builtinRoot, uses));
   for (const abs of candidates) {
     if (existsSync(abs)) return { rel: relative(workspace, abs).split('\\').join('/'), abs };
+    absent.push(abs);
   }
   return undefined;
 }
@@ -334,7 +340,7 @@ function applySets(raw: Obj, sets: string[]): void {
     const keyPath = s.slice(0, eq).split('.');
     let value: unknown;
     try {
-      value = parseYaml(s.slice(eq + 1));
+      value = yamlLib().parse(s.slice(eq + 1));
     } catch {
       value = s.slice(eq + 1);
     }
@@ -459,6 +465,7 @@ function evalExpr(src: SpecSource, path: SpecPath, e: Expr, scope: Scope, diags:
     }
     case 'env': {
       const v = scope.env[e.name];
+      scope.envRead[e.name] = v ?? null;
       if (v !== undefined && v !== '') return { value: v };
       if (e.fallback !== undefined) return { value: e.fallback };
       return fail(`environment variable ${e.name} is not set (set it, or give a default: \${env.${e.name}:-value})`);

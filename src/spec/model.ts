@@ -54,4 +54,8 @@ export interface Pipeline {
   stages: Map<string, StageNode>;
   /** Stage ids in a dependency order. */
   order: string[];
+  /** Environment variables the spec reads, with the values it got (undefined: unset). */
+  envRead: Record<string, string | null>;
+  /** Paths looked for and not found while compiling (a stage module found elsewhere). */
+  absent: string[];
 }

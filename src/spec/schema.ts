@@ -1,40 +1,100 @@
-// JSON Schema checks (ajv), with every error turned into a positioned Diagnostic.
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+// JSON Schema checks (ajv), with every error turned into a positioned Diagnostic. A check that
+// passed is remembered (by the hash of schema and value) so that rerunning an unchanged spec needs
+// neither ajv's ~70 ms load nor its schema compilation.
+import type { ErrorObject, ValidateFunction } from 'ajv';
+
+type Ajv = import('ajv').default;
 import { readFileSync } from 'node:fs';
 import type { Diagnostic } from '../diagnostics.ts';
+import { readJsonIfExists, writeFileAtomic } from '../fsutil.ts';
+import { hashJson } from '../hash.ts';
 import type { SpecPath, SpecSource } from './source.ts';
 
-const Ajv = AjvModule.default;
 export type JsonSchema = Record<string, unknown>;
 
-/** allErrors: every problem at once; useDefaults: resolved params carry their defaults; verbose: errors carry their schema, for hints. */
-export const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
-
-const pipelineSchema = JSON.parse(
-  readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8'),
-) as JsonSchema;
-let pipelineValidator: ValidateFunction | undefined;
-
-/** Identifies the pipeline schema's version in memo keys. */
-export const PIPELINE_SCHEMA_TEXT = JSON.stringify(pipelineSchema);
-
-export function validatePipelineShape(src: SpecSource, value: unknown): Diagnostic[] {
-  pipelineValidator ??= ajv.compile(pipelineSchema);
-  pipelineValidator(value);
-  return toDiagnostics(src, [], pipelineValidator.errors ?? []);
+let ajvInstance: Ajv | undefined;
+async function ajv(): Promise<Ajv> {
+  if (!ajvInstance) {
+    // ajv is CommonJS: its class is the `default` of the module's default export.
+    const AjvClass = (await import('ajv')).default as unknown as { default: new (o: object) => Ajv };
+    // allErrors: every problem at once; useDefaults: resolved params carry their defaults;
+    // verbose: errors carry their schema, for hints.
+    ajvInstance = new AjvClass.default({ allErrors: true, useDefaults: true, strict: false, verbose: true });
+  }
+  return ajvInstance;
 }
 
+const pipelineSchema = JSON.parse(readFileSync(new URL('../../schemas/pipeline.schema.json', import.meta.url), 'utf8')) as JsonSchema;
+const PIPELINE_SCHEMA_TEXT = JSON.stringify(pipelineSchema);
 const compiled = new WeakMap<object, ValidateFunction>();
+const schemaTexts = new WeakMap<object, string>();
 
-/** Validates (and fills defaults into) `value` in place against a stage's own params schema. */
-export function validateAgainst(src: SpecSource, at: SpecPath, schema: JsonSchema, value: unknown): Diagnostic[] {
-  let fn = compiled.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
+async function validator(schema: JsonSchema): Promise<ValidateFunction> {
+  const hit = compiled.get(schema);
+  if (hit) return hit;
+  const fn = (await ajv()).compile(schema);
+  compiled.set(schema, fn);
+  return fn;
+}
+
+interface Memo {
+  shape?: boolean;
+  /** hash of (schema, params as written) -> params with defaults filled in */
+  params: Record<string, unknown>;
+}
+
+export class SchemaChecks {
+  private memo: Memo = { params: {} };
+  private dirty = false;
+
+  /** `memoFile`: where passed checks are remembered (none: always check). */
+  constructor(private readonly memoFile?: string) {}
+
+  async load(): Promise<void> {
+    if (this.memoFile) this.memo = (await readJsonIfExists<Memo>(this.memoFile)) ?? { params: {} };
   }
-  fn(value);
-  return toDiagnostics(src, at, fn.errors ?? []);
+
+  /** Saves what passed; call only when the whole spec was free of problems. */
+  async save(): Promise<void> {
+    if (this.memoFile && this.dirty) await writeFileAtomic(this.memoFile, JSON.stringify(this.memo));
+  }
+
+  async pipeline(src: SpecSource, value: unknown): Promise<Diagnostic[]> {
+    if (this.memo.shape) return [];
+    const fn = await validator(pipelineSchema);
+    fn(value);
+    const diags = toDiagnostics(src, [], fn.errors ?? []);
+    if (!diags.length) {
+      this.memo.shape = true;
+      this.dirty = true;
+    }
+    return diags;
+  }
+
+  /** Checks a stage's params against its module's schema; returns them with defaults filled in. */
+  async params(src: SpecSource, at: SpecPath, schema: JsonSchema, value: Record<string, unknown>): Promise<{ value: Record<string, unknown>; diags: Diagnostic[] }> {
+    let text = schemaTexts.get(schema);
+    if (text === undefined) {
+      text = JSON.stringify(schema);
+      schemaTexts.set(schema, text);
+    }
+    const key = await hashJson({ schema: text, value });
+    const hit = this.memo.params[key];
+    if (hit !== undefined) return { value: structuredClone(hit) as Record<string, unknown>, diags: [] };
+    const fn = await validator(schema);
+    fn(value);
+    const diags = toDiagnostics(src, at, fn.errors ?? []);
+    if (!diags.length) {
+      this.memo.params[key] = value;
+      this.dirty = true;
+    }
+    return { value, diags };
+  }
+}
+
+/** Memo file name for a spec value: changes with the value and with the pipeline schema. */
+export async function checksMemoName(raw: unknown): Promise<string> {
+  return `${await hashJson({ raw, schema: PIPELINE_SCHEMA_TEXT })}.checks.json`;
 }
 
 function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Diagnostic[] {

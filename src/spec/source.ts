@@ -1,13 +1,22 @@
 // The spec as parsed YAML that still knows where every value came from, so each problem can be
 // reported at its line and column.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
 import { join } from 'node:path';
 import { dottedPath, type Diagnostic } from '../diagnostics.ts';
 import { readJsonIfExists, writeFileAtomic } from '../fsutil.ts';
 import { hashBytes } from '../hash.ts';
 
+/** The yaml package, loaded on first use: an unchanged spec is read back from the memo without it. */
+let yaml: typeof import('yaml') | undefined;
+export function yamlLib(): typeof import('yaml') {
+  yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml');
+  return yaml;
+}
+
 function parseYaml(text: string): { doc: Document; lines: LineCounter } {
+  const { LineCounter, parseDocument } = yamlLib();
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   return { doc, lines };
@@ -59,6 +68,7 @@ export class SpecSource {
   locate(path: SpecPath, key = false): { line: number; col: number } {
     this.parsed ??= parseYaml(this.text);
     const { doc, lines } = this.parsed;
+    const { isMap, isSeq, isPair, isScalar } = yamlLib();
     let node: Node | null = doc.contents as Node | null;
     let pos = 0;
     for (let i = 0; i < path.length && node; i++) {

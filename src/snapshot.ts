@@ -1,0 +1,109 @@
+// The no-op fast path. After a complete, successful run of a spec, a snapshot records what every
+// stage's cache key was computed from, as stat signatures (size, mtime, inode): the spec, the
+// stage code and the packages it imports, each input file and folder, the environment the spec
+// read. It also records the objects the runs use and the outputs published into the workspace.
+// A later `run` of the same spec with the same --set values checks those signatures with stat
+// alone; when nothing moved, every stage is still cached, and the spec need not even be compiled.
+// Anything that differs, is recent, or was never recorded sends the run down the normal path, which
+// decides stage by stage.
+import { readdirSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { StatSignature } from './digests.ts';
+import { ENGINE_VERSION } from './fingerprint.ts';
+import { readJsonIfExists, writeFileAtomic } from './fsutil.ts';
+import type { CachedRun, Store } from './store.ts';
+
+interface Snapshot {
+  engine: string;
+  name: string;
+  spec: string;
+  sets: string[];
+  env: Record<string, string | null>;
+  /** Everything the stage keys were computed from. */
+  paths: Array<[string, StatSignature]>;
+  /** Published workspace outputs as they were after the run. */
+  outs: Array<[string, StatSignature]>;
+  /** Objects the runs use, with the time their run was committed: none may be modified since. */
+  objects: Array<[string, number]>;
+  stages: string[];
+}
+
+/** A signature this recent may hide a change within the same mtime tick: not trusted. */
+const RACY_MS = 1000;
+
+export function snapshotPath(store: Store, specRel: string): string {
+  return join(store.root, 'snapshots', `${encodeURIComponent(specRel)}.json`);
+}
+
+export function signature(path: string): StatSignature {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) return null;
+  return [st.isDirectory() ? -1 : st.size, st.mtimeMs, st.ino];
+}
+
+function same(a: StatSignature, b: StatSignature): boolean {
+  return a === null ? b === null : b !== null && a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
+}
+
+/**
+ * The stage ids of the spec when nothing its last complete run depended on has moved; undefined
+ * when the normal path must decide.
+ */
+export async function unchangedSince(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[] } | undefined> {
+  const snap = await readJsonIfExists<Snapshot>(file);
+  if (!snap || snap.engine !== ENGINE_VERSION || snap.spec !== spec || JSON.stringify(snap.sets) !== JSON.stringify(sets)) return undefined;
+  for (const [name, value] of Object.entries(snap.env)) if ((env[name] ?? null) !== value) return undefined;
+  for (const [p, sig] of snap.paths) if (!same(sig, signature(p))) return undefined;
+  for (const [p, sig] of snap.outs) if (!same(sig, signature(p))) return undefined;
+  for (const [obj, committedAt] of snap.objects) {
+    const st = statSync(obj, { throwIfNoEntry: false });
+    if (!st || st.mtimeMs > committedAt) return undefined;
+  }
+  return { name: snap.name, stages: snap.stages };
+}
+
+export async function dropSnapshot(file: string): Promise<void> {
+  await rm(file, { force: true });
+}
+
+export interface SnapshotInput {
+  file: string;
+  name: string;
+  spec: string;
+  sets: string[];
+  env: Record<string, string | null>;
+  /** Paths read while computing keys, with their signatures then. */
+  observed: Iterable<[string, StatSignature]>;
+  /** Workspace paths the stages publish. */
+  outs: string[];
+  runs: CachedRun[];
+  stages: string[];
+  store: Store;
+}
+
+/** Writes a snapshot, unless some input changed too recently to be trusted by its signature. */
+export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
+  const now = Date.now();
+  const paths: Array<[string, StatSignature]> = [[s.spec, signature(s.spec)]];
+  for (const [p, sig] of s.observed) paths.push([p, sig]);
+  for (const [p, sig] of paths) {
+    if (sig && now - sig[1] < RACY_MS) return false;
+    if (!same(sig, signature(p))) return false; // moved during the run
+  }
+  const outs: Array<[string, StatSignature]> = [];
+  const walk = (p: string) => {
+    const sig = signature(p);
+    outs.push([p, sig]);
+    if (sig && sig[0] === -1) for (const e of readdirSync(p)) walk(join(p, e));
+  };
+  s.outs.forEach(walk);
+  const objects: Array<[string, number]> = [];
+  for (const run of s.runs) {
+    for (const out of Object.values(run.outputs)) {
+      for (const d of await s.store.outputObjects(out)) objects.push([s.store.objectPath(d), run.committedAt]);
+    }
+  }
+  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages } satisfies Snapshot));
+  return true;
+}
