@@ -225,6 +225,7 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
     env: Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),
     logFile,
     resources: node.resources,
+    storeRoot: store.root,
   };
 }
 

@@ -30,6 +30,17 @@ export interface StageContext<P = Record<string, unknown>> {
   progress(fraction: number, message?: string): void;
   /** Aborted on Ctrl-C or when the run stops; long loops should check it. */
   signal: AbortSignal;
+  /**
+   * Puts a file into an output unchanged: hardlinked when it comes from another stage's output
+   * (already in the cache, no bytes copied), copied otherwise (a reflink where the filesystem
+   * offers one), so the cache never shares an inode with a user's own files.
+   */
+  importFile(src: string, dest: string): Promise<void>;
+  /**
+   * The compiled JavaScript file of this stage module. A stage can start worker threads on it
+   * (`new Worker(ctx.modulePath, { workerData })`) and run its worker code when `workerData` says so.
+   */
+  modulePath: string;
 }
 
 export interface StageDefinition<P = Record<string, unknown>> {

@@ -1,8 +1,8 @@
 // Runs a stage module in the pipeline's own process: no start-up cost, but CPU-bound stages share
 // one thread, so this suits light stages. Also what the child-process worker calls.
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { constants, copyFile, link, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { format } from 'node:util';
 import { importStageDefinition } from '../modules.ts';
 import { Random } from '../random.ts';
@@ -36,6 +36,18 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
       },
       progress: (fraction, message) => events.progress(fraction, message),
       signal,
+      modulePath: job.compiled,
+      importFile: async (src, dest) => {
+        if (resolve(src).startsWith(`${resolve(job.storeRoot)}/`)) {
+          try {
+            await link(src, dest);
+            return;
+          } catch {
+            // another filesystem: copy below
+          }
+        }
+        await copyFile(src, dest, constants.COPYFILE_FICLONE);
+      },
     };
     await def.run(ctx);
     signal.throwIfAborted();

@@ -21,6 +21,8 @@ export interface StageJob {
   /** Where the stage's log goes (stdout and stderr for commands and child processes). */
   logFile: string;
   resources: Record<string, unknown>;
+  /** The cache's root folder: inputs under it are other stages' outputs. */
+  storeRoot: string;
 }
 
 export interface JobEvents {

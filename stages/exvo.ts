@@ -1,0 +1,145 @@
+// exvo: reads a corpus in the ExVo Multi-task layout (data_info.csv + wav/<id>.wav) and writes a
+// checked dataset for the stages after it: clips.json (splits, the ten intensities in the published
+// order, country, age, subject, sample counts) and wav/ holding every clip as mono audio at the
+// pipeline's sample rate. Clips already mono at that rate are linked or copied unchanged; stereo
+// is downmixed, other rates are resampled (libsamplerate, medium quality sinc).
+//
+// Bad input stops the stage with the file and row named: a missing or unreadable wav, a truncated
+// or non-PCM wav, a missing column, a label outside [0, 1] or not a number, a duplicate id. With
+// skipBad: true such rows are left out instead, each listed with its reason in skipped.csv (and
+// counted in the log), never silently.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { defineStage } from '../src/stage-api.ts';
+import { COLUMNS, EMOTIONS, SPLITS, csvLine, fileId, parseCsv, type Clip, type Manifest, type Split } from './lib/exvo.ts';
+import { decodeWav, encodeWav16, WavError } from './lib/wav.ts';
+
+interface Params {
+  sampleRate: number;
+  skipBad: boolean;
+  /** Only these splits (default all three). */
+  splits: Split[];
+}
+
+class RowError extends Error {}
+
+export default defineStage<Params>({
+  description: 'ExVo Multi-task corpus -> checked dataset (mono, one sample rate) with a clip manifest.',
+  params: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      sampleRate: { type: 'integer', minimum: 8000, default: 16000 },
+      skipBad: { type: 'boolean', default: false, description: 'Leave out bad rows (listed in skipped.csv) instead of failing.' },
+      splits: { type: 'array', items: { enum: [...SPLITS] }, default: [...SPLITS], minItems: 1 },
+    },
+  },
+  inputs: ['corpus'],
+  outputs: ['dataset'],
+  async run(ctx) {
+    const corpus = ctx.inputs.corpus as string;
+    const out = ctx.outputs.dataset!;
+    const { sampleRate, skipBad } = ctx.params;
+    const csvPath = join(corpus, 'data_info.csv');
+    let text: string;
+    try {
+      text = await readFile(csvPath, 'utf8');
+    } catch {
+      throw new Error(`${csvPath}: cannot read data_info.csv (an ExVo corpus has data_info.csv and wav/<id>.wav)`);
+    }
+    const [header, ...rows] = parseCsv(text);
+    if (!header) throw new Error(`${csvPath}: empty file`);
+    const col = new Map(header.map((h, i) => [h.trim(), i]));
+    const missing = COLUMNS.filter((c) => !col.has(c));
+    if (missing.length) throw new Error(`${csvPath}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (found: ${header.join(', ')})`);
+
+    await mkdir(join(out, 'wav'), { recursive: true });
+    const clips: Clip[] = [];
+    const skipped: string[] = [csvLine(['row', 'File_ID', 'reason'])];
+    const seen = new Map<string, number>();
+    const resampler = new Resamplers();
+    const wanted = new Set(ctx.params.splits);
+    for (let r = 0; r < rows.length; r++) {
+      ctx.signal.throwIfAborted();
+      const row = rows[r]!;
+      const line = r + 2; // 1-based, after the header
+      const get = (c: string) => (row[col.get(c)!] ?? '').trim();
+      const id = fileId(get('File_ID'));
+      try {
+        if (!id) throw new RowError('empty File_ID');
+        if (seen.has(id)) throw new RowError(`duplicate File_ID ${id} (first on row ${seen.get(id)})`);
+        seen.set(id, line);
+        const split = get('Split') as Split;
+        if (!SPLITS.includes(split)) throw new RowError(`Split '${get('Split')}' is not one of ${SPLITS.join(', ')}`);
+        if (!wanted.has(split)) continue;
+        const labels = split === 'Test' ? null : EMOTIONS.map((e) => {
+          const raw = get(e);
+          const v = Number(raw);
+          if (raw === '' || !Number.isFinite(v)) throw new RowError(`${e} '${raw}' is not a number`);
+          if (v < 0 || v > 1) throw new RowError(`${e} ${v} is outside [0, 1]`);
+          return v;
+        });
+        const ageRaw = get('Age');
+        const age = ageRaw === '' ? null : Number(ageRaw);
+        if (age !== null && !Number.isFinite(age)) throw new RowError(`Age '${ageRaw}' is not a number`);
+        const wavPath = join(corpus, 'wav', `${id}.wav`);
+        let bytes: Buffer;
+        try {
+          bytes = await readFile(wavPath);
+        } catch (e) {
+          throw new RowError(`${wavPath}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : 'unreadable'}`);
+        }
+        let wav;
+        try {
+          wav = decodeWav(bytes);
+        } catch (e) {
+          if (e instanceof WavError) throw new RowError(`${wavPath}: ${e.message}`);
+          throw e;
+        }
+        if (wav.samples.length === 0) throw new RowError(`${wavPath}: no audio samples`);
+        const dest = join(out, 'wav', `${id}.wav`);
+        let samples = wav.samples;
+        if (wav.channels === 1 && wav.sampleRate === sampleRate && wav.format === 'pcm16') {
+          await ctx.importFile(wavPath, dest);
+        } else {
+          if (wav.sampleRate !== sampleRate) samples = await resampler.convert(samples, wav.sampleRate, sampleRate);
+          await writeFile(dest, encodeWav16(samples, sampleRate));
+        }
+        clips.push({ id, split, subject: get('Subject_ID'), country: get('Country'), age, labels, wav: `wav/${id}.wav`, samples: samples.length });
+      } catch (e) {
+        if (!(e instanceof RowError)) throw e;
+        const where = `${csvPath} row ${line}${id ? ` (File_ID ${id})` : ''}`;
+        if (!skipBad) throw new Error(`${where}: ${e.message}. Fix the row, or set skipBad: true to leave bad rows out (they are listed in skipped.csv).`);
+        skipped.push(csvLine([line, id, e.message]));
+        ctx.log.warn(`skipped ${where}: ${e.message}`);
+      }
+      if (r % 200 === 0) ctx.progress(r / rows.length, `${r}/${rows.length} rows`);
+    }
+    resampler.close();
+    if (!clips.length) throw new Error(`${csvPath}: no usable rows`);
+    const manifest: Manifest = { sampleRate, emotions: EMOTIONS, clips };
+    await writeFile(join(out, 'clips.json'), JSON.stringify(manifest));
+    await writeFile(join(out, 'skipped.csv'), `${skipped.join('\n')}\n`);
+    if (skipped.length > 1) ctx.log.warn(`${skipped.length - 1} rows skipped; see skipped.csv`);
+    ctx.log.info(`${clips.length} clips: ${SPLITS.map((s) => `${s} ${clips.filter((c) => c.split === s).length}`).join(', ')}`);
+  },
+});
+
+/** One libsamplerate converter per source rate, created on first use. */
+class Resamplers {
+  private readonly byRate = new Map<number, { simple(x: Float32Array): Float32Array; destroy(): void }>();
+
+  async convert(x: Float32Array, from: number, to: number): Promise<Float32Array> {
+    let src = this.byRate.get(from);
+    if (!src) {
+      const { create, ConverterType } = await import('@alexanderolsen/libsamplerate-js');
+      src = await create(1, from, to, { converterType: ConverterType.SRC_SINC_MEDIUM_QUALITY });
+      this.byRate.set(from, src);
+    }
+    return src.simple(x);
+  }
+
+  close(): void {
+    for (const s of this.byRate.values()) s.destroy();
+  }
+}
