@@ -132,7 +132,9 @@ class Resamplers {
   async convert(x: Float32Array, from: number, to: number): Promise<Float32Array> {
     let src = this.byRate.get(from);
     if (!src) {
-      const { create, ConverterType } = await import('@alexanderolsen/libsamplerate-js');
+      const mod = await import('@alexanderolsen/libsamplerate-js');
+      // A CommonJS package: its exports arrive as the default export under ESM.
+      const { create, ConverterType } = ((mod as unknown as { default?: typeof mod }).default ?? mod) as typeof mod;
       src = await create(1, from, to, { converterType: ConverterType.SRC_SINC_MEDIUM_QUALITY });
       this.byRate.set(from, src);
     }

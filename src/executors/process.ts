@@ -58,6 +58,11 @@ export const processExecutor: Executor = {
       if (msg?.type === 'progress') events.progress(msg.fraction, msg.message);
     });
     let partial = '';
+    let lastErrLine = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const line = chunk.toString('utf8').split('\n').filter((l) => l.trim()).pop();
+      if (line) lastErrLine = line.trim();
+    });
     const onData = (chunk: Buffer) => {
       log.write(chunk);
       const lines = (partial + chunk.toString('utf8')).split(/\r?\n|\r/);
@@ -78,6 +83,8 @@ export const processExecutor: Executor = {
     if (signal.aborted) throw signal.reason;
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.signal ? `killed by ${result.signal}` : (result.originalMessage ?? 'failed');
+      // A module stage's worker ends with the error's message on stderr: that says more than a code.
+      if (job.kind === 'module' && lastErrLine) throw new StageFailure(lastErrLine, result.exitCode);
       throw new StageFailure(`${job.kind === 'command' ? `command '${(job.argv ?? []).join(' ').slice(0, 80)}'` : 'stage'} ${why}`, result.exitCode);
     }
   },

@@ -2,7 +2,7 @@
 // memory-mapped (mmap_mode='r'). Written by streaming: header first (the shape is known up front),
 // then rows as they come, so a corpus larger than memory never has to be held whole.
 import { open, type FileHandle } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 export function npyHeader(shape: number[]): Uint8Array {
   const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
@@ -48,4 +48,19 @@ export function readNpy(path: string): { shape: number[]; data: Float32Array } {
   const start = 10 + len;
   const data = new Float32Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + buf.length));
   return { shape, data };
+}
+
+/** Rows [offset, offset + count) of a 2-D float32 .npy file, read without loading the rest. */
+export function readNpyRows(path: string, offset: number, count: number, cols: number): Float32Array {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(10);
+    readSync(fd, head, 0, 10, 0);
+    const start = 10 + head.readUInt16LE(8);
+    const out = new Float32Array(count * cols);
+    readSync(fd, new Uint8Array(out.buffer), 0, out.byteLength, start + offset * cols * 4);
+    return out;
+  } finally {
+    closeSync(fd);
+  }
 }
