@@ -2,7 +2,9 @@
 // test/reference/logmel_reference.py (MelSpectrogram(norm='slaney', mel_scale='slaney'), then
 // 10 log10(max(x, 1e-10))), in both precisions the stage offers.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { LogMel, type LogMelConfig } from '../stages/lib/logmel.ts';
@@ -65,3 +67,13 @@ for (const c of cases) {
     assert.ok(all <= 0.1, `everywhere: max |difference| ${all.toExponential(2)} dB`);
   });
 }
+
+test('the committed WASM kernel is what its C source builds to', { skip: spawnSync('sh', ['-c', 'command -v clang && command -v wasm-ld && command -v wasm-objdump']).status !== 0 && 'needs clang, lld and wabt (Debian) to rebuild' }, () => {
+  const dir = join(ROOT, 'stages', 'lib', 'wasm');
+  const tmp = mkdtempSync(join(tmpdir(), 'kernel-'));
+  cpSync(dir, tmp, { recursive: true });
+  const r = spawnSync('bash', [join(tmp, 'build.sh')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(readFileSync(join(tmp, 'logmel_kernel.wasm')), readFileSync(join(dir, 'logmel_kernel.wasm')));
+  rmSync(tmp, { recursive: true, force: true });
+});

@@ -1,11 +1,16 @@
 // Log-mel spectrogram, torchaudio's MelSpectrogram(norm='slaney', mel_scale='slaney') followed by
 // 10 log10(max(x, amin)): periodic Hann window, centre padding by reflection, power spectrum, a
 // slaney filterbank applied as a sparse product (each filter spans a few bins), then the log.
-// Two FFTs: 'float32' (default) is PFFFT compiled to WASM with SIMD (@echogarden/pffft-wasm), the
-// precision torch computes in; 'float64' is fft.js, slower, for exact parity work. Two float32
+// Two paths: 'float32' (default), the precision torch computes in, runs whole clips in a small
+// WebAssembly kernel (wasm/logmel_kernel.c) that shares memory with PFFFT's WASM SIMD build
+// (@echogarden/pffft-wasm) and calls its FFT; 'float64' is plain JavaScript around fft.js, slower,
+// for exact parity work. Two float32
 // implementations round differently: bins 40+ dB below a frame's peak can differ by a few hundredths
 // of a dB (torchaudio's own float32 result is 0.07 dB from its float64 one on the sweep fixture).
 import PFFFT from '@echogarden/pffft-wasm/simd';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import FFT from 'fft.js';
 
 export interface LogMelConfig {
@@ -31,22 +36,6 @@ const MIN_LOG_MEL = MIN_LOG_HZ / F_SP;
 const LOGSTEP = Math.log(6.4) / 27;
 
 const DB_PER_NEPER = 10 / Math.LN10;
-
-// ln(x) from the float32 exponent and an atanh series on the mantissa: within 5e-6 dB of Math.log10
-// over 1e-13..1e13 (measured), at a fraction of its cost. The input is rounded to float32, the
-// precision torch computes in.
-const lnF32 = new Float32Array(1);
-const lnI32 = new Int32Array(lnF32.buffer);
-function fastLn(x: number): number {
-  lnF32[0] = x;
-  const bits = lnI32[0]!;
-  const e = ((bits >>> 23) & 255) - 127;
-  lnI32[0] = (bits & 0x7fffff) | 0x3f800000;
-  const m = lnF32[0]!;
-  const u = (m - 1) / (m + 1);
-  const u2 = u * u;
-  return e * Math.LN2 + 2 * u * (1 + u2 * (1 / 3 + u2 * (1 / 5 + u2 * (1 / 7 + u2 / 9))));
-}
 
 export function hzToMel(f: number): number {
   return f >= MIN_LOG_HZ ? MIN_LOG_MEL + Math.log(f / MIN_LOG_HZ) / LOGSTEP : f / F_SP;
@@ -123,113 +112,185 @@ export function frameCount(samples: number, hop: number): number {
   return 1 + Math.floor(samples / hop);
 }
 
-type PffftModule = Awaited<ReturnType<typeof PFFFT>> & {
+interface Pffft {
   HEAPF32: Float32Array;
+  HEAP32: Int32Array;
+  _malloc(bytes: number): number;
+  _free(ptr: number): void;
   _pffft_new_setup(n: number, kind: number): number;
   _pffft_aligned_malloc(bytes: number): number;
   _pffft_transform_ordered(setup: number, input: number, output: number, work: number, direction: number): void;
-};
+}
+
+interface Kernel {
+  logmel_clip(...args: number[]): void;
+}
+
+const KERNEL = readFileSync(new URL('./wasm/logmel_kernel.wasm', import.meta.url));
+const PFFFT_WASM = join(dirname(createRequire(import.meta.url).resolve('@echogarden/pffft-wasm/simd')), 'pffft.wasm');
+
+/**
+ * PFFFT's module and the kernel, one instance pair per LogMel (and so per worker thread). PFFFT is
+ * instantiated through Emscripten's instantiateWasm hook, to reach its memory (which the kernel
+ * imports) and its raw transform export (which the kernel calls wasm-to-wasm, not through JS).
+ */
+async function instantiate(): Promise<{ pffft: Pffft; kernel: Kernel }> {
+  let exports: WebAssembly.Exports | undefined;
+  const pffft = (await PFFFT({
+    instantiateWasm(imports: WebAssembly.Imports, receive: (i: WebAssembly.Instance) => void) {
+      WebAssembly.instantiate(readFileSync(PFFFT_WASM), imports).then(({ instance }) => {
+        exports = instance.exports;
+        receive(instance);
+      });
+      return {};
+    },
+  } as never)) as unknown as Pffft;
+  const memory = Object.values(exports!).find((e) => e instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
+  // Emscripten swaps its JS wrapper for the raw export on first call: take the raw one.
+  const setup = pffft._pffft_new_setup(32, 0);
+  const [a, b, c] = [0, 1, 2].map(() => pffft._pffft_aligned_malloc(128)) as [number, number, number];
+  pffft._pffft_transform_ordered(setup, a, b, c, 0);
+  const fft = pffft._pffft_transform_ordered;
+  if (!memory || !Object.values(exports!).includes(fft as never)) throw new Error('unexpected @echogarden/pffft-wasm build: memory or transform export not found');
+  const { instance } = await WebAssembly.instantiate(KERNEL, { env: { memory, fft } });
+  return { pffft, kernel: instance.exports as unknown as Kernel };
+}
 
 export class LogMel {
-  private readonly window: Float64Array;
+  private readonly window: Float32Array;
   private readonly fb: Filterbank;
-  private readonly power: Float64Array;
-  /** The filterbank flattened: one array of weights, with each band's offset and length. */
-  private readonly fbW: Float64Array;
-  private readonly fbOff: Int32Array;
-  private readonly fbLen: Int32Array;
-
-  private readonly f64?: { fft: FFT; frame: Float64Array; spectrum: number[] };
+  /**
+   * The filterbank by bin: bin k adds wLo[k] x power to band bandOf[k] - 1 and wHi[k] x power to
+   * band bandOf[k] (bands shifted by one, so band -1 is a slot that is never read).
+   */
+  private readonly bandOf: Int32Array;
+  private readonly wLo: Float32Array;
+  private readonly wHi: Float32Array;
+  private readonly binLo: number;
+  private readonly binHi: number;
+  private readonly f64?: { fft: FFT; frame: Float64Array; spectrum: number[]; power: Float64Array; bands: Float64Array };
+  /** Kernel buffers in PFFFT's memory (float32 path). */
+  private buffers?: { setup: number; win: number; fin: number; fout: number; work: number; bandOf: number; wLo: number; wHi: number; bands: number; sig: number; sigCap: number; out: number; outCap: number };
 
   private constructor(
     readonly config: LogMelConfig,
-    private readonly wasm: PffftModule,
-    private readonly setup: number,
-    private readonly inPtr: number,
-    private readonly outPtr: number,
-    private readonly workPtr: number,
+    private readonly wasm?: { pffft: Pffft; kernel: Kernel },
   ) {
+    this.window = Float32Array.from(hannWindow(config)); // its values are float32 already (as torch makes them)
+    this.fb = slaneyFilterbank(config);
+    const nBins = config.nFft / 2 + 1;
+    this.bandOf = new Int32Array(nBins).fill(-1);
+    this.wLo = new Float32Array(nBins);
+    this.wHi = new Float32Array(nBins);
+    let lo = nBins;
+    let hi = 0;
+    this.fb.weights.forEach((w, m) => {
+      for (let i = 0; i < w.length; i++) {
+        const k = this.fb.start[m]! + i;
+        if (w[i] === 0) continue;
+        lo = Math.min(lo, k);
+        hi = Math.max(hi, k + 1);
+        if (this.bandOf[k] === -1) {
+          // First band to claim this bin: slot m + 1 (band m) gets its weight.
+          this.bandOf[k] = m;
+          this.wHi[k] = w[i]!;
+        } else if (this.bandOf[k] === m - 1) {
+          // Second band: band m - 1 moves to the low slot.
+          this.bandOf[k] = m;
+          this.wLo[k] = this.wHi[k]!;
+          this.wHi[k] = w[i]!;
+        } else throw new Error(`mel band ${m} overlaps more than its neighbour at bin ${k}`);
+      }
+    });
+    for (let k = 0; k < nBins; k++) if (this.bandOf[k] === -1) this.bandOf[k] = 0; // weights 0
+    this.binLo = lo;
+    this.binHi = hi;
     if (config.precision === 'float64') {
       const fft = new FFT(config.nFft);
-      this.f64 = { fft, frame: new Float64Array(config.nFft), spectrum: fft.createComplexArray() as number[] };
-    }
-    this.window = hannWindow(config);
-    this.fb = slaneyFilterbank(config);
-    this.power = new Float64Array(config.nFft / 2 + 1);
-    this.fbLen = Int32Array.from(this.fb.weights, (w) => w.length);
-    this.fbOff = new Int32Array(config.nMels);
-    for (let m = 1; m < config.nMels; m++) this.fbOff[m] = this.fbOff[m - 1]! + this.fbLen[m - 1]!;
-    this.fbW = new Float64Array(this.fbLen.reduce((a, b) => a + b, 0));
-    this.fb.weights.forEach((w, m) => this.fbW.set(w, this.fbOff[m]!));
+      this.f64 = { fft, frame: new Float64Array(config.nFft), spectrum: fft.createComplexArray() as number[], power: new Float64Array(nBins), bands: new Float64Array(config.nMels + 2) };
+    } else this.allocate();
   }
 
   static async create(config: LogMelConfig = REFERENCE_CONFIG): Promise<LogMel> {
     if (config.nFft % 32 !== 0) throw new Error(`n_fft must be a multiple of 32 for PFFFT, got ${config.nFft}`);
     if (config.winLength > config.nFft) throw new Error(`win_length ${config.winLength} exceeds n_fft ${config.nFft}`);
-    const wasm = (await PFFFT()) as PffftModule;
-    const bytes = config.nFft * 4;
-    const setup = wasm._pffft_new_setup(config.nFft, 0 /* PFFFT_REAL */);
-    return new LogMel(config, wasm, setup, wasm._pffft_aligned_malloc(bytes), wasm._pffft_aligned_malloc(bytes), wasm._pffft_aligned_malloc(bytes));
+    return new LogMel(config, config.precision === 'float64' ? undefined : await instantiate());
   }
 
   frames(samples: number): number {
     return frameCount(samples, this.config.hop);
   }
 
+  private allocate(): void {
+    const { pffft } = this.wasm!;
+    const { nFft, nMels } = this.config;
+    const nBins = nFft / 2 + 1;
+    const f = (n: number) => pffft._pffft_aligned_malloc(n * 4);
+    const b = {
+      setup: pffft._pffft_new_setup(nFft, 0 /* PFFFT_REAL */),
+      win: f(nFft), fin: f(nFft), fout: f(nFft), work: f(nFft),
+      bandOf: f(nBins), wLo: f(nBins), wHi: f(nBins), bands: f(nMels + 2),
+      sig: 0, sigCap: 0, out: 0, outCap: 0,
+    };
+    pffft.HEAPF32.set(this.window, b.win >> 2);
+    pffft.HEAP32.set(this.bandOf, b.bandOf >> 2);
+    pffft.HEAPF32.set(this.wLo, b.wLo >> 2);
+    pffft.HEAPF32.set(this.wHi, b.wHi >> 2);
+    this.buffers = b;
+  }
+
   /** Log-mel of one clip into `out` (frames x nMels, row-major). */
   compute(signal: Float32Array, out: Float32Array = new Float32Array(this.frames(signal.length) * this.config.nMels)): Float32Array {
     const { nFft, hop, nMels, amin } = this.config;
+    const n = signal.length;
+    if (n <= nFft / 2) throw new Error(`a clip of ${n} samples is too short for n_fft ${nFft} with reflection padding (needs more than ${nFft / 2})`);
+    const frames = this.frames(n);
+    if (this.f64) return this.computeF64(signal, out);
+    const { pffft, kernel } = this.wasm!;
+    const b = this.buffers!;
+    if (b.sigCap < n) {
+      if (b.sig) pffft._free(b.sig);
+      b.sigCap = Math.max(n, 2 * b.sigCap);
+      b.sig = pffft._malloc(b.sigCap * 4);
+    }
+    if (b.outCap < frames * nMels) {
+      if (b.out) pffft._free(b.out);
+      b.outCap = Math.max(frames * nMels, 2 * b.outCap);
+      b.out = pffft._malloc(b.outCap * 4);
+    }
+    pffft.HEAPF32.set(signal, b.sig >> 2); // HEAPF32 read after malloc: growth replaces the view
+    kernel.logmel_clip(b.sig, n, nFft, hop, b.win, b.setup, b.fin, b.fout, b.work, b.bandOf, b.wLo, b.wHi, this.binLo, this.binHi, b.bands, nMels, amin, b.out);
+    out.set(pffft.HEAPF32.subarray(b.out >> 2, (b.out >> 2) + frames * nMels));
+    return out;
+  }
+
+  private computeF64(signal: Float32Array, out: Float32Array): Float32Array {
+    const { nFft, hop, nMels, amin } = this.config;
+    const { fft, frame, spectrum: sp, power, bands } = this.f64!;
+    const { window, bandOf, wLo, wHi, binLo, binHi } = this;
     const half = nFft / 2;
     const n = signal.length;
-    if (n <= half) throw new Error(`a clip of ${n} samples is too short for n_fft ${nFft} with reflection padding (needs more than ${half})`);
     const frames = this.frames(n);
-    const heap = this.wasm.HEAPF32;
-    const inBase = this.inPtr >> 2;
-    const outBase = this.outPtr >> 2;
-    const { window, power } = this;
-    const { start } = this.fb;
-    const { fbW, fbOff, fbLen } = this;
-    const f64 = this.f64;
     for (let t = 0; t < frames; t++) {
       // Padded index p maps to signal index p - half, reflected at both ends (no edge repeat).
       const p0 = t * hop - half;
-      const frame = f64 ? f64.frame : heap;
-      const base = f64 ? 0 : inBase;
-      if (p0 >= 0 && p0 + nFft <= n) {
-        for (let i = 0; i < nFft; i++) frame[base + i] = signal[p0 + i]! * window[i]!;
-      } else {
-        for (let i = 0; i < nFft; i++) {
-          let j = p0 + i;
-          if (j < 0) j = -j;
-          else if (j >= n) j = 2 * (n - 1) - j;
-          frame[base + i] = signal[j]! * window[i]!;
-        }
+      for (let i = 0; i < nFft; i++) {
+        let j = p0 + i;
+        if (j < 0) j = -j;
+        else if (j >= n) j = 2 * (n - 1) - j;
+        frame[i] = signal[j]! * window[i]!;
       }
-      if (f64) {
-        f64.fft.realTransform(f64.spectrum, f64.frame);
-        const sp = f64.spectrum;
-        for (let k = 0; k <= half; k++) power[k] = sp[2 * k]! * sp[2 * k]! + sp[2 * k + 1]! * sp[2 * k + 1]!;
-      } else {
-        this.wasm._pffft_transform_ordered(this.setup, this.inPtr, this.outPtr, this.workPtr, 0 /* forward */);
-        // Ordered real output: [re0, re(N/2), re1, im1, re2, im2, ...].
-        const dc = heap[outBase]!;
-        const nyq = heap[outBase + 1]!;
-        power[0] = dc * dc;
-        power[half] = nyq * nyq;
-        for (let k = 1; k < half; k++) {
-          const re = heap[outBase + 2 * k]!;
-          const im = heap[outBase + 2 * k + 1]!;
-          power[k] = re * re + im * im;
-        }
+      fft.realTransform(sp, frame);
+      for (let k = 0; k <= half; k++) power[k] = sp[2 * k]! * sp[2 * k]! + sp[2 * k + 1]! * sp[2 * k + 1]!;
+      bands.fill(0);
+      for (let k = binLo; k < binHi; k++) {
+        const b = bandOf[k]!;
+        bands[b] += wLo[k]! * power[k]!;
+        bands[b + 1] += wHi[k]! * power[k]!;
       }
-      const row = t * nMels;
       for (let m = 0; m < nMels; m++) {
-        const s = start[m]!;
-        const len = fbLen[m]!;
-        const wo = fbOff[m]!;
-        let acc = 0;
-        for (let k = 0; k < len; k++) acc += fbW[wo + k]! * power[s + k]!;
-        out[row + m] = f64 ? DB_PER_NEPER * Math.log(acc > amin ? acc : amin) : DB_PER_NEPER * fastLn(acc > amin ? acc : amin);
+        const acc = bands[m + 1]!;
+        out[t * nMels + m] = DB_PER_NEPER * Math.log(acc > amin ? acc : amin);
       }
     }
     return out;
