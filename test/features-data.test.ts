@@ -187,6 +187,10 @@ test('the ExVo loader names the file and row of each kind of bad input; skipBad 
     assert.match(r.stderr, re, name);
     assert.match(r.stderr, /data_info\.csv row 2/, name);
   }
+  const unreadable = exvoWorkspace([`[1],Train,S,China,30,${labels()}`], {});
+  t.after(() => unreadable.dispose());
+  mkdirSync(unreadable.path('exvo/wav/1.wav')); // a folder where the file should be
+  assert.match(unreadable.run('run', 'p.yaml').stderr, /row 2 \(File_ID 1\): .*1\.wav: unreadable/);
   const dup = exvoWorkspace([`[1],Train,S,China,30,${labels()}`, `[1],Val,S,China,30,${labels()}`], { '1': good });
   t.after(() => dup.dispose());
   assert.match(dup.run('run', 'p.yaml').stderr, /row 3 \(File_ID 1\): duplicate File_ID 1 \(first on row 2\)/);
