@@ -1,0 +1,86 @@
+// Picks the fastest TensorFlow.js backend present, in this order unless asked otherwise: native
+// TensorFlow (@tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node), WebGPU (Dawn's `webgpu`
+// package with @tensorflow/tfjs-backend-webgpu), WASM (@tensorflow/tfjs-backend-wasm), plain JS.
+// The native packages download libtensorflow in their install script, which fails where only the
+// npm registry is reachable: they are optional dependencies, detected by loading them. tfjs stays on
+// 'cpu' without a word when a backend fails to start, so each choice is checked with getBackend().
+import * as tf from '@tensorflow/tfjs-core';
+import { registerTrainingKernels } from './kernels.ts';
+
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+export interface BackendChoice {
+  name: BackendName;
+  /** One line: which backend runs and why the ones before it did not. */
+  summary: string;
+  /** Why each faster backend was passed over. */
+  skipped: Array<{ name: BackendName; why: string }>;
+}
+
+function firstLine(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return (m.split('\n')[0] ?? m).slice(0, 160);
+}
+
+async function tryStart(name: BackendName): Promise<string | undefined> {
+  try {
+    switch (name) {
+      case 'tensorflow': {
+        let loaded = false;
+        for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+          try {
+            await import(pkg);
+            loaded = true;
+            break;
+          } catch (e) {
+            if (pkg === '@tensorflow/tfjs-node') return `neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads (${firstLine(e)})`;
+          }
+        }
+        if (!loaded) return 'not installed';
+        break;
+      }
+      case 'webgpu': {
+        const webgpu = (await import('webgpu')) as unknown as { create(flags: string[]): { requestAdapter(): Promise<unknown> }; globals: object };
+        Object.assign(globalThis, webgpu.globals);
+        const gpu = webgpu.create([]);
+        if (!(await gpu.requestAdapter())) return 'no WebGPU adapter (no GPU, or no Vulkan driver)';
+        (globalThis as { navigator?: unknown }).navigator = { gpu };
+        // Registers itself only if navigator.gpu exists when it is imported.
+        await import('@tensorflow/tfjs-backend-webgpu');
+        break;
+      }
+      case 'wasm':
+        await import('@tensorflow/tfjs-backend-wasm');
+        break;
+      case 'cpu':
+        await import('@tensorflow/tfjs-backend-cpu');
+        break;
+    }
+    if (!(await tf.setBackend(name))) return 'setBackend refused it';
+    await tf.ready();
+    if (tf.getBackend() !== name) return `tfjs fell back to '${tf.getBackend()}'`;
+    return undefined;
+  } catch (e) {
+    return firstLine(e);
+  }
+}
+
+/**
+ * Starts the first backend that works, from `preferred` on (or from the top with 'auto'), and
+ * registers this project's training kernels for it.
+ */
+export async function startBackend(preferred: BackendName | 'auto' = 'auto'): Promise<BackendChoice> {
+  const order = preferred === 'auto' ? BACKEND_ORDER : BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(preferred));
+  const skipped: BackendChoice['skipped'] = [];
+  for (const name of order) {
+    const why = await tryStart(name);
+    if (why === undefined) {
+      registerTrainingKernels(name);
+      const summary = `backend ${name}${skipped.length ? ` (${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')})` : ''}`;
+      return { name, summary, skipped };
+    }
+    skipped.push({ name, why });
+  }
+  throw new Error(`no TensorFlow.js backend starts: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
+}
