@@ -5,6 +5,8 @@
 // npm registry is reachable: they are optional dependencies, detected by loading them. tfjs stays on
 // 'cpu' without a word when a backend fails to start, so each choice is checked with getBackend().
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradients; the union package's Node build registers them all.
+import '@tensorflow/tfjs';
 import { registerTrainingKernels } from './kernels.ts';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';

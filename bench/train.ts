@@ -1,0 +1,95 @@
+// Training speed: step time (forward + backward + AdamW) and inference time of the small CNN and
+// CNN14 on each TensorFlow.js backend present, against PyTorch on the same machine in the same run.
+// CPU part (this machine): Debian's python3-torch with 2 threads.
+//   BENCH_SMALL_BATCH (32), BENCH_CNN14_BATCH (8 on CPU: 32 exceeds WASM's 4 GB), BENCH_STEPS (3),
+//   BENCH_BACKENDS (e.g. "wasm,cpu"; default: every backend that starts, cpu only for the small CNN).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { startBackend, type BackendName } from '../stages/lib/tf/backend.ts';
+import { AdamW, Model, type ModelSpec } from '../stages/lib/tf/models.ts';
+
+const SMALL_B = Number(process.env.BENCH_SMALL_BATCH ?? 32);
+const BIG_B = Number(process.env.BENCH_CNN14_BATCH ?? 8);
+const STEPS = Number(process.env.BENCH_STEPS ?? 3);
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+interface Timing {
+  stepMs: number;
+  inferMs: number;
+  params: number;
+}
+
+async function measure(spec: ModelSpec, batch: number, frames: number, steps: number): Promise<Timing> {
+  const model = new Model(spec, 0);
+  const opt = new AdamW(1e-3);
+  const x = tf.randomNormal([batch, frames, 64, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const times: number[] = [];
+  const tensors0 = tf.memory().numTensors;
+  for (let i = 0; i <= steps; i++) {
+    const t0 = performance.now();
+    const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(x, true).output) as tf.Scalar, model.trainable);
+    opt.apply(grads, model.trainable);
+    await value.data(); // wait for the step (matters on GPU backends)
+    tf.dispose([value, ...Object.values(grads)]);
+    if (i) times.push(performance.now() - t0);
+  }
+  const leaked = tf.memory().numTensors - tensors0;
+  const infer = async () => {
+    const t0 = performance.now();
+    const out = tf.tidy(() => model.forward(x, false).output);
+    await out.data();
+    out.dispose();
+    return performance.now() - t0;
+  };
+  await infer();
+  const inferMs = Math.min(await infer(), await infer(), await infer());
+  const params = model.parameterCount();
+  model.dispose();
+  opt.dispose();
+  x.dispose();
+  times.sort((a, b) => a - b);
+  // AdamW keeps two moment tensors per trainable variable; anything beyond that is a leak.
+  if (leaked > 2 * model.trainable.length) log(`warning: ${leaked - 2 * model.trainable.length} tensors leaked`);
+  return { stepMs: times[Math.floor(times.length / 2)]!, inferMs, params };
+}
+
+const wanted = (process.env.BENCH_BACKENDS ?? 'tensorflow,webgpu,wasm,cpu').split(',') as BackendName[];
+const results: Record<string, { small?: Timing; cnn14?: Timing; summary: string }> = {};
+for (const name of wanted) {
+  let choice;
+  try {
+    choice = await startBackend(name);
+  } catch (e) {
+    log(`${name}: ${(e as Error).message}`);
+    continue;
+  }
+  if (choice.name !== name) {
+    log(`${name}: not available (${choice.skipped.find((s) => s.name === name)?.why ?? 'skipped'})`);
+    continue;
+  }
+  log(`${choice.summary}`);
+  const small = await measure({ backbone: 'small', mels: 64, outputs: 10 }, SMALL_B, 256, STEPS);
+  log(`  small CNN (${small.params} params, B=${SMALL_B}, 256 x 64): step ${small.stepMs.toFixed(0)} ms, inference ${small.inferMs.toFixed(0)} ms`);
+  results[name] = { small, summary: choice.summary };
+  if (name !== 'cpu') {
+    try {
+      const cnn14 = await measure({ backbone: 'cnn14', mels: 64, outputs: 10 }, BIG_B, 304, Math.max(1, STEPS - 1));
+      log(`  CNN14 (${cnn14.params} params, B=${BIG_B}, 304 x 64): step ${cnn14.stepMs.toFixed(0)} ms, inference ${cnn14.inferMs.toFixed(0)} ms`);
+      results[name]!.cnn14 = cnn14;
+    } catch (e) {
+      log(`  CNN14 (B=${BIG_B}, 304 x 64): failed: ${(e as Error).message.split('\n')[0]!.slice(0, 160)}`);
+    }
+  }
+}
+
+const py = spawnSync('/usr/bin/python3', [join(import.meta.dirname, 'train_torch.py'), '2', String(SMALL_B), String(BIG_B), String(STEPS)], { encoding: 'utf8' });
+if (py.status !== 0) {
+  log(py.stderr);
+  process.exit(1);
+}
+const torch = JSON.parse(py.stdout) as { torch: string; small: { step_ms: number; infer_ms: number; params: number }; cnn14: { step_ms: number; infer_ms: number; params: number } };
+log(`PyTorch ${torch.torch}, 2 threads: small step ${torch.small.step_ms.toFixed(0)} ms (${torch.small.params} params), inference ${torch.small.infer_ms.toFixed(0)} ms; CNN14 step ${torch.cnn14.step_ms.toFixed(0)} ms (${torch.cnn14.params} params), inference ${torch.cnn14.infer_ms.toFixed(0)} ms`);
+const best = ['tensorflow', 'webgpu', 'wasm', 'cpu'].find((b) => results[b]?.cnn14) ?? Object.keys(results)[0]!;
+const r = results[best]!;
+process.stdout.write(`train: small ${(r.small!.stepMs / torch.small.step_ms).toFixed(1)} x torch, cnn14 ${r.cnn14 ? (r.cnn14.stepMs / torch.cnn14.step_ms).toFixed(1) : 'n/a'} x torch (backend ${best})\n`);

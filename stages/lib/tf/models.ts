@@ -1,0 +1,190 @@
+// Backbones for emotion regression on log-mel input [batch, frames, mels, 1] (NHWC), written as
+// plain TensorFlow.js ops over named variables, so the same description can be rebuilt in PyTorch
+// (bench/train_torch.py, and the parity fixtures): batch norm in training mode uses the batch's
+// statistics and updates running ones (momentum 0.1, eps 1e-5, as torch.nn.BatchNorm2d).
+import * as tf from '@tensorflow/tfjs-core';
+import { Random } from '../../../src/random.ts';
+
+export type Backbone = 'small' | 'cnn6' | 'cnn10' | 'cnn14';
+
+export interface ModelSpec {
+  backbone: Backbone;
+  mels: number;
+  outputs: number;
+  /** Small CNN only: channels per block. */
+  channels?: number[];
+  /** Embedding size before the output layer (PANNs: 512 for CNN6/10? 2048 for CNN14). */
+  embedding?: number;
+  dropout?: number;
+}
+
+interface BN {
+  gamma: tf.Variable;
+  beta: tf.Variable;
+  mean: tf.Variable;
+  variance: tf.Variable;
+}
+
+export class Model {
+  readonly variables = new Map<string, tf.Variable>();
+  /** Trainable variables (batch-norm running statistics excluded). */
+  readonly trainable: tf.Variable[] = [];
+  private readonly bns = new Map<string, BN>();
+
+  constructor(readonly spec: ModelSpec, seed: number) {
+    const rng = new Random(seed);
+    const glorot = (name: string, shape: number[], fanIn: number, fanOut: number) => {
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-limit, limit));
+      this.add(name, tf.tensor(values, shape), true);
+    };
+    const conv = (name: string, k: number, cin: number, cout: number) => glorot(name, [k, k, cin, cout], k * k * cin, k * k * cout);
+    const bn = (name: string, c: number) => {
+      this.bns.set(name, {
+        gamma: this.add(`${name}.gamma`, tf.ones([c]), true),
+        beta: this.add(`${name}.beta`, tf.zeros([c]), true),
+        mean: this.add(`${name}.running_mean`, tf.zeros([c]), false),
+        variance: this.add(`${name}.running_var`, tf.ones([c]), false),
+      });
+    };
+    const dense = (name: string, cin: number, cout: number) => {
+      glorot(`${name}.weight`, [cin, cout], cin, cout);
+      this.add(`${name}.bias`, tf.zeros([cout]), true);
+    };
+    bn('bn0', spec.mels);
+    let cin = 1;
+    for (const [b, cout] of this.blocks().entries()) {
+      conv(`block${b}.conv1`, 3, cin, cout);
+      bn(`block${b}.bn1`, cout);
+      if (spec.backbone !== 'small') {
+        conv(`block${b}.conv2`, 3, cout, cout);
+        bn(`block${b}.bn2`, cout);
+      }
+      cin = cout;
+    }
+    const emb = this.embeddingSize();
+    dense('fc1', cin, emb);
+    dense('fc_out', emb, spec.outputs);
+  }
+
+  private add(name: string, init: tf.Tensor, trainable: boolean): tf.Variable {
+    const v = tf.variable(init, trainable, name);
+    init.dispose();
+    this.variables.set(name, v);
+    if (trainable) this.trainable.push(v);
+    return v;
+  }
+
+  blocks(): number[] {
+    switch (this.spec.backbone) {
+      case 'small':
+        return this.spec.channels ?? [16, 32, 64, 128];
+      case 'cnn6':
+        return [64, 128, 256, 512];
+      case 'cnn10':
+        return [64, 128, 256, 512];
+      case 'cnn14':
+        return [64, 128, 256, 512, 1024, 2048];
+    }
+  }
+
+  embeddingSize(): number {
+    if (this.spec.embedding) return this.spec.embedding;
+    return this.spec.backbone === 'cnn14' ? 2048 : this.spec.backbone === 'small' ? 128 : 512;
+  }
+
+  parameterCount(): number {
+    return this.trainable.reduce((s, v) => s + v.size, 0);
+  }
+
+  private batchNorm(name: string, x: tf.Tensor, training: boolean, axes: number[]): tf.Tensor {
+    const p = this.bns.get(name)!;
+    if (!training) return tf.batchNorm(x, p.mean, p.variance, p.beta, p.gamma, 1e-5);
+    const { mean, variance } = tf.moments(x, axes);
+    // torch updates running_var with the unbiased batch variance.
+    const n = axes.reduce((s, a) => s * x.shape[a]!, 1);
+    tf.tidy(() => {
+      p.mean.assign(tf.add(tf.mul(p.mean, 0.9), tf.mul(mean, 0.1)));
+      p.variance.assign(tf.add(tf.mul(p.variance, 0.9), tf.mul(variance, 0.1 * (n / Math.max(1, n - 1)))));
+    });
+    // Written out with broadcasting ops: tf.batchNorm's gradient tiles the statistics to the full
+    // shape (the slowest kernel of a WASM training step); broadcasting gradients reduce instead.
+    const scale = tf.mul(tf.rsqrt(tf.add(variance, 1e-5)), p.gamma);
+    return tf.add(tf.mul(tf.sub(x, mean), scale), p.beta);
+  }
+
+  /**
+   * Forward pass. x: [batch, frames, mels, 1]. Returns the embedding (after fc1 + ReLU) and the
+   * outputs (linear, one per emotion).
+   */
+  forward(x: tf.Tensor4D, training: boolean, rng?: Random): { embedding: tf.Tensor2D; output: tf.Tensor2D } {
+    const v = (n: string) => this.variables.get(n)! as tf.Tensor;
+    // bn0 over mel bins: mels act as channels.
+    let h: tf.Tensor = tf.transpose(x, [0, 1, 3, 2]); // [b, t, 1, mels]
+    h = this.batchNorm('bn0', h, training, [0, 1, 2]);
+    h = tf.transpose(h, [0, 1, 3, 2]);
+    const blocks = this.blocks();
+    blocks.forEach((_, b) => {
+      h = tf.relu(this.batchNorm(`block${b}.bn1`, tf.conv2d(h as tf.Tensor4D, v(`block${b}.conv1`) as tf.Tensor4D, 1, 'same'), training, [0, 1, 2]));
+      if (this.spec.backbone !== 'small') {
+        h = tf.relu(this.batchNorm(`block${b}.bn2`, tf.conv2d(h as tf.Tensor4D, v(`block${b}.conv2`) as tf.Tensor4D, 1, 'same'), training, [0, 1, 2]));
+      }
+      const last = b === blocks.length - 1;
+      if (!(last && this.spec.backbone === 'cnn14')) h = tf.avgPool(h as tf.Tensor4D, 2, 2, 'valid');
+      if (this.spec.backbone !== 'small' && training && (this.spec.dropout ?? 0.2) > 0) h = dropout(h, this.spec.dropout ?? 0.2, rng);
+    });
+    // Mean over frequency, then max + mean over time.
+    const f = tf.mean(h, 2); // [b, t, c]
+    let e: tf.Tensor = tf.add(tf.max(f, 1), tf.mean(f, 1)); // [b, c]
+    if (this.spec.backbone !== 'small' && training) e = dropout(e, 0.5, rng);
+    const embedding = tf.relu(tf.add(tf.matMul(e as tf.Tensor2D, v('fc1.weight') as tf.Tensor2D), v('fc1.bias'))) as tf.Tensor2D;
+    const output = tf.add(tf.matMul(embedding, v('fc_out.weight') as tf.Tensor2D), v('fc_out.bias')) as tf.Tensor2D;
+    return { embedding, output };
+  }
+
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose();
+  }
+}
+
+/** Inverted dropout with a seeded mask (tf.dropout's seed would not follow our Random). */
+function dropout(x: tf.Tensor, rate: number, rng?: Random): tf.Tensor {
+  const seed = rng ? rng.nextUint32() : 0;
+  const mask = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32');
+  return tf.mul(x, tf.mul(mask, 1 / (1 - rate)));
+}
+
+/** AdamW (decoupled weight decay), as torch.optim.AdamW: one tidy update per variable. */
+export class AdamW {
+  private step = 0;
+  private readonly m = new Map<string, tf.Variable>();
+  private readonly s = new Map<string, tf.Variable>();
+
+  constructor(private readonly lr: number, private readonly weightDecay = 0.01, private readonly beta1 = 0.9, private readonly beta2 = 0.999, private readonly eps = 1e-8) {}
+
+  apply(grads: Record<string, tf.Tensor>, vars: tf.Variable[]): void {
+    this.step++;
+    const bc1 = 1 - this.beta1 ** this.step;
+    const bc2 = 1 - this.beta2 ** this.step;
+    for (const v of vars) {
+      const g = grads[v.name];
+      if (!g) continue;
+      if (!this.m.has(v.name)) {
+        this.m.set(v.name, tf.variable(tf.zerosLike(v), false));
+        this.s.set(v.name, tf.variable(tf.zerosLike(v), false));
+      }
+      const m = this.m.get(v.name)!;
+      const s = this.s.get(v.name)!;
+      tf.tidy(() => {
+        m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
+        s.assign(tf.add(tf.mul(s, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
+        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(s, bc2)), this.eps));
+        v.assign(tf.sub(tf.mul(v, 1 - this.lr * this.weightDecay), tf.mul(update, this.lr)));
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.s.values()]) t.dispose();
+  }
+}
