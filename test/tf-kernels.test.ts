@@ -1,5 +1,5 @@
-// This project's Conv2DBackpropFilter (a forward convolution on transposed tensors) against
-// TensorFlow.js's own kernel, on random shapes, strides and paddings: within 1e-4 relative.
+// This project's conv gradient kernels (forward convolutions on transposed or rotated tensors)
+// against TensorFlow.js's own kernels, on random shapes, strides and paddings: within 1e-4 relative.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -38,6 +38,13 @@ function backpropFilter(c: Case, x: Float32Array, dy: Float32Array, dyShape: num
   });
 }
 
+function backpropInput(c: Case, dy: Float32Array, dyShape: number[], w: Float32Array): Float32Array {
+  return tf.tidy(() => {
+    const out = tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor4d(w, [c.k[0], c.k[1], c.x[3], c.co]) }, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as never) as tf.Tensor;
+    return out.dataSync() as Float32Array;
+  });
+}
+
 function relErr(a: Float32Array, b: Float32Array): number {
   let num = 0;
   let den = 0;
@@ -48,7 +55,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return num / (den || 1);
 }
 
-test('Conv2DBackpropFilter via a forward convolution matches tfjs on cpu and wasm within 1e-4 relative', async () => {
+test('conv gradients via forward convolutions match tfjs on cpu and wasm within 1e-4 relative', async () => {
   await tf.setBackend('cpu');
   const inputs = cases.map((c) => {
     const outShape = tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros([c.k[0], c.k[1], c.x[3], c.co]) as tf.Tensor4D, c.strides, c.pad).shape);
@@ -57,21 +64,25 @@ test('Conv2DBackpropFilter via a forward convolution matches tfjs on cpu and was
       x: Float32Array.from({ length: n(c.x) }, () => rng.normal()),
       dy: Float32Array.from({ length: n(outShape) }, () => rng.normal()),
       dyShape: outShape,
+      w: Float32Array.from({ length: c.k[0] * c.k[1] * c.x[3] * c.co }, () => rng.normal()),
     };
   });
-  const reference = cases.map((c, i) => backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape)); // tfjs's own cpu kernel
+  // tfjs's own cpu kernels, before ours replace them.
+  const reference = cases.map((c, i) => backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape));
+  const referenceDx = cases.map((c, i) => backpropInput(c, inputs[i]!.dy, inputs[i]!.dyShape, inputs[i]!.w));
+  const check = (label: string) =>
+    cases.forEach((c, i) => {
+      const e = relErr(backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape), reference[i]!);
+      assert.ok(e < 1e-4, `${label} Conv2DBackpropFilter case ${i} ${JSON.stringify(c)}: relative error ${e}`);
+      const ex = relErr(backpropInput(c, inputs[i]!.dy, inputs[i]!.dyShape, inputs[i]!.w), referenceDx[i]!);
+      assert.ok(ex < 1e-4, `${label} Conv2DBackpropInput case ${i} ${JSON.stringify(c)}: relative error ${ex}`);
+    });
   registerTrainingKernels('cpu');
-  cases.forEach((c, i) => {
-    const e = relErr(backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape), reference[i]!);
-    assert.ok(e < 1e-4, `cpu case ${i} ${JSON.stringify(c)}: relative error ${e}`);
-  });
+  check('cpu');
   const choice = await startBackend('wasm');
   assert.equal(choice.name, 'wasm');
   assert.equal(tf.getBackend(), 'wasm');
-  cases.forEach((c, i) => {
-    const e = relErr(backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape), reference[i]!);
-    assert.ok(e < 1e-4, `wasm case ${i} ${JSON.stringify(c)}: relative error ${e}`);
-  });
+  check('wasm');
 });
 
 test('a training step through tf.grads works on wasm (no missing gradient kernel) and leaks no tensors', async () => {
