@@ -170,8 +170,10 @@ export class AdamW {
       const g = grads[v.name];
       if (!g) continue;
       if (!this.m.has(v.name)) {
-        this.m.set(v.name, tf.variable(tf.zerosLike(v), false));
-        this.s.set(v.name, tf.variable(tf.zerosLike(v), false));
+        const zeros = tf.zerosLike(v);
+        this.m.set(v.name, tf.variable(zeros, false));
+        this.s.set(v.name, tf.variable(zeros, false));
+        zeros.dispose(); // the variables hold their own reference
       }
       const m = this.m.get(v.name)!;
       const s = this.s.get(v.name)!;
