@@ -10,54 +10,13 @@ import { bundle } from '../src/bundle.js';
 import { DataParallel } from '../stages/lib/tf/data-parallel.ts';
 import { meanOutput } from './replica.ts';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { startBackend, type BackendName } from '../stages/lib/tf/backend.ts';
-import { AdamW, Model, type ModelSpec } from '../stages/lib/tf/models.ts';
+import { measure, type Timing } from './measure.ts';
 
 const SMALL_B = Number(process.env.BENCH_SMALL_BATCH ?? 32);
 const BIG_B = Number(process.env.BENCH_CNN14_BATCH ?? 8);
 const STEPS = Number(process.env.BENCH_STEPS ?? 3);
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-interface Timing {
-  stepMs: number;
-  inferMs: number;
-  params: number;
-}
-
-async function measure(spec: ModelSpec, batch: number, frames: number, steps: number): Promise<Timing> {
-  const model = new Model(spec, 0);
-  const opt = new AdamW(1e-3);
-  const x = tf.randomNormal([batch, frames, 64, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const times: number[] = [];
-  const tensors0 = tf.memory().numTensors;
-  for (let i = 0; i <= steps; i++) {
-    const t0 = performance.now();
-    const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(x, true).output) as tf.Scalar, model.trainable);
-    opt.apply(grads, model.trainable);
-    await value.data(); // wait for the step (matters on GPU backends)
-    tf.dispose([value, ...Object.values(grads)]);
-    if (i) times.push(performance.now() - t0);
-  }
-  const leaked = tf.memory().numTensors - tensors0;
-  const infer = async () => {
-    const t0 = performance.now();
-    const out = tf.tidy(() => model.forward(x, false).output);
-    await out.data();
-    out.dispose();
-    return performance.now() - t0;
-  };
-  await infer();
-  const inferMs = Math.min(await infer(), await infer(), await infer());
-  const params = model.parameterCount();
-  model.dispose();
-  opt.dispose();
-  x.dispose();
-  times.sort((a, b) => a - b);
-  // AdamW keeps two moment tensors per trainable variable; anything beyond that is a leak.
-  if (leaked > 2 * model.trainable.length) log(`warning: ${leaked - 2 * model.trainable.length} tensors leaked`);
-  return { stepMs: times[Math.floor(times.length / 2)]!, inferMs, params };
-}
 
 // Data-parallel over both cores: the main thread and one worker each hold a WASM replica.
 async function dataParallelSmall(): Promise<number> {
