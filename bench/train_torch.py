@@ -11,6 +11,9 @@ import torch.nn.functional as F
 threads, small_b, big_b, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 device = sys.argv[5] if len(sys.argv) > 5 else 'cpu'
 sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+# Strict fp32 (cuDNN would use TF32 for convolutions by default), to compare like with like.
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
