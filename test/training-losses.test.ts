@@ -1,0 +1,33 @@
+// RRTN's losses against PyTorch on a committed fixture (test/reference/losses_reference.py), 1e-5 relative.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { startBackend } from '../stages/lib/tf/backend.ts';
+import { barlowTwinsLoss, cccLoss, cccPerColumn, ruwlTotal } from '../stages/lib/losses.ts';
+import { ROOT } from './helpers/workspace.ts';
+
+const f = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'losses.json'), 'utf8'));
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+
+test('CCC, CCC loss (pooled and per emotion), Barlow Twins and RUWL match PyTorch within 1e-5 relative', async () => {
+  await startBackend('cpu'); // float32 everywhere; the check is the formula, not a backend
+  tf.tidy(() => {
+    const pred = tf.tensor2d(f.pred);
+    const target = tf.tensor2d(f.target);
+    const per = cccPerColumn(pred, target).dataSync();
+    f.ccc_per_emotion.forEach((v: number, i: number) => close(per[i]!, v, `CCC of emotion ${i}`));
+    const l1 = cccLoss(pred, target, 'pooled');
+    close(l1.dataSync()[0]!, f.ccc_loss_pooled, 'pooled CCC loss');
+    close(cccLoss(pred, target, 'per-emotion').dataSync()[0]!, f.ccc_loss_per_emotion, 'per-emotion CCC loss');
+    const l2 = cccLoss(tf.reverse(pred, 0) as tf.Tensor2D, target, 'pooled');
+    close(l2.dataSync()[0]!, f.ccc_loss_pooled_flipped, 'CCC loss of the second view');
+    const z1 = tf.tensor2d(f.z1);
+    const z2 = tf.tensor2d(f.z2);
+    const bt = barlowTwinsLoss(z1, z2, 0.001);
+    close(bt.dataSync()[0]!, f.barlow_0001, 'Barlow Twins, lambda 0.001');
+    close(barlowTwinsLoss(z1, z2, 0.005).dataSync()[0]!, f.barlow_0005, 'Barlow Twins, lambda 0.005');
+    close(ruwlTotal(l1, l2, bt, tf.tensor1d(f.s)).dataSync()[0]!, f.ruwl_total, 'RUWL total');
+  });
+});
