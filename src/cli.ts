@@ -1,6 +1,6 @@
 // The `pipeline` command line. Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage.
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { collectGarbage, formatSize, parseSize } from './gc.ts';
@@ -138,6 +138,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     const same = await unchangedSince(snapshotFile, specAbs, sets, process.env);
     if (same) {
       reportAllCached(same.stages);
+      for (const f of same.headlines) if (existsSync(f)) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
       process.stdout.write(`${same.name}: ${same.stages.length} stages: ${same.stages.length} cached (nothing changed since the last run) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
       return 0;
     }
@@ -193,6 +194,19 @@ async function cmdRun(argv: string[]): Promise<number> {
       if (r.logTail?.length) process.stderr.write(`${r.logTail.map((l) => `  | ${l}`).join('\n')}\n`);
       if (r.logFile) process.stderr.write(`  full log: ${r.logFile}\n`);
     }
+    // Headlines: the text a stage names as its summary (e.g. the evaluation's table), after the run.
+    const headlines: string[] = [];
+    for (const id of pipeline.order) {
+      const r = summary.results.get(id);
+      const node = pipeline.stages.get(id)!;
+      if (!r?.record || !node.module) continue;
+      const def = await env.modules.load(node.module.abs);
+      if (!def.summary) continue;
+      const [out, ...rest] = def.summary.split('/');
+      if (!out || !r.record.outputs[out]) continue;
+      const file = join(await env.store.ensureView(r.record, out), ...rest);
+      if (existsSync(file)) headlines.push(file);
+    }
     if (summary.ok && fullRun && !planner.dynamic) {
       const outs = [...pipeline.stages.values()].flatMap((n) => Object.values(n.outs).map((p) => join(pipeline.workspace, p)));
       const published = (p: string) => outs.some((o) => p === o || p.startsWith(`${o}/`));
@@ -211,8 +225,10 @@ async function cmdRun(argv: string[]): Promise<number> {
         runs: [...summary.results.values()].flatMap((r) => (r.record ? [r.record] : [])),
         stages: pipeline.order,
         store: env.store,
+        headlines,
       });
     }
+    for (const f of headlines) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
     process.stdout.write(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
     if (ac.signal.aborted) return 130;
     return summary.ok ? 0 : 1;

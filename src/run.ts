@@ -162,7 +162,7 @@ async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, re
   await mkdir(outDir);
   const logFile = join(tmp, 'stage.log');
   try {
-    const job = await buildJob(node, planner, records, tmp, outDir, logFile);
+    const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev.key);
     await executorFor(node).run(job, { progress: (f, m) => reporter.progress(node.id, f, m) }, signal);
     const record = await store.commit(outDir, node.outputs, {
       key: ev.key,
@@ -173,6 +173,7 @@ async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, re
       durationMs: Date.now() - started,
     }, logFile);
     for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
+    await rm(store.checkpointPath(ev.key), { recursive: true, force: true }); // done: nothing to resume
     await publishOuts(node, record, store, digests, p.workspace);
     return { id: node.id, state: 'done', key: ev.key, record, durationMs: Date.now() - started };
   } catch (e) {
@@ -192,7 +193,7 @@ async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, re
 }
 
 /** Paths a stage sees: upstream outputs as read-only views in the store, its own outputs in tmp. */
-async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string): Promise<StageJob> {
+async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string, key: string): Promise<StageJob> {
   const { store } = planner;
   const workspace = planner.pipeline.workspace;
   const views = new Map<string, string>();
@@ -220,6 +221,7 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
     inputs,
     outputs,
     workDir: join(tmp, 'work'),
+    checkpointDir: store.checkpointPath(key),
     workspace,
     seed: node.seed,
     env: Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),

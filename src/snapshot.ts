@@ -27,6 +27,8 @@ interface Snapshot {
   /** Objects the runs use, with the time their run was committed: none may be modified since. */
   objects: Array<[string, number]>;
   stages: string[];
+  /** Headline files to print (in the cache's views). */
+  headlines: string[];
 }
 
 /** A signature this recent may hide a change within the same mtime tick: not trusted. */
@@ -50,7 +52,7 @@ function same(a: StatSignature, b: StatSignature): boolean {
  * The stage ids of the spec when nothing its last complete run depended on has moved; undefined
  * when the normal path must decide.
  */
-export async function unchangedSince(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[] } | undefined> {
+export async function unchangedSince(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[]; headlines: string[] } | undefined> {
   const snap = await readJsonIfExists<Snapshot>(file);
   if (!snap || snap.engine !== ENGINE_VERSION || snap.spec !== spec || JSON.stringify(snap.sets) !== JSON.stringify(sets)) return undefined;
   for (const [name, value] of Object.entries(snap.env)) if ((env[name] ?? null) !== value) return undefined;
@@ -60,7 +62,7 @@ export async function unchangedSince(file: string, spec: string, sets: string[],
     const st = statSync(obj, { throwIfNoEntry: false });
     if (!st || st.mtimeMs > committedAt) return undefined;
   }
-  return { name: snap.name, stages: snap.stages };
+  return { name: snap.name, stages: snap.stages, headlines: snap.headlines ?? [] };
 }
 
 export async function dropSnapshot(file: string): Promise<void> {
@@ -80,6 +82,7 @@ export interface SnapshotInput {
   runs: CachedRun[];
   stages: string[];
   store: Store;
+  headlines: string[];
 }
 
 /** Writes a snapshot, unless some input changed too recently to be trusted by its signature. */
@@ -104,6 +107,6 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
       for (const d of await s.store.outputObjects(out)) objects.push([s.store.objectPath(d), run.committedAt]);
     }
   }
-  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages } satisfies Snapshot));
+  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines } satisfies Snapshot));
   return true;
 }

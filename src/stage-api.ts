@@ -21,6 +21,11 @@ export interface StageContext<P = Record<string, unknown>> {
   outputs: Record<string, string>;
   /** A scratch folder, removed after the stage. */
   workDir: string;
+  /**
+   * A folder that survives a failed or killed attempt of this very stage (same cache key) and is
+   * removed once it succeeds: for checkpoints, so a rerun resumes instead of starting over.
+   */
+  checkpointDir: string;
   /** The workspace root (read-only by convention). */
   workspace: string;
   seed: number;
@@ -56,6 +61,8 @@ export interface StageDefinition<P = Record<string, unknown>> {
    * backend a training stage will pick). They join the stage's fingerprint.
    */
   fingerprint?(params: P): Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** A text file inside an output (`output/path`) that `pipeline run` prints at the end: a headline. */
+  summary?: string;
   run(ctx: StageContext<P>): void | Promise<void>;
 }
 

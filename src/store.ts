@@ -8,6 +8,7 @@
 //   latest/<spec>.json         stage -> key of its latest run, for each spec
 //   logs/<key>.log             the log of the run that produced a record
 //   tmp/                       private folders of stages in flight (stale ones are removed on the next run)
+//   checkpoints/<key>/         a stage's checkpoints, kept until that key succeeds (resume after a kill)
 //
 // A run record is written last, after its outputs are in place: a record exists only for a run
 // that completed, so a crash at any point leaves nothing that claims to be complete.
@@ -57,6 +58,11 @@ export class Store {
 
   viewPath(key: string, output?: string): string {
     return output ? join(this.root, 'views', key, output) : join(this.root, 'views', key);
+  }
+
+  /** Checkpoints of a stage run in progress, kept across failed attempts of the same key. */
+  checkpointPath(key: string): string {
+    return join(this.root, 'checkpoints', key);
   }
 
   logPath(key: string): string {

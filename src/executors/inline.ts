@@ -13,6 +13,7 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
   if (job.kind !== 'module' || !job.compiled) throw new StageFailure(`inline executor runs module stages only (${job.stageId})`);
   await mkdir(dirname(job.logFile), { recursive: true });
   await mkdir(job.workDir, { recursive: true });
+  await mkdir(job.checkpointDir, { recursive: true });
   const log = createWriteStream(job.logFile, { flags: 'a' });
   const write = (level: string, msg: string) => {
     const line = `${new Date().toISOString()} ${level} ${msg}\n`;
@@ -27,6 +28,7 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
       inputs: job.inputs,
       outputs: job.outputs,
       workDir: job.workDir,
+      checkpointDir: job.checkpointDir,
       workspace: job.workspace,
       seed: job.seed,
       random: new Random(job.seed),

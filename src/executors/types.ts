@@ -15,6 +15,7 @@ export interface StageJob {
   /** Output name -> absolute path the stage must create. */
   outputs: Record<string, string>;
   workDir: string;
+  checkpointDir: string;
   workspace: string;
   seed: number;
   env: Record<string, string>;

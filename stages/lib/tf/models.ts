@@ -16,6 +16,8 @@ export interface ModelSpec {
   /** Embedding size before the output layer (PANNs: 512 for CNN6/10? 2048 for CNN14). */
   embedding?: number;
   dropout?: number;
+  /** Twin training: a projector Linear(embedding, projector) + BatchNorm on the embedding (0: none). */
+  projector?: number;
 }
 
 interface BN {
@@ -25,11 +27,14 @@ interface BN {
   variance: tf.Variable;
 }
 
+let instances = 0;
+
 export class Model {
   readonly variables = new Map<string, tf.Variable>();
   /** Trainable variables (batch-norm running statistics excluded). */
   readonly trainable: tf.Variable[] = [];
   private readonly bns = new Map<string, BN>();
+  private readonly instance = ++instances;
 
   constructor(readonly spec: ModelSpec, seed: number) {
     const rng = new Random(seed);
@@ -65,10 +70,44 @@ export class Model {
     const emb = this.embeddingSize();
     dense('fc1', cin, emb);
     dense('fc_out', emb, spec.outputs);
+    if (spec.projector) {
+      dense('proj', emb, spec.projector);
+      bn('proj.bn', spec.projector);
+    }
+  }
+
+  /** Projector output (Linear + BatchNorm over the batch) of embeddings [B, E]. */
+  project(embedding: tf.Tensor2D, training: boolean): tf.Tensor2D {
+    const v = (n: string) => this.variables.get(n)! as tf.Tensor;
+    const z = tf.add(tf.matMul(embedding, v('proj.weight') as tf.Tensor2D), v('proj.bias'));
+    return this.batchNorm('proj.bn', z, training, [0]) as tf.Tensor2D;
+  }
+
+  /** Weights as one float32 buffer and a manifest (name, shape, offset), for saving. */
+  exportWeights(): { manifest: Array<{ name: string; shape: number[]; offset: number }>; data: Float32Array } {
+    const manifest: Array<{ name: string; shape: number[]; offset: number }> = [];
+    let size = 0;
+    for (const [name, v] of this.variables) {
+      manifest.push({ name, shape: v.shape, offset: size });
+      size += v.size;
+    }
+    const data = new Float32Array(size);
+    for (const m of manifest) data.set(this.variables.get(m.name)!.dataSync() as Float32Array, m.offset);
+    return { manifest, data };
+  }
+
+  importWeights(manifest: Array<{ name: string; shape: number[]; offset: number }>, data: Float32Array): void {
+    for (const m of manifest) {
+      const v = this.variables.get(m.name);
+      if (!v) throw new Error(`weights hold '${m.name}', which this model does not have`);
+      const n = m.shape.reduce((a, b) => a * b, 1);
+      tf.tidy(() => v.assign(tf.tensor(data.subarray(m.offset, m.offset + n), m.shape)));
+    }
   }
 
   private add(name: string, init: tf.Tensor, trainable: boolean): tf.Variable {
-    const v = tf.variable(init, trainable, name);
+    // tfjs variable names are global to the process: prefix them per model instance.
+    const v = tf.variable(init, trainable, `m${this.instance}/${name}`);
     init.dispose();
     this.variables.set(name, v);
     if (trainable) this.trainable.push(v);
@@ -183,6 +222,25 @@ export class AdamW {
         const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(s, bc2)), this.eps));
         v.assign(tf.sub(tf.mul(v, 1 - this.lr * this.weightDecay), tf.mul(update, this.lr)));
       });
+    }
+  }
+
+  /** Optimizer state for a checkpoint: step count and moments by variable name. */
+  exportState(): { step: number; moments: Record<string, [Float32Array, Float32Array]> } {
+    const moments: Record<string, [Float32Array, Float32Array]> = {};
+    for (const [name, m] of this.m) moments[name] = [m.dataSync() as Float32Array, this.s.get(name)!.dataSync() as Float32Array];
+    return { step: this.step, moments };
+  }
+
+  importState(state: { step: number; moments: Record<string, [Float32Array, Float32Array]> }, vars: tf.Variable[]): void {
+    this.step = state.step;
+    for (const v of vars) {
+      const mom = state.moments[v.name];
+      if (!mom) continue;
+      const [m, sq] = [tf.tensor(mom[0], v.shape), tf.tensor(mom[1], v.shape)];
+      this.m.set(v.name, tf.variable(m, false));
+      this.s.set(v.name, tf.variable(sq, false));
+      tf.dispose([m, sq]);
     }
   }
 
