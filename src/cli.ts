@@ -228,8 +228,8 @@ async function cmdRun(argv: string[]): Promise<number> {
         headlines,
       });
     }
-    for (const f of headlines) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
     process.stdout.write(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+    for (const f of headlines) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
     if (ac.signal.aborted) return 130;
     return summary.ok ? 0 : 1;
   } finally {

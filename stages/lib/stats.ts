@@ -1,0 +1,101 @@
+// Evaluation statistics: per-emotion CCC, bootstrap confidence intervals over clips, and a paired,
+// two-tailed bootstrap test between two models scored on the same clips.
+import type { Random } from '../../src/random.ts';
+
+/** CCC of two equal-length series (population moments), in float64. */
+export function ccc(x: ArrayLike<number>, y: ArrayLike<number>, idx?: ArrayLike<number>): number {
+  const n = idx ? idx.length : x.length;
+  let mx = 0;
+  let my = 0;
+  for (let k = 0; k < n; k++) {
+    const i = idx ? idx[k]! : k;
+    mx += x[i]!;
+    my += y[i]!;
+  }
+  mx /= n;
+  my /= n;
+  let vx = 0;
+  let vy = 0;
+  let cov = 0;
+  for (let k = 0; k < n; k++) {
+    const i = idx ? idx[k]! : k;
+    const dx = x[i]! - mx;
+    const dy = y[i]! - my;
+    vx += dx * dx;
+    vy += dy * dy;
+    cov += dx * dy;
+  }
+  const d = vx / n + vy / n + (mx - my) ** 2;
+  return d === 0 ? 0 : (2 * cov) / n / d;
+}
+
+/** Columns of a row-major [n, k] matrix. */
+export function columns(rows: number[][]): Float64Array[] {
+  const k = rows[0]?.length ?? 0;
+  return Array.from({ length: k }, (_, j) => Float64Array.from(rows, (r) => r[j]!));
+}
+
+export function perEmotionCcc(pred: Float64Array[], truth: Float64Array[], idx?: ArrayLike<number>): number[] {
+  return pred.map((p, j) => ccc(p, truth[j]!, idx));
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+export function quantile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export interface BootstrapResult {
+  /** Per model: mean CCC, its 95 % CI, per-emotion CCC with CIs. */
+  models: Array<{ mean: number; ci: [number, number]; perEmotion: number[]; perEmotionCi: Array<[number, number]> }>;
+  /** Per model: two-tailed p of the paired difference in mean CCC against the baseline model. */
+  pVsBaseline: Array<number | null>;
+  resamples: number;
+}
+
+/**
+ * Resamples clips with replacement (the same resample for every model: paired), `resamples` times.
+ * CI: 2.5th and 97.5th percentiles. p: 2 x the smaller share of resampled differences on either side
+ * of zero (at least 1 / resamples when none is).
+ */
+export function bootstrap(preds: Float64Array[][], truth: Float64Array[], baseline: number, resamples: number, rng: Random): BootstrapResult {
+  const n = truth[0]!.length;
+  const stats = preds.map(() => ({ means: [] as number[], per: truth.map(() => [] as number[]) }));
+  const idx = new Int32Array(n);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) idx[i] = rng.int(n);
+    preds.forEach((p, m) => {
+      const per = perEmotionCcc(p, truth, idx);
+      stats[m]!.means.push(mean(per));
+      per.forEach((v, j) => stats[m]!.per[j]!.push(v));
+    });
+  }
+  const models = preds.map((p, m) => {
+    const per = perEmotionCcc(p, truth);
+    const sorted = [...stats[m]!.means].sort((a, b) => a - b);
+    return {
+      mean: mean(per),
+      ci: [quantile(sorted, 0.025), quantile(sorted, 0.975)] as [number, number],
+      perEmotion: per,
+      perEmotionCi: stats[m]!.per.map((xs) => {
+        const s = [...xs].sort((a, b) => a - b);
+        return [quantile(s, 0.025), quantile(s, 0.975)] as [number, number];
+      }),
+    };
+  });
+  const pVsBaseline = preds.map((_, m) => {
+    if (m === baseline || baseline < 0) return null;
+    let below = 0;
+    let above = 0;
+    stats[m]!.means.forEach((v, r) => {
+      const d = v - stats[baseline]!.means[r]!;
+      if (d <= 0) below++;
+      if (d >= 0) above++;
+    });
+    return Math.min(1, Math.max(1 / resamples, (2 * Math.min(below, above)) / resamples));
+  });
+  return { models, pVsBaseline, resamples };
+}
