@@ -207,7 +207,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       const file = join(await env.store.ensureView(r.record, out), ...rest);
       if (existsSync(file)) headlines.push(file);
     }
-    if (summary.ok && fullRun && !planner.dynamic) {
+    if (summary.ok && fullRun) {
       const outs = [...pipeline.stages.values()].flatMap((n) => Object.values(n.outs).map((p) => join(pipeline.workspace, p)));
       const published = (p: string) => outs.some((o) => p === o || p.startsWith(`${o}/`));
       await writeSnapshot({
@@ -226,6 +226,7 @@ async function cmdRun(argv: string[]): Promise<number> {
         stages: pipeline.order,
         store: env.store,
         headlines,
+        facts: planner.facts,
       });
     }
     process.stdout.write(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);

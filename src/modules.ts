@@ -4,12 +4,13 @@
 // straight away (no compiler start, no loader hook). node-cache memoizes definitions per process.
 import NodeCache from 'node-cache';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundle } from './bundle.js';
 import type { DigestCache } from './digests.ts';
 import { codeClosure, ENGINE_VERSION } from './fingerprint.ts';
-import { writeFileAtomic } from './fsutil.ts';
+import { tempName } from './fsutil.ts';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hashJson } from './hash.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
 
@@ -19,9 +20,6 @@ const definitions = new NodeCache({ stdTTL: 0, useClones: false });
 export async function importStageDefinition(jsPath: string): Promise<StageDefinition<unknown>> {
   const hit = definitions.get<StageDefinition<unknown>>(jsPath);
   if (hit) return hit;
-  // Stage bundles carry inline source maps, so a stage's stack traces name its own lines. Turned on
-  // here rather than at start-up, so the engine's dependencies are not scanned for source maps.
-  process.setSourceMapsEnabled(true);
   const mod = (await import(pathToFileURL(jsPath).href)) as { default?: unknown };
   if (!isStageDefinition(mod.default)) {
     throw new Error('its default export is not defineStage({...}) from the stage API');
@@ -56,11 +54,13 @@ export class StageModules {
   private async compile(source: string): Promise<string> {
     const closure = await codeClosure(source, this.workspace, this.digests);
     const key = await hashJson({ engine: ENGINE_VERSION, source, ...closure });
-    const out = join(this.cacheDir, 'modules', `${key}.mjs`);
-    if (existsSync(out)) return out;
+    // One folder per compiled stage: the entry, plus chunks for what it imports dynamically.
+    const dir = join(this.cacheDir, 'modules', key);
+    const entry = join(dir, 'stage.mjs');
+    if (existsSync(entry)) return entry;
     let files;
     try {
-      ({ files } = await bundle({ stage: source }, join(this.cacheDir, 'modules')));
+      ({ files } = await bundle({ stage: source }, dir, { splitting: true }));
     } catch (e) {
       // esbuild's message names the file, line and column of a syntax error.
       const errs = (e as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
@@ -70,7 +70,16 @@ export class StageModules {
       }
       throw e;
     }
-    await writeFileAtomic(out, [...files.values()][0]!);
-    return out;
+    // Written into a private folder, then renamed into place whole.
+    const tmp = `${dir}.${tempName('tmp')}`;
+    await mkdir(tmp, { recursive: true });
+    for (const [path, bytes] of files) await writeFile(join(tmp, basename(path)), bytes);
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true });
+      if (!existsSync(entry)) throw e; // another process won the race: its copy is the same
+    }
+    return entry;
   }
 }

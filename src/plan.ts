@@ -20,8 +20,11 @@ export interface Evaluated {
 export class NotReady extends Error {}
 
 export class Planner {
-  /** True once a stage reported facts of its own (extras): they are not files a snapshot can check. */
-  dynamic = false;
+  /**
+   * Facts stages reported themselves (fingerprint extras): not files a snapshot can stat, so the
+   * no-op check asks the stage modules again (cheap: the compiled module and its fingerprint hook).
+   */
+  readonly facts: Array<{ compiled: string; params: Record<string, unknown>; extras: Record<string, unknown> }> = [];
 
   constructor(
     readonly pipeline: Pipeline,
@@ -44,7 +47,7 @@ export class Planner {
       const def = await this.modules.load(node.module.abs);
       if (def.fingerprint) {
         extras = await def.fingerprint(node.params);
-        this.dynamic = true;
+        this.facts.push({ compiled: await this.modules.compiled(node.module.abs), params: node.params, extras });
       }
     }
     const inputs: Record<string, string> = {};

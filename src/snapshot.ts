@@ -11,6 +11,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatSignature } from './digests.ts';
 import { ENGINE_VERSION } from './fingerprint.ts';
+import { canonicalJson } from './hash.ts';
+import { importStageDefinition } from './modules.ts';
 import { readJsonIfExists, writeFileAtomic } from './fsutil.ts';
 import type { CachedRun, Store } from './store.ts';
 
@@ -29,6 +31,8 @@ interface Snapshot {
   stages: string[];
   /** Headline files to print (in the cache's views). */
   headlines: string[];
+  /** Facts stages report of themselves (e.g. the backend), asked again at each check. */
+  facts: Array<{ compiled: string; params: Record<string, unknown>; extras: Record<string, unknown> }>;
 }
 
 /** A signature this recent may hide a change within the same mtime tick: not trusted. */
@@ -62,6 +66,11 @@ export async function unchangedSince(file: string, spec: string, sets: string[],
     const st = statSync(obj, { throwIfNoEntry: false });
     if (!st || st.mtimeMs > committedAt) return undefined;
   }
+  for (const f of snap.facts ?? []) {
+    if (!statSync(f.compiled, { throwIfNoEntry: false })) return undefined;
+    const def = await importStageDefinition(f.compiled);
+    if (!def.fingerprint || canonicalJson(await def.fingerprint(f.params)) !== canonicalJson(f.extras)) return undefined;
+  }
   return { name: snap.name, stages: snap.stages, headlines: snap.headlines ?? [] };
 }
 
@@ -83,6 +92,7 @@ export interface SnapshotInput {
   stages: string[];
   store: Store;
   headlines: string[];
+  facts: Snapshot['facts'];
 }
 
 /** Writes a snapshot, unless some input changed too recently to be trusted by its signature. */
@@ -107,6 +117,6 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
       for (const d of await s.store.outputObjects(out)) objects.push([s.store.objectPath(d), run.committedAt]);
     }
   }
-  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines } satisfies Snapshot));
+  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines, facts: s.facts } satisfies Snapshot));
   return true;
 }

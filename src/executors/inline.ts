@@ -20,6 +20,9 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
     log.write(line);
     if (echo) process.stderr.write(line);
   };
+  // Stage bundles carry inline source maps, so a failing stage's stack trace names its own lines.
+  // Turned on only to run a stage: validating a spec need not scan packages for source maps.
+  process.setSourceMapsEnabled(true);
   try {
     const def = await importStageDefinition(job.compiled);
     const ctx: StageContext = {
