@@ -1,0 +1,62 @@
+// The quickstart end to end at a reduced size (as CI runs it): every stage runs, the metrics and the
+// report exist and are sane, a rerun finds everything cached; and a killed training run resumes from
+// its last finished epoch.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ran, ROOT, waitFor, Workspace } from './helpers/workspace.ts';
+
+const SMALL = ['--set', 'clips=160', '--set', 'epochs=2', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=3'];
+
+test('the quickstart runs end to end at a reduced size, with sane metrics and report, then is all cached', (t) => {
+  const ws = new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  assert.deepEqual(ran(r), ['corpus', 'dataset', 'evaluate', 'features', 'train[mode=joint]', 'train[mode=ruwl]', 'train[mode=vanilla]', 'views']);
+  const report = ws.path('results/quickstart/report');
+  for (const f of ['metrics.json', 'report.md', 'report.html', 'submission.csv', 'headline.txt']) assert.ok(existsSync(join(report, f)), f);
+  const m = JSON.parse(readFileSync(join(report, 'metrics.json'), 'utf8'));
+  assert.deepEqual(m.models.map((x: { mode: string }) => x.mode).sort(), ['joint', 'ruwl', 'vanilla']);
+  for (const model of m.models) {
+    assert.ok(Number.isFinite(model.meanCcc) && model.meanCcc >= -1 && model.meanCcc <= 1, `mean CCC ${model.meanCcc}`);
+    assert.ok(model.ci95[0] <= model.meanCcc + 1e-9 && model.meanCcc <= model.ci95[1] + 1e-9, 'CI around the estimate');
+    for (const e of Object.values(model.perEmotion) as Array<{ ccc: number }>) assert.ok(e.ccc >= -1 && e.ccc <= 1);
+    if (model.mode === 'vanilla') assert.equal(model.pVsBaseline, null);
+    else assert.ok(model.pVsBaseline >= 0 && model.pVsBaseline <= 1, `p ${model.pVsBaseline}`);
+  }
+  assert.match(r.stdout, /Dev mean CCC over 10 emotions/, 'the headline table is printed at the end');
+  const sub = readFileSync(join(report, 'submission.csv'), 'utf8').trim().split('\n');
+  assert.equal(sub[0], 'File_ID,Awe,Excitement,Amusement,Awkwardness,Fear,Horror,Distress,Triumph,Sadness,Surprise');
+  assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!));
+  assert.match(readFileSync(join(report, 'report.html'), 'utf8'), /<svg[\s\S]*<polyline[\s\S]*<rect/);
+
+  const again = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
+  assert.equal(again.code, 0);
+  assert.deepEqual(ran(again), []);
+  assert.equal(again.states.size, 8);
+  assert.match(again.stdout, /Dev mean CCC/);
+});
+
+test('a killed training run resumes from its last finished epoch', async (t) => {
+  const ws = new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
+  t.after(() => ws.dispose());
+  const args = ['run', 'pipelines/quickstart.yaml', 'train[mode=vanilla]', '--set', 'clips=160', '--set', 'epochs=3', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=4'];
+  const first = ws.start(...args);
+  // Wait until a checkpoint of epoch 1 exists, then kill the whole run.
+  await waitFor(() => {
+    const dir = ws.path('cache/checkpoints');
+    return existsSync(dir) && readdirSync(dir).some((k) => existsSync(join(dir, k, 'checkpoint.json')));
+  }, 120_000);
+  process.kill(-first.child.pid!, 'SIGKILL');
+  await first.done;
+  const r = ws.run(...args);
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  const log = readdirSync(ws.path('cache/logs')).map((f) => join(ws.path('cache/logs'), f)).filter((f) => f.endsWith('.log')).map((f) => readFileSync(f, 'utf8')).find((l) => l.includes('resumed after epoch'));
+  assert.ok(log, 'the rerun resumed from a checkpoint');
+  const metrics = readdirSync(ws.path('cache/views'), { recursive: true }).map(String).find((f) => f.endsWith('metrics.jsonl'));
+  const lines = readFileSync(join(ws.path('cache/views'), metrics!), 'utf8').trim().split('\n');
+  assert.deepEqual(lines.map((l) => JSON.parse(l).epoch), [1, 2, 3], 'every epoch once in the metrics');
+  assert.ok(!existsSync(ws.path('cache/checkpoints')) || readdirSync(ws.path('cache/checkpoints')).length === 0, 'checkpoints removed after success');
+});
