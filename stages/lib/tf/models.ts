@@ -11,7 +11,7 @@ export interface ModelSpec {
   backbone: Backbone;
   mels: number;
   outputs: number;
-  /** Small CNN only: channels per block. */
+  /** Channels per block (defaults: small 16/32/64/128; CNN6 and CNN10 64..512; CNN14 64..2048). */
   channels?: number[];
   /** Embedding size before the output layer (PANNs: 512 for CNN6/10? 2048 for CNN14). */
   embedding?: number;
@@ -44,6 +44,7 @@ export class Model {
       this.add(name, tf.tensor(values, shape), true);
     };
     const conv = (name: string, k: number, cin: number, cout: number) => glorot(name, [k, k, cin, cout], k * k * cin, k * k * cout);
+    const { kernel, convs } = this.layout();
     const bn = (name: string, c: number) => {
       this.bns.set(name, {
         gamma: this.add(`${name}.gamma`, tf.ones([c]), true),
@@ -59,10 +60,10 @@ export class Model {
     bn('bn0', spec.mels);
     let cin = 1;
     for (const [b, cout] of this.blocks().entries()) {
-      conv(`block${b}.conv1`, 3, cin, cout);
+      conv(`block${b}.conv1`, kernel, cin, cout);
       bn(`block${b}.bn1`, cout);
-      if (spec.backbone !== 'small') {
-        conv(`block${b}.conv2`, 3, cout, cout);
+      if (convs === 2) {
+        conv(`block${b}.conv2`, kernel, cout, cout);
         bn(`block${b}.bn2`, cout);
       }
       cin = cout;
@@ -114,10 +115,18 @@ export class Model {
     return v;
   }
 
+  /** PANNs' block layouts: CNN6 one 5x5 conv per block, CNN10/CNN14 two 3x3; the small CNN one 3x3. */
+  layout(): { kernel: number; convs: 1 | 2 } {
+    if (this.spec.backbone === 'cnn6') return { kernel: 5, convs: 1 };
+    if (this.spec.backbone === 'small') return { kernel: 3, convs: 1 };
+    return { kernel: 3, convs: 2 };
+  }
+
   blocks(): number[] {
+    if (this.spec.channels) return this.spec.channels;
     switch (this.spec.backbone) {
       case 'small':
-        return this.spec.channels ?? [16, 32, 64, 128];
+        return [16, 32, 64, 128];
       case 'cnn6':
         return [64, 128, 256, 512];
       case 'cnn10':
@@ -129,7 +138,9 @@ export class Model {
 
   embeddingSize(): number {
     if (this.spec.embedding) return this.spec.embedding;
-    return this.spec.backbone === 'cnn14' ? 2048 : this.spec.backbone === 'small' ? 128 : 512;
+    // fc1 keeps the last block's width (PANNs: 512 for CNN6/CNN10, 2048 for CNN14).
+    const b = this.blocks();
+    return b[b.length - 1]!;
   }
 
   parameterCount(): number {
@@ -163,9 +174,10 @@ export class Model {
     h = this.batchNorm('bn0', h, training, [0, 1, 2]);
     h = tf.transpose(h, [0, 1, 3, 2]);
     const blocks = this.blocks();
+    const { convs } = this.layout();
     blocks.forEach((_, b) => {
       h = tf.relu(this.batchNorm(`block${b}.bn1`, tf.conv2d(h as tf.Tensor4D, v(`block${b}.conv1`) as tf.Tensor4D, 1, 'same'), training, [0, 1, 2]));
-      if (this.spec.backbone !== 'small') {
+      if (convs === 2) {
         h = tf.relu(this.batchNorm(`block${b}.bn2`, tf.conv2d(h as tf.Tensor4D, v(`block${b}.conv2`) as tf.Tensor4D, 1, 'same'), training, [0, 1, 2]));
       }
       const last = b === blocks.length - 1;
