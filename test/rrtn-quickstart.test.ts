@@ -31,6 +31,15 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   assert.equal(sub[0], 'File_ID,Awe,Excitement,Amusement,Awkwardness,Fear,Horror,Distress,Triumph,Sadness,Surprise');
   assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!));
   assert.match(readFileSync(join(report, 'report.html'), 'utf8'), /<svg[\s\S]*<polyline[\s\S]*<rect/);
+  // No tensor leak: each training run holds the same number of tensors after every epoch.
+  const views = ws.path('cache/views');
+  const metricFiles = readdirSync(views, { recursive: true }).map(String).filter((p) => p.endsWith('metrics.jsonl'));
+  assert.equal(metricFiles.length, 3);
+  for (const mf of metricFiles) {
+    const held = readFileSync(join(views, mf), 'utf8').trim().split('\n').map((l) => JSON.parse(l).tensors as number);
+    assert.equal(held.length, 2);
+    assert.ok(held.every((n) => n === held[0]), `tensors held per epoch: ${held.join(', ')}`);
+  }
 
   const again = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(again.code, 0);
