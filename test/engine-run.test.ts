@@ -164,6 +164,12 @@ stages:
   const r2 = ws.run('run', 'p.yaml');
   assert.deepEqual(ran(r2), ['pick', 'train[w=5]']);
   assert.equal(ws.read('best.txt').trim(), '50');
+  // exclude: combinations left out of the product.
+  ws.write('p.yaml', ws.read('p.yaml').replace('w: [1, 2, 5]', 'w: [1, 2, 5], k: [a, b], exclude: [{ w: 5, k: b }, { k: b, w: 1 }]').replace('"\${matrix.w}", "\${outputs.score}"', '"\${matrix.w}", "\${outputs.score}", "\${matrix.k}"'));
+  const r3 = ws.run('run', 'p.yaml');
+  assert.equal(r3.code, 0, r3.stderr);
+  assert.deepEqual([...r3.states.keys()].filter((k) => k.startsWith('train')).sort(), ['train[w=1,k=a]', 'train[w=2,k=a]', 'train[w=2,k=b]', 'train[w=5,k=a]']);
+  ws.write('p.yaml', ws.read('p.yaml').replace(', k: [a, b], exclude: [{ w: 5, k: b }, { k: b, w: 1 }]', '').replace(', "\${matrix.k}"', ''));
   const dag = ws.run('dag', 'p.yaml');
   assert.match(dag.stdout, /^flowchart LR/);
   assert.equal((dag.stdout.match(/-->/g) ?? []).length, 6);

@@ -14,11 +14,11 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   t.after(() => ws.dispose());
   const r = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(r.code, 0, r.stderr.slice(-3000));
-  assert.deepEqual(ran(r), ['corpus', 'dataset', 'evaluate', 'features', 'train[mode=joint]', 'train[mode=ruwl]', 'train[mode=vanilla]', 'views']);
+  assert.deepEqual(ran(r), ['corpus', 'dataset', 'evaluate', 'features', 'train[mode=joint,w3=0.001]', 'train[mode=joint,w3=0.01]', 'train[mode=ruwl,w3=0.001]', 'train[mode=vanilla,w3=0.001]', 'views']);
   const report = ws.path('results/quickstart/report');
   for (const f of ['metrics.json', 'report.md', 'report.html', 'submission.csv', 'headline.txt']) assert.ok(existsSync(join(report, f)), f);
   const m = JSON.parse(readFileSync(join(report, 'metrics.json'), 'utf8'));
-  assert.deepEqual(m.models.map((x: { mode: string }) => x.mode).sort(), ['joint', 'ruwl', 'vanilla']);
+  assert.deepEqual(m.models.map((x: { mode: string }) => x.mode).sort(), ['joint', 'joint', 'ruwl', 'vanilla']);
   for (const model of m.models) {
     assert.ok(Number.isFinite(model.meanCcc) && model.meanCcc >= -1 && model.meanCcc <= 1, `mean CCC ${model.meanCcc}`);
     assert.ok(model.ci95[0] <= model.meanCcc + 1e-9 && model.meanCcc <= model.ci95[1] + 1e-9, 'CI around the estimate');
@@ -34,7 +34,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   // No tensor leak: each training run holds the same number of tensors after every epoch.
   const views = ws.path('cache/views');
   const metricFiles = readdirSync(views, { recursive: true }).map(String).filter((p) => p.endsWith('metrics.jsonl'));
-  assert.equal(metricFiles.length, 3);
+  assert.equal(metricFiles.length, 4);
   for (const mf of metricFiles) {
     const held = readFileSync(join(views, mf), 'utf8').trim().split('\n').map((l) => JSON.parse(l).tensors as number);
     assert.equal(held.length, 2);
@@ -44,14 +44,14 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   const again = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(again.code, 0);
   assert.deepEqual(ran(again), []);
-  assert.equal(again.states.size, 8);
+  assert.equal(again.states.size, 9);
   assert.match(again.stdout, /Dev mean CCC/);
 });
 
 test('a killed training run resumes from its last finished epoch', async (t) => {
   const ws = new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
   t.after(() => ws.dispose());
-  const args = ['run', 'pipelines/quickstart.yaml', 'train[mode=vanilla]', '--set', 'clips=160', '--set', 'epochs=3', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=4'];
+  const args = ['run', 'pipelines/quickstart.yaml', 'train[mode=vanilla,w3=0.001]', '--set', 'clips=160', '--set', 'epochs=3', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=4'];
   const first = ws.start(...args);
   // Wait until a checkpoint of epoch 1 exists, then kill the whole run.
   await waitFor(() => {

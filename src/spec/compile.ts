@@ -354,13 +354,15 @@ function applySets(raw: Obj, sets: string[]): void {
   }
 }
 
+/** Every combination of the matrix's values, less those matching an entry of `exclude`. */
 function expandMatrix(matrix: Obj): Obj[] {
   let out: Obj[] = [{}];
   for (const [k, values] of Object.entries(matrix)) {
-    if (!Array.isArray(values)) continue;
+    if (k === 'exclude' || !Array.isArray(values)) continue;
     out = out.flatMap((combo) => values.map((v) => ({ ...combo, [k]: v })));
   }
-  return out;
+  const exclude = Array.isArray(matrix.exclude) ? (matrix.exclude as unknown[]).filter(isObj) : [];
+  return out.filter((combo) => !exclude.some((e) => Object.entries(e).every(([k, v]) => JSON.stringify(combo[k]) === JSON.stringify(v))));
 }
 
 function scalarText(v: unknown): string {
