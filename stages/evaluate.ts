@@ -81,8 +81,8 @@ export default defineStage<Params>({
     const table = [
       `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}, ${b.resamples} resamples, 2-tailed)`,
       '',
-      `${'model'.padEnd(22)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
-      ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(22)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),
+      `${'model'.padEnd(28)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
+      ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(28)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),
       '',
       `* best by dev mean CCC (backend ${runs[best]!.info.backend})`,
     ].join('\n');
