@@ -16,16 +16,8 @@ import { loadClip, readManifest, SPLITS, type Clip } from './lib/exvo.ts';
 import { LogMel, type LogMelConfig } from './lib/logmel.ts';
 import { NpyWriter } from './lib/npy.ts';
 
-interface Params {
-  sampleRate: number;
-  nFft: number;
-  winLength: number;
-  hop: number;
-  nMels: number;
-  fMin: number;
-  fMax: number;
-  amin: number;
-  precision: 'float32' | 'float64';
+/** The log-mel configuration (all of it a parameter), plus how the work is spread. */
+interface Params extends Required<LogMelConfig> {
   /** Worker threads; 0: one per core. */
   workers: number;
   /** Clips per message to a worker. */
@@ -43,8 +35,8 @@ interface Batch {
   clips: Clip[];
 }
 
-function configOf(p: Params): LogMelConfig {
-  return { sampleRate: p.sampleRate, nFft: p.nFft, winLength: p.winLength, hop: p.hop, nMels: p.nMels, fMin: p.fMin, fMax: p.fMax, amin: p.amin, precision: p.precision };
+function configOf({ workers: _w, batch: _b, ...config }: Params): LogMelConfig {
+  return config;
 }
 
 // Worker side: the same compiled module, started with workerData naming this role.

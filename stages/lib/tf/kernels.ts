@@ -13,11 +13,14 @@ import { backend_util, type KernelBackend, type TensorInfo } from '@tensorflow/t
 
 type Run = (kernel: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) => TensorInfo;
 
-interface BackpropFilterAttrs {
+interface ConvGradAttrs {
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
   dataFormat: 'NHWC' | 'NCHW';
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+interface BackpropFilterAttrs extends ConvGradAttrs {
   filterShape: [number, number, number, number];
 }
 
@@ -40,11 +43,7 @@ export function conv2dBackpropFilterViaForward(x: TensorInfo, dy: TensorInfo, at
   }
 }
 
-interface BackpropInputAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+interface BackpropInputAttrs extends ConvGradAttrs {
   inputShape: [number, number, number, number];
 }
 
