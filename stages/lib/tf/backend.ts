@@ -5,6 +5,7 @@
 // npm registry is reachable: they are optional dependencies, detected by loading them. tfjs stays on
 // 'cpu' without a word when a backend fails to start, so each choice is checked with getBackend().
 import * as tf from '@tensorflow/tfjs-core';
+import { readdirSync } from 'node:fs';
 // tfjs-core alone registers no gradients; the union package's Node build registers them all.
 import '@tensorflow/tfjs';
 import { registerTrainingKernels } from './kernels.ts';
@@ -25,6 +26,14 @@ function firstLine(e: unknown): string {
   return (m.split('\n')[0] ?? m).slice(0, 160);
 }
 
+function hasGpuDevice(): boolean {
+  try {
+    return readdirSync('/dev').some((d) => d.startsWith('nvidia') || d === 'dri' || d === 'kfd');
+  } catch {
+    return true; // cannot tell (not Linux): let Dawn look
+  }
+}
+
 async function tryStart(name: BackendName): Promise<string | undefined> {
   try {
     switch (name) {
@@ -43,6 +52,8 @@ async function tryStart(name: BackendName): Promise<string | undefined> {
         break;
       }
       case 'webgpu': {
+        // Loading Dawn probes Vulkan and logs its failures where there is no GPU: look first.
+        if (!hasGpuDevice()) return 'no GPU device (no /dev/nvidia*, /dev/dri or /dev/kfd)';
         const webgpu = (await import('webgpu')) as unknown as { create(flags: string[]): { requestAdapter(): Promise<unknown> }; globals: object };
         Object.assign(globalThis, webgpu.globals);
         const gpu = webgpu.create([]);
