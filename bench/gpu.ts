@@ -1,10 +1,10 @@
 // The GPU part of the training benchmark, run on a lent GPU machine through WebGPU (Dawn's `webgpu`
 // package): small CNN (B=32, 256 x 64) and CNN14 (B=32, 304 x 64) step and inference times, and a
-// kernel profile of the small step (kernel time against wall time). Prints JSON on stdout.
+// kernel profile of the small step with FusedAdamW (kernel time against wall time). Prints JSON.
 // Built and shipped by bench/gpu-prepare.sh; PyTorch on the same GPU runs beside it (train_torch.py).
 import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../stages/lib/tf/backend.ts';
-import { AdamW, Model } from '../stages/lib/tf/models.ts';
+import { FusedAdamW, Model } from '../stages/lib/tf/models.ts';
 import { measure } from './measure.ts';
 
 const steps = Number(process.env.BENCH_STEPS ?? 5);
@@ -16,10 +16,12 @@ if (choice.name !== 'webgpu') {
 }
 const small = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps);
 process.stderr.write(`small: ${JSON.stringify(small)}\n`);
+const smallFused = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps, true);
+process.stderr.write(`small, FusedAdamW: ${JSON.stringify(smallFused)}\n`);
 
 // Kernel time against wall time for one small step.
 const model = new Model({ backbone: 'small', mels: 64, outputs: 10 }, 0);
-const opt = new AdamW(1e-3);
+const opt = new FusedAdamW(1e-3);
 const x = tf.randomNormal([32, 256, 64, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
 const step = async () => {
   const { value, grads } = tf.variableGrads(() => tf.mean(model.forward(x, true).output) as tf.Scalar, model.trainable);
@@ -45,8 +47,8 @@ x.dispose();
 
 let cnn14: unknown;
 try {
-  cnn14 = await measure({ backbone: 'cnn14', mels: 64, outputs: 10 }, 32, 304, Math.max(2, steps - 2));
+  cnn14 = await measure({ backbone: 'cnn14', mels: 64, outputs: 10 }, 32, 304, Math.max(2, steps - 2), true);
 } catch (e) {
   cnn14 = { error: (e as Error).message.slice(0, 200) };
 }
-process.stdout.write(`${JSON.stringify({ backend: choice.name, summary: choice.summary, small, smallProfile: { wallMs: wall, kernelMs, kernels: prof.kernels.length, top }, cnn14 })}\n`);
+process.stdout.write(`${JSON.stringify({ backend: choice.name, summary: choice.summary, small, smallFused, smallProfile: { wallMs: wall, kernelMs, kernels: prof.kernels.length, top }, cnn14 })}\n`);

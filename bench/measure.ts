@@ -1,6 +1,6 @@
 // Step and inference time of a backbone on the current TensorFlow.js backend (bench/train.ts, bench/gpu.ts).
 import * as tf from '@tensorflow/tfjs-core';
-import { AdamW, Model, type ModelSpec } from '../stages/lib/tf/models.ts';
+import { AdamW, FusedAdamW, Model, type ModelSpec } from '../stages/lib/tf/models.ts';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -10,9 +10,9 @@ export interface Timing {
   params: number;
 }
 
-export async function measure(spec: ModelSpec, batch: number, frames: number, steps: number): Promise<Timing> {
+export async function measure(spec: ModelSpec, batch: number, frames: number, steps: number, fused = false): Promise<Timing> {
   const model = new Model(spec, 0);
-  const opt = new AdamW(1e-3);
+  const opt = fused ? new FusedAdamW(1e-3) : new AdamW(1e-3);
   const x = tf.randomNormal([batch, frames, 64, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const times: number[] = [];
   const tensors0 = tf.memory().numTensors;
@@ -39,7 +39,7 @@ export async function measure(spec: ModelSpec, batch: number, frames: number, st
   opt.dispose();
   x.dispose();
   times.sort((a, b) => a - b);
-  // AdamW keeps two moment tensors per trainable variable; anything beyond that is a leak.
+  // AdamW keeps two moment tensors per trainable variable (FusedAdamW two in all); more is a leak.
   if (leaked > 2 * model.trainable.length) log(`warning: ${leaked - 2 * model.trainable.length} tensors leaked`);
   return { stepMs: times[Math.floor(times.length / 2)]!, inferMs, params };
 }

@@ -205,6 +205,88 @@ function dropout(x: tf.Tensor, rate: number, rng?: Random): tf.Tensor {
   return tf.mul(x, tf.mul(mask, 1 / (1 - rate)));
 }
 
+/**
+ * AdamW with its moments kept flat, over all variables at once: one concat of the gradients, the
+ * update in a handful of element-wise kernels, one split, and one assign per variable: about 4
+ * kernels a variable plus 12 in all, where per-variable AdamW launches about 15 a variable. On
+ * WebGPU a training step is bound by kernel launches (bench/RESULTS.md), so this counts there.
+ * Same arithmetic as AdamW below up to float32 rounding.
+ */
+export class FusedAdamW {
+  private step = 0;
+  private layout?: { names: string[]; sizes: number[] };
+  private m?: tf.Variable;
+  private s?: tf.Variable;
+
+  constructor(private readonly lr: number, private readonly weightDecay = 0.01, private readonly beta1 = 0.9, private readonly beta2 = 0.999, private readonly eps = 1e-8) {}
+
+  apply(grads: Record<string, tf.Tensor>, vars: tf.Variable[]): void {
+    const present = vars.filter((v) => grads[v.name]);
+    if (!present.length) return;
+    if (!this.layout) {
+      this.layout = { names: present.map((v) => v.name), sizes: present.map((v) => v.size) };
+      const total = this.layout.sizes.reduce((a, b) => a + b, 0);
+      const zeros = tf.zeros([total]);
+      this.m = tf.variable(zeros, false);
+      this.s = tf.variable(zeros, false);
+      zeros.dispose();
+    } else if (present.map((v) => v.name).join('\0') !== this.layout.names.join('\0')) {
+      throw new Error('FusedAdamW: the set of variables with gradients changed between steps');
+    }
+    this.step++;
+    const bc1 = 1 - this.beta1 ** this.step;
+    const bc2 = 1 - this.beta2 ** this.step;
+    const m = this.m!;
+    const s = this.s!;
+    tf.tidy(() => {
+      const g = tf.concat(present.map((v) => tf.reshape(grads[v.name]!, [-1])));
+      m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
+      s.assign(tf.add(tf.mul(s, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
+      const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(s, bc2)), this.eps));
+      const parts = tf.split(tf.mul(update, this.lr), this.layout!.sizes);
+      present.forEach((v, i) => v.assign(tf.sub(tf.mul(v, 1 - this.lr * this.weightDecay), tf.reshape(parts[i]!, v.shape))));
+    });
+  }
+
+  exportState(): { step: number; moments: Record<string, [Float32Array, Float32Array]> } {
+    const moments: Record<string, [Float32Array, Float32Array]> = {};
+    if (this.layout) {
+      const [m, s] = [this.m!.dataSync() as Float32Array, this.s!.dataSync() as Float32Array];
+      let o = 0;
+      this.layout.names.forEach((name, i) => {
+        const n = this.layout!.sizes[i]!;
+        moments[name] = [m.slice(o, o + n), s.slice(o, o + n)];
+        o += n;
+      });
+    }
+    return { step: this.step, moments };
+  }
+
+  importState(state: { step: number; moments: Record<string, [Float32Array, Float32Array]> }, vars: tf.Variable[]): void {
+    const present = vars.filter((v) => state.moments[v.name]);
+    this.step = state.step;
+    this.layout = { names: present.map((v) => v.name), sizes: present.map((v) => v.size) };
+    const total = this.layout.sizes.reduce((a, b) => a + b, 0);
+    const [mf, sf] = [new Float32Array(total), new Float32Array(total)];
+    let o = 0;
+    for (const v of present) {
+      mf.set(state.moments[v.name]![0], o);
+      sf.set(state.moments[v.name]![1], o);
+      o += v.size;
+    }
+    this.dispose();
+    const [mt, st] = [tf.tensor1d(mf), tf.tensor1d(sf)];
+    this.m = tf.variable(mt, false);
+    this.s = tf.variable(st, false);
+    tf.dispose([mt, st]);
+  }
+
+  dispose(): void {
+    this.m?.dispose();
+    this.s?.dispose();
+  }
+}
+
 /** AdamW (decoupled weight decay), as torch.optim.AdamW: one tidy update per variable. */
 export class AdamW {
   private step = 0;
