@@ -4,7 +4,8 @@
 // Built and shipped by bench/gpu-prepare.sh; PyTorch on the same GPU runs beside it (train_torch.py).
 import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../stages/lib/tf/backend.ts';
-import { FusedAdamW, Model } from '../stages/lib/tf/models.ts';
+import { Model } from '../stages/lib/tf/models.ts';
+import { FusedAdamW } from '../stages/lib/tf/optimizers.ts';
 import { measure } from './measure.ts';
 
 const steps = Number(process.env.BENCH_STEPS ?? 5);
@@ -14,9 +15,9 @@ if (choice.name !== 'webgpu') {
   process.stdout.write(`${JSON.stringify({ backend: choice.name, summary: choice.summary })}\n`);
   process.exit(1);
 }
-const small = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps);
+const small = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps, 'tensors');
 process.stderr.write(`small: ${JSON.stringify(small)}\n`);
-const smallFused = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps, true);
+const smallFused = await measure({ backbone: 'small', mels: 64, outputs: 10 }, 32, 256, steps, 'flat');
 process.stderr.write(`small, FusedAdamW: ${JSON.stringify(smallFused)}\n`);
 
 // Kernel time against wall time for one small step.
@@ -47,7 +48,7 @@ x.dispose();
 
 let cnn14: unknown;
 try {
-  cnn14 = await measure({ backbone: 'cnn14', mels: 64, outputs: 10 }, 32, 304, Math.max(2, steps - 2), true);
+  cnn14 = await measure({ backbone: 'cnn14', mels: 64, outputs: 10 }, 32, 304, Math.max(2, steps - 2), 'flat');
 } catch (e) {
   cnn14 = { error: (e as Error).message.slice(0, 200) };
 }

@@ -1,6 +1,11 @@
 // Step and inference time of a backbone on the current TensorFlow.js backend (bench/train.ts, bench/gpu.ts).
 import * as tf from '@tensorflow/tfjs-core';
-import { AdamW, FusedAdamW, Model, type ModelSpec } from '../stages/lib/tf/models.ts';
+import { Model, type ModelSpec } from '../stages/lib/tf/models.ts';
+import { AdamW, FusedAdamW, HostAdamW, optimizerFor } from '../stages/lib/tf/optimizers.ts';
+import type { BackendName } from '../stages/lib/tf/backend.ts';
+
+/** Which AdamW: the backend's default placement (optimizerFor), or one named. */
+export type OptimizerKind = 'default' | 'tensors' | 'flat' | 'host';
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -10,9 +15,9 @@ export interface Timing {
   params: number;
 }
 
-export async function measure(spec: ModelSpec, batch: number, frames: number, steps: number, fused = false): Promise<Timing> {
+export async function measure(spec: ModelSpec, batch: number, frames: number, steps: number, optimizer: OptimizerKind = 'default'): Promise<Timing> {
   const model = new Model(spec, 0);
-  const opt = fused ? new FusedAdamW(1e-3) : new AdamW(1e-3);
+  const opt = { default: () => optimizerFor(tf.getBackend() as BackendName, 1e-3), tensors: () => new AdamW(1e-3), flat: () => new FusedAdamW(1e-3), host: () => new HostAdamW(1e-3) }[optimizer]();
   const x = tf.randomNormal([batch, frames, 64, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
   const times: number[] = [];
   const tensors0 = tf.memory().numTensors;
@@ -39,7 +44,7 @@ export async function measure(spec: ModelSpec, batch: number, frames: number, st
   opt.dispose();
   x.dispose();
   times.sort((a, b) => a - b);
-  // AdamW keeps two moment tensors per trainable variable (FusedAdamW two in all); more is a leak.
+  // AdamW keeps two moment tensors per trainable variable (FusedAdamW two in all, HostAdamW none); more is a leak.
   if (leaked > 2 * model.trainable.length) log(`warning: ${leaked - 2 * model.trainable.length} tensors leaked`);
   return { stepMs: times[Math.floor(times.length / 2)]!, inferMs, params };
 }

@@ -87,7 +87,8 @@ export default defineStage<Params>({
 async function train(ctx: StageContext<Params>): Promise<void> {
   const tf = await import('@tensorflow/tfjs-core');
   const { startBackend } = await import('./lib/tf/backend.ts');
-  const { AdamW, FusedAdamW, Model } = await import('./lib/tf/models.ts');
+  const { Model } = await import('./lib/tf/models.ts');
+  const { optimizerFor } = await import('./lib/tf/optimizers.ts');
   const { barlowTwinsLoss, cccLoss, cccPerColumn, ruwlTotal } = await import('./lib/losses.ts');
   const p = ctx.params;
   const choice = await startBackend(p.backend);
@@ -105,8 +106,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   const model = new Model({ backbone: p.backbone, mels, outputs: index.emotions.length, channels: p.channels, projector: twin ? p.projector : 0 }, ctx.seed);
   const s = p.mode === 'ruwl' ? tf.variable(tf.tensor1d([1, 1, 0.001]), true, `ruwl-s-${ctx.stageId}`) : undefined;
   const trainable = s ? [...model.trainable, s] : model.trainable;
-  // On WebGPU a step is bound by kernel launches: the flat AdamW launches far fewer.
-  const opt = choice.name === 'webgpu' ? new FusedAdamW(p.lr, p.weightDecay) : new AdamW(p.lr, p.weightDecay);
+  const opt = optimizerFor(choice.name, p.lr, p.weightDecay);
   const out = ctx.outputs.result!;
   await mkdir(out, { recursive: true });
 
@@ -234,7 +234,7 @@ function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts')
   return { preds, row: (i: number) => Array.from(preds.subarray(i * k, (i + 1) * k)) };
 }
 
-async function saveCheckpoint(dir: string, epoch: number, best: { epoch: number; ccc: number }, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, opt: Pick<InstanceType<typeof import('./lib/tf/models.ts').AdamW>, 'exportState'>, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
+async function saveCheckpoint(dir: string, epoch: number, best: { epoch: number; ccc: number }, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, opt: Pick<import('./lib/tf/optimizers.ts').Optimizer, 'exportState'>, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
   const w = model.exportWeights();
   const state = opt.exportState();
   const names = vars.map((v) => v.name).filter((n) => state.moments[n]);

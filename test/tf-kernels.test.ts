@@ -1,11 +1,13 @@
-// This project's conv gradient kernels (forward convolutions on transposed or rotated tensors)
-// against TensorFlow.js's own kernels, on random shapes, strides and paddings: within 1e-4 relative.
+// This project's convolution kernels (gradients as forward convolutions on transposed or rotated
+// tensors; few-pixel convolutions as matrix products in all three directions) against
+// TensorFlow.js's own kernels, on random shapes, strides and paddings: within 1e-4 relative.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { Random } from '../src/random.ts';
 import { registerTrainingKernels } from '../stages/lib/tf/kernels.ts';
+import { geometry, preferMatMul } from '../stages/lib/tf/conv-matmul.ts';
 import { startBackend } from '../stages/lib/tf/backend.ts';
 
 interface Case {
@@ -24,11 +26,25 @@ const cases: Case[] = [
   { x: [3, 8, 8, 4], k: [1, 1], co: 6, strides: [1, 1], pad: 'valid' },
   { x: [2, 13, 6, 3], k: [5, 3], co: 2, strides: [3, 2], pad: 'same' },
 ];
+// Fewer output pixels than output channels: the matrix-product path on cpu and wasm (conv-matmul.ts).
+const matMulCases: Case[] = [
+  { x: [1, 2, 3, 5], k: [3, 3], co: 12, strides: [1, 1], pad: 'same' },
+  { x: [2, 1, 2, 4], k: [3, 3], co: 16, strides: [1, 1], pad: 'same' },
+  { x: [1, 3, 3, 3], k: [1, 1], co: 20, strides: [1, 1], pad: 'valid' },
+  { x: [1, 4, 3, 6], k: [3, 3], co: 8, strides: [1, 1], pad: 'valid' },
+  { x: [1, 3, 2, 7], k: [5, 3], co: 9, strides: [1, 1], pad: 'same' },
+];
 for (let i = 0; i < 6; i++) {
   const s = (1 + rng.int(3)) as 1 | 2 | 3;
   const kh = 1 + rng.int(4);
   const kw = 1 + rng.int(4);
   cases.push({ x: [1 + rng.int(3), kh + 4 + rng.int(8), kw + 4 + rng.int(8), 1 + rng.int(5)], k: [kh, kw], co: 1 + rng.int(6), strides: [s, 1 + rng.int(2)], pad: rng.float() < 0.5 ? 'same' : 'valid' });
+}
+
+cases.push(...matMulCases);
+
+function forward(c: Case, x: Float32Array, w: Float32Array): Float32Array {
+  return tf.tidy(() => tf.conv2d(tf.tensor4d(x, c.x), tf.tensor4d(w, [c.k[0], c.k[1], c.x[3], c.co]), c.strides, c.pad).dataSync() as Float32Array);
 }
 
 function backpropFilter(c: Case, x: Float32Array, dy: Float32Array, dyShape: number[]): Float32Array {
@@ -55,7 +71,9 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return num / (den || 1);
 }
 
-test('conv gradients via forward convolutions match tfjs on cpu and wasm within 1e-4 relative', async () => {
+test('convolution kernels (gradients via forward convolutions, few-pixel ones as matrix products) match tfjs on cpu and wasm within 1e-4 relative', async () => {
+  // The few-pixel cases do take the matrix-product path.
+  for (const c of matMulCases) assert.ok(preferMatMul(geometry(c.x, [c.k[0], c.k[1], c.x[3], c.co], c.strides, c.pad)!), JSON.stringify(c));
   await tf.setBackend('cpu');
   const inputs = cases.map((c) => {
     const outShape = tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros([c.k[0], c.k[1], c.x[3], c.co]) as tf.Tensor4D, c.strides, c.pad).shape);
@@ -70,12 +88,18 @@ test('conv gradients via forward convolutions match tfjs on cpu and wasm within 
   // tfjs's own cpu kernels, before ours replace them.
   const reference = cases.map((c, i) => backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape));
   const referenceDx = cases.map((c, i) => backpropInput(c, inputs[i]!.dy, inputs[i]!.dyShape, inputs[i]!.w));
+  const referenceY = cases.map((c, i) => forward(c, inputs[i]!.x, inputs[i]!.w));
   const check = (label: string) =>
     cases.forEach((c, i) => {
       const e = relErr(backpropFilter(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.dyShape), reference[i]!);
       assert.ok(e < 1e-4, `${label} Conv2DBackpropFilter case ${i} ${JSON.stringify(c)}: relative error ${e}`);
       const ex = relErr(backpropInput(c, inputs[i]!.dy, inputs[i]!.dyShape, inputs[i]!.w), referenceDx[i]!);
       assert.ok(ex < 1e-4, `${label} Conv2DBackpropInput case ${i} ${JSON.stringify(c)}: relative error ${ex}`);
+      // Forward: ours only replaces the few-pixel cases; the rest is the backend's own kernel (and
+      // tfjs-wasm's own is wrong for some uneven strides, e.g. [3, 2] 'same' on one channel: all zeros).
+      if (!matMulCases.includes(c)) return;
+      const ey = relErr(forward(c, inputs[i]!.x, inputs[i]!.w), referenceY[i]!);
+      assert.ok(ey < 1e-4, `${label} Conv2D case ${i} ${JSON.stringify(c)}: relative error ${ey}`);
     });
   registerTrainingKernels('cpu');
   check('cpu');

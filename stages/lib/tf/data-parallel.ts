@@ -3,10 +3,14 @@
 // the model (same seed, same initial weights); each step every replica computes gradients on its
 // share of the batch, the main thread averages them (weighted by share) with the batch-norm running
 // statistics, and every replica applies the same AdamW update, so they stay identical.
+// Gradients travel through shared memory allocated once: CNN14's are 320 MB a step, and copying
+// them into fresh buffers would cost more in page faults than the copy itself (host-data.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { Worker } from 'node:worker_threads';
 import { startBackend, type BackendName } from './backend.ts';
-import { AdamW, Model, type ModelSpec } from './models.ts';
+import { Model, type ModelSpec } from './models.ts';
+import { HostAdamW, optimizerFor, type Optimizer } from './optimizers.ts';
+import { allocHost, readHost } from './host-data.ts';
 
 export interface ReplicaSpec {
   model: ModelSpec;
@@ -28,41 +32,69 @@ export interface Shard {
 /** loss(model, shard) -> scalar; must be the same function on every replica (keep it in one module). */
 export type LossFn = (model: Model, x: tf.Tensor4D, y: tf.Tensor | undefined) => tf.Scalar;
 
+/** Where each trainable variable's gradient, then each running statistic, sits in a flat buffer. */
+interface Layout {
+  sizes: number[];
+  total: number;
+}
+
+function layoutOf(model: Model, runningNames: string[]): Layout {
+  const sizes = [...model.trainable.map((v) => v.size), ...runningNames.map((n) => model.variables.get(n)!.size)];
+  return { sizes, total: sizes.reduce((a, b) => a + b, 0) };
+}
+
 /** One replica: a model, its optimizer, and the step it runs on a shard. */
 export class Replica {
   readonly model: Model;
-  private readonly opt: AdamW;
+  private readonly opt: Optimizer;
   private readonly runningNames: string[];
+  readonly layout: Layout;
 
   constructor(spec: ReplicaSpec, private readonly loss: LossFn) {
     this.model = new Model(spec.model, spec.seed);
-    this.opt = new AdamW(spec.lr, spec.weightDecay);
+    this.opt = optimizerFor(tf.getBackend() as BackendName, spec.lr, spec.weightDecay);
     this.runningNames = [...this.model.variables.keys()].filter((n) => n.endsWith('.running_mean') || n.endsWith('.running_var'));
+    this.layout = layoutOf(this.model, this.runningNames);
   }
 
-  /** Gradients (in trainable order) and running statistics after the forward pass, and the loss. */
-  gradients(s: Shard): { grads: Float32Array[]; running: Float32Array[]; loss: number } {
+  private running(): tf.Variable[] {
+    return this.runningNames.map((n) => this.model.variables.get(n)!);
+  }
+
+  /** Computes gradients on a shard and writes them, then the running statistics, into `out`; returns the loss. */
+  gradients(s: Shard, out: Float32Array): number {
     return tf.tidy(() => {
       const x = tf.tensor4d(s.x, [s.n, s.frames, s.mels, 1]);
       const y = s.y ? tf.tensor(s.y, [s.n, s.y.length / s.n]) : undefined;
       const { value, grads } = tf.variableGrads(() => this.loss(this.model, x, y), this.model.trainable);
-      return {
-        grads: this.model.trainable.map((v) => grads[v.name]!.dataSync() as Float32Array),
-        running: this.runningNames.map((n) => this.model.variables.get(n)!.dataSync() as Float32Array),
-        loss: value.dataSync()[0]!,
-      };
+      let o = 0;
+      for (const t of [...this.model.trainable.map((v) => grads[v.name]!), ...this.running()]) {
+        out.set(readHost(t), o);
+        o += t.size;
+      }
+      return value.dataSync()[0]!;
     });
   }
 
-  apply(grads: Float32Array[], running: Float32Array[]): void {
-    const named: Record<string, tf.Tensor> = {};
-    this.model.trainable.forEach((v, i) => (named[v.name] = tf.tensor(grads[i]!, v.shape)));
-    this.opt.apply(named, this.model.trainable);
-    tf.dispose(Object.values(named));
-    this.runningNames.forEach((n, i) => {
-      const v = this.model.variables.get(n)!;
-      tf.tidy(() => v.assign(tf.tensor(running[i]!, v.shape)));
-    });
+  /** Applies averaged gradients and running statistics laid out as `gradients` writes them. */
+  apply(avg: Float32Array): void {
+    let o = 0;
+    const slice = (v: tf.Variable) => {
+      const { info, data } = allocHost(v.shape);
+      data.set(avg.subarray(o, o + v.size));
+      o += v.size;
+      return tf.engine().makeTensorFromTensorInfo(info);
+    };
+    if (this.opt instanceof HostAdamW) {
+      this.opt.applyFlat(avg, this.model.trainable); // straight from shared memory
+      o = this.model.trainable.reduce((n, v) => n + v.size, 0);
+    } else {
+      const named: Record<string, tf.Tensor> = {};
+      for (const v of this.model.trainable) named[v.name] = slice(v);
+      this.opt.apply(named, this.model.trainable);
+      tf.dispose(Object.values(named));
+    }
+    for (const v of this.running()) tf.tidy(() => v.assign(slice(v)));
   }
 
   dispose(): void {
@@ -74,7 +106,12 @@ export class Replica {
 interface WorkerInit {
   dataParallelReplica: true;
   spec: ReplicaSpec;
+  /** This worker's gradient buffer and the averaged one, shared with the main thread. */
+  grads: SharedArrayBuffer;
+  avg: SharedArrayBuffer;
 }
+
+type ToWorker = { type: 'grads'; shard: Shard } | { type: 'apply' } | { type: 'weights' };
 
 /**
  * Worker side: call from the top level of the module the workers run (it returns at once when this
@@ -85,29 +122,76 @@ export async function serveReplica(workerData: unknown, port: import('node:worke
   if (!init?.dataParallelReplica || !port) return;
   await startBackend(init.spec.backend);
   const replica = new Replica(init.spec, loss);
-  port.on('message', (m: { type: 'grads'; shard: Shard } | { type: 'apply'; grads: Float32Array[]; running: Float32Array[] } | { type: 'weights' }) => {
-    if (m.type === 'grads') port.postMessage(replica.gradients(m.shard));
-    else if (m.type === 'apply') replica.apply(m.grads, m.running);
-    else port.postMessage(replica.model.trainable.map((v) => v.dataSync() as Float32Array));
+  const [grads, avg] = [new Float32Array(init.grads), new Float32Array(init.avg)];
+  port.on('message', (m: ToWorker) => {
+    try {
+      if (m.type === 'grads') port.postMessage({ loss: replica.gradients(m.shard, grads) });
+      else if (m.type === 'apply') {
+        replica.apply(avg);
+        port.postMessage({ applied: true });
+      } else port.postMessage(replica.model.trainable.map((v) => v.dataSync() as Float32Array));
+    } catch (e) {
+      port.postMessage({ error: e instanceof Error ? e.message : String(e) });
+    }
   });
   port.postMessage('ready');
 }
 
+/** out = sum of weights[r] * parts[r], in one pass for the usual two replicas. */
+function averageInto(out: Float32Array, parts: Float32Array[], weights: number[]): void {
+  if (parts.length === 1) return out.set(parts[0]!);
+  const [a, b, wa, wb] = [parts[0]!, parts[1]!, weights[0]!, weights[1]!];
+  for (let q = 0; q < out.length; q++) out[q] = wa * a[q]! + wb * b[q]!;
+  for (let r = 2; r < parts.length; r++) {
+    const [g, w] = [parts[r]!, weights[r]!];
+    for (let q = 0; q < out.length; q++) out[q]! += w * g[q]!;
+  }
+}
+
 export class DataParallel {
-  private constructor(readonly main: Replica, private readonly workers: Worker[]) {}
+  private constructor(
+    readonly main: Replica,
+    private readonly workers: Worker[],
+    private readonly grads: Float32Array[],
+    private readonly avg: Float32Array,
+  ) {}
 
   /** `workers` extra threads (0: single-threaded) running `workerModule`, which calls serveReplica. */
   static async start(spec: ReplicaSpec, loss: LossFn, workers: number, workerModule: string): Promise<DataParallel> {
-    const ws = Array.from({ length: workers }, () => new Worker(workerModule, { workerData: { dataParallelReplica: true, spec } satisfies WorkerInit }));
-    await Promise.all(ws.map((w) => new Promise<void>((resolve, reject) => {
-      w.once('error', reject);
-      w.once('message', () => resolve());
-    })));
-    return new DataParallel(new Replica(spec, loss), ws);
+    await startBackend(spec.backend); // the main thread's replica runs where the workers' do
+    const main = new Replica(spec, loss);
+    const bytes = main.layout.total * 4;
+    const shared = Array.from({ length: workers + 1 }, () => new SharedArrayBuffer(bytes));
+    const avg = new SharedArrayBuffer(bytes);
+    const ws = shared.slice(1).map((grads) => new Worker(workerModule, { workerData: { dataParallelReplica: true, spec, grads, avg } satisfies WorkerInit }));
+    try {
+      await Promise.all(ws.map((w) => new Promise<void>((resolve, reject) => {
+        w.once('error', reject);
+        w.once('message', () => resolve());
+      })));
+    } catch (e) {
+      await Promise.all(ws.map((w) => w.terminate()));
+      main.dispose();
+      throw e;
+    }
+    return new DataParallel(main, ws, shared.map((b) => new Float32Array(b)), new Float32Array(avg));
   }
 
   get replicas(): number {
     return this.workers.length + 1;
+  }
+
+  private ask<T>(w: Worker, m: ToWorker): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      w.once('error', onError);
+      w.once('message', (r: T & { error?: string }) => {
+        w.off('error', onError);
+        if (r && typeof r === 'object' && 'error' in r && r.error) reject(new Error(`data-parallel replica: ${r.error}`));
+        else resolve(r);
+      });
+      w.postMessage(m);
+    });
   }
 
   /** One training step on a batch; returns the batch's mean loss. */
@@ -121,38 +205,21 @@ export class DataParallel {
       shards.push({ x: batch.x.subarray(start * per, (start + n) * per), n, frames: batch.frames, mels: batch.mels, y: batch.y?.subarray(start * yPer, (start + n) * yPer) });
       start += n;
     }
-    const pending = shards.slice(1).map((shard, i) => new Promise<ReturnType<Replica['gradients']>>((resolve, reject) => {
-      const w = this.workers[i]!;
-      w.once('message', resolve);
-      w.once('error', reject);
-      w.postMessage({ type: 'grads', shard: { ...shard, x: shard.x.slice(), y: shard.y?.slice() } });
-    }));
-    const mine = this.main.gradients(shards[0]!);
-    const all = [mine, ...(await Promise.all(pending))];
+    const pending = shards.slice(1).map((shard, i) => this.ask<{ loss: number }>(this.workers[i]!, { type: 'grads', shard: { ...shard, x: shard.x.slice(), y: shard.y?.slice() } }));
+    const losses = [this.main.gradients(shards[0]!, this.grads[0]!), ...(await Promise.all(pending)).map((r) => r.loss)];
     // Weighted average: each replica's gradient is the mean over its own shard.
     const weights = shards.map((s) => s.n / batch.n);
-    const avg = (pick: (r: (typeof all)[number]) => Float32Array[]) =>
-      pick(all[0]!).map((_, j) => {
-        const out = new Float32Array(pick(all[0]!)[j]!.length);
-        all.forEach((r, i) => {
-          const a = pick(r)[j]!;
-          for (let q = 0; q < out.length; q++) out[q] += weights[i]! * a[q]!;
-        });
-        return out;
-      });
-    const grads = avg((r) => r.grads);
-    const running = avg((r) => r.running);
-    for (const w of this.workers) w.postMessage({ type: 'apply', grads, running }); // all, used or not: replicas stay identical
-    this.main.apply(grads, running);
-    return all.reduce((s, r, i) => s + weights[i]! * r.loss, 0);
+    averageInto(this.avg, this.grads.slice(0, k), weights);
+    // Every replica applies, used this step or not, so that all stay identical.
+    const applied = this.workers.map((w) => this.ask(w, { type: 'apply' }));
+    this.main.apply(this.avg);
+    await Promise.all(applied);
+    return losses.reduce((s, l, i) => s + weights[i]! * l, 0);
   }
 
   /** Every replica's trainable weights (to check they stay identical). */
   async replicaWeights(): Promise<Float32Array[][]> {
-    const others = await Promise.all(this.workers.map((w) => new Promise<Float32Array[]>((resolve) => {
-      w.once('message', resolve);
-      w.postMessage({ type: 'weights' });
-    })));
+    const others = await Promise.all(this.workers.map((w) => this.ask<Float32Array[]>(w, { type: 'weights' })));
     return [this.main.model.trainable.map((v) => v.dataSync() as Float32Array), ...others];
   }
 
