@@ -81,7 +81,21 @@ export default defineStage<Params>({
   inputs: ['features', 'policy'],
   outputs: ['result'],
   fingerprint: (p) => ({ backend: predictedBackend(p.backend) }),
-  run: train,
+  run: async (ctx) => {
+    try {
+      await train(ctx);
+    } catch (e) {
+      const tf = await import('@tensorflow/tfjs-core');
+      const { explainBackendFailure } = await import('./lib/tf/backend.ts');
+      let backend = 'none';
+      try {
+        backend = tf.getBackend();
+      } catch {
+        // no backend started: nothing to explain
+      }
+      throw explainBackendFailure(e, { backend, backbone: ctx.params.backbone, batch: ctx.params.batch, frames: ctx.params.crop });
+    }
+  },
 });
 
 async function train(ctx: StageContext<Params>): Promise<void> {

@@ -20,3 +20,28 @@ test('auto picks the fastest backend that starts, checks it really runs, and say
   assert.equal(tf.getBackend(), 'cpu');
   assert.equal(tf.tidy(() => tf.add(tf.scalar(2), tf.scalar(3)).dataSync()[0]), 5);
 });
+
+test('running out of the WASM heap during training is explained with what to change; other errors pass through', async () => {
+  const { explainBackendFailure } = await import('../stages/lib/tf/backend.ts');
+  // A real trap from a real module: a load past the end of a one-page memory.
+  // (module (memory 1) (func (export "f") (result i32) i32.const 100000 i32.load))
+  const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 5, 3, 1, 0, 1, 7, 5, 1, 1, 102, 0, 0, 10, 11, 1, 9, 0, 65, 160, 141, 6, 40, 2, 0, 11]);
+  const { instance } = await WebAssembly.instantiate(bytes);
+  let trap: unknown;
+  try {
+    (instance.exports.f as () => number)();
+  } catch (e) {
+    trap = e;
+  }
+  assert.ok(trap instanceof WebAssembly.RuntimeError, String(trap));
+  const run = { backend: 'wasm', backbone: 'cnn14', batch: 32, frames: 304 };
+  const explained = explainBackendFailure(trap, run) as Error;
+  assert.match(explained.message, /WASM backend ran out of memory \(memory access out of bounds\)/);
+  assert.match(explained.message, /cnn14 at batch 32 x 304 frames/);
+  assert.match(explained.message, /Lower 'batch' or 'crop'/);
+  assert.equal(explained.cause, trap);
+  assert.match((explainBackendFailure(new Error('Aborted(). Build with -sASSERTIONS for more info.'), run) as Error).message, /ran out of memory/);
+  const other = new Error('no labelled Val clips');
+  assert.equal(explainBackendFailure(other, run), other);
+  assert.equal(explainBackendFailure(trap, { ...run, backend: 'webgpu' }), trap);
+});

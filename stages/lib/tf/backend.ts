@@ -97,3 +97,20 @@ export async function startBackend(preferred: BackendName | 'auto' = 'auto'): Pr
   }
   throw new Error(`no TensorFlow.js backend starts: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
 }
+
+/**
+ * A clearer error for a training run that exhausted the WASM heap: tfjs-wasm fails there with a bare
+ * "memory access out of bounds" or "Aborted()" (it addresses about 2 GB in practice). Other errors
+ * come back unchanged.
+ */
+export function explainBackendFailure(e: unknown, run: { backend: string; backbone: string; batch: number; frames: number }): unknown {
+  const message = e instanceof Error ? e.message : String(e);
+  const outOfHeap = e instanceof WebAssembly.RuntimeError || /memory access out of bounds|^Aborted\(/.test(message);
+  if (run.backend !== 'wasm' || !outOfHeap) return e;
+  return new Error(
+    `the WASM backend ran out of memory (${firstLine(e)}): ${run.backbone} at batch ${run.batch} x ${run.frames} frames needs more than ` +
+      `the ~2 GB of heap tfjs-wasm can address. Lower 'batch' or 'crop' in the spec (CNN14 trains at batch 4 x 304 frames there), ` +
+      `or run where the native TensorFlow or WebGPU backend starts.`,
+    { cause: e },
+  );
+}
