@@ -18,6 +18,9 @@ interface Case {
   pad: 'same' | 'valid';
 }
 
+// tfjs's own plain-JS AvgPoolGrad, kept before registerTrainingKernels replaces it.
+const tfjsAvgPoolGrad = tf.getKernel('AvgPoolGrad', 'cpu').kernelFunc;
+
 const rng = new Random(11);
 const cases: Case[] = [
   { x: [2, 9, 7, 3], k: [3, 3], co: 4, strides: [1, 1], pad: 'same' },
@@ -121,4 +124,32 @@ test('a training step through tf.grads works on wasm (no missing gradient kernel
     tf.dispose([value, ...Object.values(grads)]);
   }
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('AvgPoolGrad in one host pass matches tfjs on cpu and wasm within 1e-5 relative (padded pools left to tfjs)', async () => {
+  const pools: Array<{ x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'valid' | 'same' }> = [
+    { x: [2, 8, 6, 3], f: [2, 2], s: [2, 2], pad: 'valid' }, // the backbones' pool
+    { x: [1, 9, 7, 2], f: [3, 3], s: [2, 2], pad: 'valid' }, // overlapping windows, odd sizes
+    { x: [3, 5, 8, 4], f: [2, 3], s: [1, 3], pad: 'valid' },
+    { x: [1, 7, 5, 2], f: [3, 2], s: [2, 2], pad: 'same' }, // padded: tfjs's own kernel
+  ];
+  const cpu = tf.findBackend('cpu')!;
+  const data = pools.map((p) => {
+    const outShape = tf.tidy(() => tf.avgPool(tf.zeros(p.x) as tf.Tensor4D, p.f, p.s, p.pad).shape);
+    return { input: tf.randomNormal(p.x, 0, 1, 'float32', 5), dy: tf.randomNormal(outShape, 0, 1, 'float32', 6) };
+  });
+  await tf.setBackend('cpu');
+  const reference = pools.map((p, i) => {
+    const out = tfjsAvgPoolGrad({ inputs: { dy: data[i]!.dy, input: data[i]!.input }, backend: cpu, attrs: { filterSize: p.f, strides: p.s, pad: p.pad } as never }) as tf.TensorInfo;
+    return tf.engine().makeTensorFromTensorInfo(out).dataSync() as Float32Array;
+  });
+  const values = data.map((d) => ({ input: d.input.dataSync() as Float32Array, dy: d.dy.dataSync() as Float32Array, dyShape: d.dy.shape }));
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await startBackend(backend);
+    pools.forEach((p, i) => {
+      const got = tf.tidy(() => (tf.engine().runKernel('AvgPoolGrad', { dy: tf.tensor(values[i]!.dy, values[i]!.dyShape), input: tf.tensor4d(values[i]!.input, p.x) }, { filterSize: p.f, strides: p.s, pad: p.pad } as never) as tf.Tensor).dataSync() as Float32Array);
+      const e = relErr(got, reference[i]!);
+      assert.ok(e < 1e-5, `${backend} AvgPoolGrad ${JSON.stringify(p)}: relative error ${e}`);
+    });
+  }
 });

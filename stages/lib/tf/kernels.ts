@@ -9,10 +9,11 @@
 // giving [Ci, kh', kw', Co] (cropped to kh x kw), transposed back to [kh, kw, Ci, Co].
 // Conv2DBackpropInput (stride 1) likewise becomes a forward convolution with the rotated filter.
 // On host-memory backends, convolutions with fewer output pixels than output channels become
-// matrix products instead, all three directions (conv-matmul.ts).
+// matrix products instead, all three directions (conv-matmul.ts), and AvgPoolGrad is one host pass.
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, type KernelBackend, type TensorInfo } from '@tensorflow/tfjs-core';
 import { allocHost, readHost } from './host-data.ts';
+import { avgPoolGradOnHost, type AvgPoolGradAttrs } from './avg-pool-grad.ts';
 import { conv2dBackpropFilterViaMatMul, conv2dBackpropInputViaMatMul, conv2dViaMatMul, geometry, preferMatMul, transpose2d } from './conv-matmul.ts';
 
 type Run = (kernel: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown>) => TensorInfo;
@@ -127,6 +128,12 @@ export function registerTrainingKernels(backendName: string): void {
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
       const g = matMulGeometry(x.shape, filter.shape, args.attrs as Record<string, unknown>);
       return g ? conv2dViaMatMul(x, filter, g, runOn(args.backend), args.backend as KernelBackend) : original!(args);
+    });
+  }
+  if (hostMemory) {
+    replaceKernel('AvgPoolGrad', backendName, (original) => (args) => {
+      const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+      return avgPoolGradOnHost(dy, input, args.attrs as unknown as AvgPoolGradAttrs, args.backend as KernelBackend) ?? original!(args);
     });
   }
   replaceKernel('Conv2DBackpropFilter', backendName, () => ({ inputs, backend, attrs }) => {
