@@ -9,6 +9,7 @@ import { Random } from '../src/random.ts';
 import { registerTrainingKernels } from '../stages/lib/tf/kernels.ts';
 import { geometry, preferMatMul } from '../stages/lib/tf/conv-matmul.ts';
 import { startBackend } from '../stages/lib/tf/backend.ts';
+import { relErr } from './helpers/compare.ts';
 
 interface Case {
   x: [number, number, number, number];
@@ -62,16 +63,6 @@ function backpropInput(c: Case, dy: Float32Array, dyShape: number[], w: Float32A
     const out = tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor4d(w, [c.k[0], c.k[1], c.x[3], c.co]) }, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x } as never) as tf.Tensor;
     return out.dataSync() as Float32Array;
   });
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / (den || 1);
 }
 
 test('convolution kernels (gradients via forward convolutions, few-pixel ones as matrix products) match tfjs on cpu and wasm within 1e-4 relative', async () => {

@@ -34,7 +34,7 @@ function hasGpuDevice(): boolean {
   }
 }
 
-async function tryStart(name: BackendName): Promise<string | undefined> {
+async function tryStart(name: BackendName, asked: boolean): Promise<string | undefined> {
   try {
     switch (name) {
       case 'tensorflow': {
@@ -53,7 +53,8 @@ async function tryStart(name: BackendName): Promise<string | undefined> {
       }
       case 'webgpu': {
         // Loading Dawn probes Vulkan and logs its failures where there is no GPU: look first.
-        if (!hasGpuDevice()) return 'no GPU device (no /dev/nvidia*, /dev/dri or /dev/kfd)';
+        // (Asked for by name, it is tried anyway: a CPU Vulkan driver such as lavapipe has no device node.)
+        if (!asked && !hasGpuDevice()) return 'no GPU device (no /dev/nvidia*, /dev/dri or /dev/kfd)';
         const webgpu = (await import('webgpu')) as unknown as { create(flags: string[]): { requestAdapter(): Promise<unknown> }; globals: object };
         Object.assign(globalThis, webgpu.globals);
         const gpu = webgpu.create([]);
@@ -87,7 +88,7 @@ export async function startBackend(preferred: BackendName | 'auto' = 'auto'): Pr
   const order = preferred === 'auto' ? BACKEND_ORDER : BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(preferred));
   const skipped: BackendChoice['skipped'] = [];
   for (const name of order) {
-    const why = await tryStart(name);
+    const why = await tryStart(name, name === preferred);
     if (why === undefined) {
       registerTrainingKernels(name);
       const summary = `backend ${name}${skipped.length ? ` (${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')})` : ''}`;
