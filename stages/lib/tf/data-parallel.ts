@@ -32,15 +32,14 @@ export interface Shard {
 /** loss(model, shard) -> scalar; must be the same function on every replica (keep it in one module). */
 export type LossFn = (model: Model, x: tf.Tensor4D, y: tf.Tensor | undefined) => tf.Scalar;
 
-/** Where each trainable variable's gradient, then each running statistic, sits in a flat buffer. */
-interface Layout {
-  sizes: number[];
-  total: number;
-}
-
-function layoutOf(model: Model, runningNames: string[]): Layout {
-  const sizes = [...model.trainable.map((v) => v.size), ...runningNames.map((n) => model.variables.get(n)!.size)];
-  return { sizes, total: sizes.reduce((a, b) => a + b, 0) };
+/** New tensors holding consecutive runs of `flat`, one per variable, shaped like it. */
+function tensorsFrom(flat: Float32Array, vars: tf.Variable[]): tf.Tensor[] {
+  let o = 0;
+  return vars.map((v) => {
+    const { info, data } = allocHost(v.shape);
+    data.set(flat.subarray(o, (o += v.size)));
+    return tf.engine().makeTensorFromTensorInfo(info);
+  });
 }
 
 /** One replica: a model, its optimizer, and the step it runs on a shard. */
@@ -48,13 +47,16 @@ export class Replica {
   readonly model: Model;
   private readonly opt: Optimizer;
   private readonly runningNames: string[];
-  readonly layout: Layout;
+  /** Floats in a flat gradient buffer: trainable variables, then running statistics. */
+  private readonly trainableSize: number;
+  readonly flatSize: number;
 
   constructor(spec: ReplicaSpec, private readonly loss: LossFn) {
     this.model = new Model(spec.model, spec.seed);
     this.opt = optimizerFor(tf.getBackend() as BackendName, spec.lr, spec.weightDecay);
     this.runningNames = [...this.model.variables.keys()].filter((n) => n.endsWith('.running_mean') || n.endsWith('.running_var'));
-    this.layout = layoutOf(this.model, this.runningNames);
+    this.trainableSize = this.model.parameterCount();
+    this.flatSize = this.trainableSize + this.running().reduce((n, v) => n + v.size, 0);
   }
 
   private running(): tf.Variable[] {
@@ -78,23 +80,19 @@ export class Replica {
 
   /** Applies averaged gradients and running statistics laid out as `gradients` writes them. */
   apply(avg: Float32Array): void {
-    let o = 0;
-    const slice = (v: tf.Variable) => {
-      const { info, data } = allocHost(v.shape);
-      data.set(avg.subarray(o, o + v.size));
-      o += v.size;
-      return tf.engine().makeTensorFromTensorInfo(info);
-    };
-    if (this.opt instanceof HostAdamW) {
-      this.opt.applyFlat(avg, this.model.trainable); // straight from shared memory
-      o = this.model.trainable.reduce((n, v) => n + v.size, 0);
-    } else {
-      const named: Record<string, tf.Tensor> = {};
-      for (const v of this.model.trainable) named[v.name] = slice(v);
-      this.opt.apply(named, this.model.trainable);
-      tf.dispose(Object.values(named));
+    const trainable = this.model.trainable;
+    const grads = avg.subarray(0, this.trainableSize);
+    if (this.opt instanceof HostAdamW) this.opt.applyFlat(grads, trainable); // straight from shared memory
+    else {
+      const tensors = tensorsFrom(grads, trainable);
+      this.opt.apply(Object.fromEntries(trainable.map((v, i) => [v.name, tensors[i]!])), trainable);
+      tf.dispose(tensors);
     }
-    for (const v of this.running()) tf.tidy(() => v.assign(slice(v)));
+    const running = this.running();
+    tensorsFrom(avg.subarray(this.trainableSize), running).forEach((t, i) => {
+      running[i]!.assign(t);
+      t.dispose();
+    });
   }
 
   dispose(): void {
@@ -160,7 +158,7 @@ export class DataParallel {
   static async start(spec: ReplicaSpec, loss: LossFn, workers: number, workerModule: string): Promise<DataParallel> {
     await startBackend(spec.backend); // the main thread's replica runs where the workers' do
     const main = new Replica(spec, loss);
-    const bytes = main.layout.total * 4;
+    const bytes = main.flatSize * 4;
     const shared = Array.from({ length: workers + 1 }, () => new SharedArrayBuffer(bytes));
     const avg = new SharedArrayBuffer(bytes);
     const ws = shared.slice(1).map((grads) => new Worker(workerModule, { workerData: { dataParallelReplica: true, spec, grads, avg } satisfies WorkerInit }));

@@ -129,8 +129,6 @@ export function registerTrainingKernels(backendName: string): void {
       const g = matMulGeometry(x.shape, filter.shape, args.attrs as Record<string, unknown>);
       return g ? conv2dViaMatMul(x, filter, g, runOn(args.backend), args.backend as KernelBackend) : original!(args);
     });
-  }
-  if (hostMemory) {
     replaceKernel('AvgPoolGrad', backendName, (original) => (args) => {
       const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
       return avgPoolGradOnHost(dy, input, args.attrs as unknown as AvgPoolGradAttrs, args.backend as KernelBackend) ?? original!(args);
