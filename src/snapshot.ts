@@ -16,12 +16,16 @@ import { importStageDefinition } from './modules.ts';
 import { readJsonIfExists, writeFileAtomic } from './fsutil.ts';
 import type { CachedRun, Store } from './store.ts';
 
-interface Snapshot {
-  engine: string;
+/** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */
+interface SnapshotScope {
   name: string;
   spec: string;
   sets: string[];
   env: Record<string, string | null>;
+}
+
+interface Snapshot extends SnapshotScope {
+  engine: string;
   /** Everything the stage keys were computed from. */
   paths: Array<[string, StatSignature]>;
   /** Published workspace outputs as they were after the run. */
@@ -78,12 +82,8 @@ export async function dropSnapshot(file: string): Promise<void> {
   await rm(file, { force: true });
 }
 
-export interface SnapshotInput {
+export interface SnapshotInput extends SnapshotScope {
   file: string;
-  name: string;
-  spec: string;
-  sets: string[];
-  env: Record<string, string | null>;
   /** Paths read while computing keys, with their signatures then. */
   observed: Iterable<[string, StatSignature]>;
   /** Workspace paths the stages publish. */
