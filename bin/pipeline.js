@@ -31,7 +31,7 @@ function builtAt() {
 
 if (builtAt() < Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'schemas')), statSync(join(root, 'package.json')).mtimeMs)) {
   const { bundle } = await import('../src/bundle.js');
-  const { files } = await bundle({ cli: join(root, 'src/cli.ts'), worker: join(root, 'src/executors/worker.ts') }, dist);
+  const { files } = await bundle({ cli: join(root, 'src/cli.ts'), worker: join(root, 'src/executors/worker.ts'), reaper: join(root, 'src/executors/reaper.ts') }, dist);
   mkdirSync(dist, { recursive: true });
   // Each file replaced atomically: a concurrent run sees the old build or the new, never half.
   for (const [path, bytes] of files) {
@@ -43,4 +43,8 @@ if (builtAt() < Math.max(newestSource(join(root, 'src')), newestSource(join(root
 }
 
 const { main } = await import(pathToFileURL(join(dist, 'cli.mjs')).href);
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Exit explicitly once the output is flushed: work an inline stage left behind (a timer, a stage
+// abandoned after it ignored a stop) must not keep the pipeline alive.
+await Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));
+process.exit(code);

@@ -1,6 +1,7 @@
 // The `pipeline` command line. Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage.
 import { availableParallelism } from 'node:os';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { collectGarbage, formatSize, parseSize } from './gc.ts';
@@ -8,7 +9,7 @@ import { renderDag } from './dag.ts';
 import { DigestCache } from './digests.ts';
 import { formatDiagnostic, SpecError, UsageError } from './diagnostics.ts';
 import { PACKAGE_ROOT, packageFilesRead } from './fingerprint.ts';
-import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './snapshot.ts';
+import { dropAllSnapshots, dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './snapshot.ts';
 import type { StatSignature } from './digests.ts';
 import { acquireLock, type HeldLock } from './lock.ts';
 import { pickReporter } from './progress.ts';
@@ -18,6 +19,11 @@ import { StageModules } from './modules.ts';
 import { Planner } from './plan.ts';
 import { pipelineStatus, type StageStatus } from './status.ts';
 import { Store } from './store.ts';
+
+/** Signals that stop a run cleanly (SIGHUP: the terminal went away). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** process.exit as it was at start (an inline stage's run replaces it while it runs). */
+const exitNow = process.exit.bind(process);
 
 const COMMON = {
   workspace: { type: 'string', short: 'C' },
@@ -43,9 +49,10 @@ Commands:
   validate <spec>         check the spec and every stage's params; run nothing
   dag <spec>              print the stage graph (Mermaid or dot)
   gc                      remove cache entries no spec's latest run uses
+  verify                  rehash the cache's contents and drop what is corrupt
 
 Run \`pipeline <command> --help\` for its options.
-Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage.`,
+Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage, 70 internal error, 130 interrupted.`,
   run: `Usage: pipeline run <spec> [stage...] [options]
 
 Runs every stage whose fingerprint (code, params, inputs, upstream outputs) has no cached run.
@@ -56,6 +63,13 @@ Named stages run with everything they need; a sweep's name runs all its variants
       --force-all       rerun every stage
   -k, --keep-going      after a failure, finish the stages that do not depend on it
   -n, --dry-run         say what would run, run nothing
+      --verify          rehash every cached output before trusting it (see \`pipeline verify\`)
+${COMMON_HELP}`,
+  verify: `Usage: pipeline verify
+
+Rehashes every object in the cache and removes each whose content no longer matches its digest
+(a disk fault, an edit through a hardlink). Stages whose outputs used one rerun on the next run.
+Every cache hit already checks each object's kind, size and write stamp; this checks the bytes.
 ${COMMON_HELP}`,
   status: `Usage: pipeline status <spec> [--json]
 
@@ -111,7 +125,7 @@ async function openWorkspace(values: Values): Promise<Env> {
 async function loadSpec(values: Values, positionals: string[], command: string, env: Env): Promise<Planner> {
   const spec = positionals[0];
   if (!spec) throw new UsageError(`missing <spec>\n\n${HELP[command]}`);
-  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, specCacheDir: env.store.root });
+  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, cacheDir: env.store.root });
   return new Planner(pipeline, env.store, env.digests, env.modules);
 }
 
@@ -122,6 +136,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     'force-all': { type: 'boolean' },
     'keep-going': { type: 'boolean', short: 'k' },
     'dry-run': { type: 'boolean', short: 'n' },
+    verify: { type: 'boolean' },
   });
   if (values.help) return help('run');
   const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
@@ -130,7 +145,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const targets = positionals.slice(1);
   const force = (values.force as string[] | undefined) ?? [];
   const sets = (values.set as string[] | undefined) ?? [];
-  const fullRun = !targets.length && !force.length && !values['force-all'];
+  const fullRun = !targets.length && !force.length && !values['force-all'] && !values.verify;
   const specAbs = positionals[0] ? resolve(env.workspace, positionals[0]) : '';
   const snapshotFile = snapshotPath(env.store, relative(env.workspace, specAbs));
   if (fullRun && !values['dry-run'] && specAbs && !existsSync(join(env.store.root, 'lock'))) {
@@ -160,18 +175,23 @@ async function cmdRun(argv: string[]): Promise<number> {
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
-    if (interrupts > 1) process.exit(130);
+    if (interrupts > 1) exitNow(130);
     process.stderr.write(`\n${sig}: stopping running stages and cleaning up (again to quit at once)\n`);
     ac.abort(new Error(`interrupted by ${sig}`));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   const started = Date.now();
   let lock: HeldLock | undefined;
   try {
-    lock = await acquireLock(env.store.root, `pipeline run ${positionals.join(' ')}`, (o) => {
-      process.stderr.write(`waiting for another run on this workspace to finish (pid ${o.pid} on ${o.host}, since ${o.since}: ${o.command})\n`);
-    }, ac.signal);
+    try {
+      lock = await acquireLock(env.store.root, `pipeline run ${positionals.join(' ')}`, (o) => {
+        process.stderr.write(`waiting for another run on this workspace to finish (pid ${o.pid} on ${o.host}, since ${o.since}: ${o.command})\n`);
+      }, ac.signal);
+    } catch (e) {
+      if (!ac.signal.aborted) throw e;
+      process.stderr.write('stopped while waiting for the other run: nothing was run\n');
+      return 130;
+    }
     await env.store.clearTemp();
     await dropSnapshot(snapshotFile);
     const reporter = await pickReporter();
@@ -183,6 +203,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       keepGoing: !!values['keep-going'],
       reporter,
       signal: ac.signal,
+      verify: !!values.verify,
     });
     await reporter.close();
     const counts = new Map<string, number>();
@@ -234,8 +255,7 @@ async function cmdRun(argv: string[]): Promise<number> {
     if (ac.signal.aborted) return 130;
     return summary.ok ? 0 : 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await env.digests.save().catch(() => undefined);
     await lock?.release();
   }
@@ -312,6 +332,26 @@ async function cmdGc(argv: string[]): Promise<number> {
   }
 }
 
+async function cmdVerify(argv: string[]): Promise<number> {
+  const { values } = parse('verify', argv, {});
+  if (values.help) return help('verify');
+  const env = await openWorkspace(values);
+  const lock = await acquireLock(env.store.root, 'pipeline verify', (o) => process.stderr.write(`waiting for pid ${o.pid} (${o.command})\n`));
+  try {
+    let last = 0;
+    const r = await env.store.verifyObjects((done, total) => {
+      if (Date.now() - last < 2000) return;
+      last = Date.now();
+      process.stderr.write(`verify: ${done} of ${total} objects\n`);
+    });
+    await dropAllSnapshots(env.store);
+    process.stdout.write(`verify: ${r.checked} objects checked, ${r.corrupt.length} corrupt${r.corrupt.length ? ` and removed (the stages that wrote them rerun on the next run): ${r.corrupt.slice(0, 5).join(', ')}${r.corrupt.length > 5 ? ', ...' : ''}` : ''}\n`);
+    return r.corrupt.length ? 1 : 0;
+  } finally {
+    await lock.release();
+  }
+}
+
 function help(command: string): number {
   process.stdout.write(`${HELP[command]}\n`);
   return 0;
@@ -331,6 +371,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdDag(rest);
       case 'gc':
         return await cmdGc(rest);
+      case 'verify':
+        return await cmdVerify(rest);
       case undefined:
       case '-h':
       case '--help':
@@ -348,6 +390,19 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`pipeline: ${e.message}\n`);
       return 2;
     }
-    throw e;
+    return internalError(e);
   }
+}
+
+/** A bug or an environment the engine did not expect: one line, the trace kept in a file. */
+function internalError(e: unknown): number {
+  const file = join(tmpdir(), `pipeline-error-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
+  const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  try {
+    writeFileSync(file, `${process.argv.join(' ')}\n${text}\n`);
+  } catch {
+    // nowhere to keep it: the line below still says what happened
+  }
+  process.stderr.write(`pipeline: internal error: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]} (full trace: ${file})\n`);
+  return 70;
 }

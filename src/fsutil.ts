@@ -1,7 +1,7 @@
 // Filesystem helpers shared by the store, the state file and the stages.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat } from 'node:fs/promises';
+import { open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 /** Writes a file that readers either see whole or not at all: temp file, fsync, rename, fsync dir. */
@@ -66,27 +66,67 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** A problem with the files under a folder the user gave (a link loop, a broken link): said plainly. */
+export class PathProblem extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PathProblem';
+  }
+}
+
 /**
  * Relative paths (with '/') of every regular file under dir, sorted, so digests are order-stable.
  * `onDir` sees every folder walked (to note its mtime: a file added or removed changes it).
+ * Symbolic links are followed (a data set linked in on purpose is read through its link), a loop or
+ * a broken link is a PathProblem; with `followLinks: false` a link is listed as it is, not entered.
  */
-export async function listFiles(dir: string, onDir?: (abs: string) => void): Promise<string[]> {
+export async function listFiles(dir: string, onDir?: (abs: string) => void, opts: { followLinks?: boolean } = {}): Promise<string[]> {
+  const follow = opts.followLinks ?? true;
   const out: string[] = [];
-  async function walk(d: string): Promise<void> {
+  async function walk(d: string, chain: Set<string>): Promise<void> {
     onDir?.(d);
     for (const ent of await readdir(d, { withFileTypes: true })) {
       const p = join(d, ent.name);
-      if (ent.isDirectory()) await walk(p);
-      else if (ent.isFile()) out.push(relative(dir, p).split(sep).join('/'));
+      const rel = () => relative(dir, p).split(sep).join('/');
+      if (ent.isDirectory()) await walk(p, chain);
+      else if (ent.isFile()) out.push(rel());
       else if (ent.isSymbolicLink()) {
-        const st = await stat(p);
-        if (st.isDirectory()) await walk(p);
-        else out.push(relative(dir, p).split(sep).join('/'));
+        if (!follow) {
+          out.push(rel());
+          continue;
+        }
+        const st = await stat(p).catch(async (e: unknown) => {
+          const to = await readlink(p).catch(() => '?');
+          if (isErrno(e, 'ELOOP')) throw new PathProblem(`symbolic link loop at ${p} (-> ${to})`);
+          if (isErrno(e, 'ENOENT')) throw new PathProblem(`broken symbolic link ${p} (-> ${to}): its target does not exist`);
+          throw e;
+        });
+        if (st.isDirectory()) {
+          const real = await realpath(p);
+          if (chain.has(real)) throw new PathProblem(`symbolic link loop: ${p} (-> ${await readlink(p)}) leads back into a folder it is inside (${real})`);
+          await walk(p, new Set([...chain, real]));
+        } else out.push(rel());
       }
     }
   }
-  await walk(dir);
+  await walk(dir, new Set([await realpath(dir)]));
   return out.sort();
+}
+
+/**
+ * Why a path a stage wrote cannot be stored, or undefined: a symbolic link (it could lead outside
+ * the workspace), or something that is neither a file nor a folder (a fifo, a socket, a device).
+ */
+export async function unstorableEntry(path: string): Promise<string | undefined> {
+  const st = await lstat(path);
+  if (st.isSymbolicLink()) return `${path} is a symbolic link (-> ${await readlink(path)}); write the file itself, not a link`;
+  if (st.isFile()) return undefined;
+  if (!st.isDirectory()) return `${path} is neither a file nor a folder`;
+  for (const ent of await readdir(path)) {
+    const why = await unstorableEntry(join(path, ent));
+    if (why) return why;
+  }
+  return undefined;
 }
 
 /** Hardlinks src to dest, or copies where a link is impossible (another filesystem, no support). */

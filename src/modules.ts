@@ -10,22 +10,52 @@ import { bundle } from './bundle.js';
 import type { DigestCache } from './digests.ts';
 import { codeClosure, ENGINE_VERSION } from './fingerprint.ts';
 import { tempName } from './fsutil.ts';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { hashJson } from './hash.ts';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hashBytes, hashJson } from './hash.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
 
 const definitions = new NodeCache({ stdTTL: 0, useClones: false });
 
-/** Imports a compiled stage module and checks that it is one. */
+/** A stage module still loading after this long is reported (a top-level await that never settles). */
+const LOAD_TIMEOUT_MS = Number(process.env.PIPELINE_MODULE_LOAD_TIMEOUT_MS) || 60_000;
+
+/**
+ * Imports a compiled stage module and checks that it is one. A module whose top-level code never
+ * settles would otherwise end the process with Node's bare exit code 13, or hang: it is an error
+ * naming the module after LOAD_TIMEOUT_MS (the timer also keeps the process alive to say so).
+ */
 export async function importStageDefinition(jsPath: string): Promise<StageDefinition<unknown>> {
   const hit = definitions.get<StageDefinition<unknown>>(jsPath);
   if (hit) return hit;
-  const mod = (await import(pathToFileURL(jsPath).href)) as { default?: unknown };
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`loading it did not finish within ${LOAD_TIMEOUT_MS / 1000} s (a top-level await that never settles? keep slow work inside run())`)), LOAD_TIMEOUT_MS);
+  });
+  let mod: { default?: unknown };
+  try {
+    mod = (await Promise.race([import(pathToFileURL(jsPath).href), timeout])) as { default?: unknown };
+  } finally {
+    clearTimeout(timer);
+  }
   if (!isStageDefinition(mod.default)) {
     throw new Error('its default export is not defineStage({...}) from the stage API');
   }
   definitions.set(jsPath, mod.default);
   return mod.default;
+}
+
+const INTEGRITY = 'integrity.json';
+
+/** True when every file of a compiled module folder still has the digest it was written with. */
+async function intact(dir: string): Promise<boolean> {
+  try {
+    const sums = JSON.parse(await readFile(join(dir, INTEGRITY), 'utf8')) as Record<string, string>;
+    if (!sums['stage.mjs']) return false;
+    for (const [f, d] of Object.entries(sums)) if ((await hashBytes(await readFile(join(dir, f)))) !== d) return false;
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class StageModules {
@@ -54,10 +84,15 @@ export class StageModules {
   private async compile(source: string): Promise<string> {
     const closure = await codeClosure(source, this.workspace, this.digests);
     const key = await hashJson({ engine: ENGINE_VERSION, source, ...closure });
-    // One folder per compiled stage: the entry, plus chunks for what it imports dynamically.
+    // One folder per compiled stage: the entry, plus chunks for what it imports dynamically, plus
+    // the digest of each (a damaged compiled module is rebuilt, never run).
     const dir = join(this.cacheDir, 'modules', key);
     const entry = join(dir, 'stage.mjs');
-    if (existsSync(entry)) return entry;
+    if (existsSync(entry)) {
+      if (await intact(dir)) return entry;
+      await rm(dir, { recursive: true, force: true });
+      process.stderr.write(`cache: dropped a damaged compiled stage module (${dir}); it is rebuilt\n`);
+    }
     let files;
     try {
       ({ files } = await bundle({ stage: source }, dir, { splitting: true }));
@@ -73,7 +108,12 @@ export class StageModules {
     // Written into a private folder, then renamed into place whole.
     const tmp = `${dir}.${tempName('tmp')}`;
     await mkdir(tmp, { recursive: true });
-    for (const [path, bytes] of files) await writeFile(join(tmp, basename(path)), bytes);
+    const sums: Record<string, string> = {};
+    for (const [path, bytes] of files) {
+      await writeFile(join(tmp, basename(path)), bytes);
+      sums[basename(path)] = await hashBytes(bytes);
+    }
+    await writeFile(join(tmp, INTEGRITY), JSON.stringify(sums));
     try {
       await rename(tmp, dir);
     } catch (e) {

@@ -3,8 +3,9 @@
 // folder by its executor and committed to the store. A failure stops its dependents; the rest
 // finish (keepGoing) or are stopped at once.
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { DigestCache } from './digests.ts';
+import { join, relative } from 'node:path';
+import { outsTargetProblem } from './paths.ts';
+import { formatDuration } from './spec/duration.ts';
 import { executorFor } from './executors/index.ts';
 import { StageFailure, type StageJob } from './executors/types.ts';
 import { withUpstream } from './graph.ts';
@@ -24,6 +25,19 @@ export interface RunOptions {
   keepGoing: boolean;
   reporter: Reporter;
   signal: AbortSignal;
+  /** Rehash the objects of every cache hit (slow; `run --verify`), beyond the stat checks. */
+  verify?: boolean;
+}
+
+/** What one run shares between its stages. */
+interface RunContext {
+  planner: Planner;
+  records: Map<string, CachedRun | undefined>;
+  latest: Map<string, CachedRun>;
+  reporter: Reporter;
+  /** Workspace path -> digest of what this engine published there (see Store.readPublished). */
+  published: Record<string, string>;
+  verify: boolean;
 }
 
 export interface StageResult {
@@ -62,6 +76,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const results = new Map<string, StageResult>();
   const records = new Map<string, CachedRun | undefined>();
   const latest = await planner.store.readLatest(p.specRel);
+  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the second waits for the first.
   const inFlight = new Map<string, Promise<unknown>>();
@@ -94,7 +109,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
     const abort = new AbortController();
     const onAbort = () => abort.abort(opts.signal.reason);
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    const promise = runStage(p.stages.get(id)!, planner, records, latest, forced.has(id) || opts.forceAll, opts.reporter, abort.signal, inFlight)
+    const promise = runStage(p.stages.get(id)!, rc, forced.has(id) || opts.forceAll, abort.signal, inFlight)
       .then((r) => {
         if (r.state === 'failed' && !opts.keepGoing) stopAll = true;
         settle(r, r.state === 'failed' ? r.error : r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)} s` : undefined);
@@ -119,20 +134,27 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
     }
   }
   await digests.save();
+  await planner.store.writePublished(p.workspace, rc.published);
   await planner.store.writeLatest(p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
   const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
   return { ok, results };
 }
 
-async function runStage(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, latest: Map<string, CachedRun>, force: boolean, reporter: Reporter, signal: AbortSignal, inFlight: Map<string, Promise<unknown>>): Promise<StageResult> {
-  const ev = await planner.evaluate(node, planner.upstreamOf(node, records));
+async function runStage(node: StageNode, rc: RunContext, force: boolean, signal: AbortSignal, inFlight: Map<string, Promise<unknown>>): Promise<StageResult> {
+  let ev: Evaluated | undefined;
+  try {
+    ev = await rc.planner.evaluate(node, rc.planner.upstreamOf(node, rc.records));
+  } catch (e) {
+    // A stage's fingerprint() hook that throws, an input folder with a link loop, ...
+    return { id: node.id, state: 'failed', error: `cannot compute the stage's cache key: ${errorText(e)}` };
+  }
   if (!ev) return { id: node.id, state: 'failed', error: 'internal: upstream outputs unknown' };
   const twin = inFlight.get(ev.key);
   if (twin) {
     await twin;
     force = false;
   }
-  const work = runEvaluated(node, ev, planner, records, latest, force, reporter, signal);
+  const work = runEvaluated(node, ev, rc, force, signal).catch((e: unknown): StageResult => ({ id: node.id, state: 'failed', key: ev.key, error: errorText(e) }));
   inFlight.set(ev.key, work);
   try {
     return await work;
@@ -141,16 +163,21 @@ async function runStage(node: StageNode, planner: Planner, records: Map<string, 
   }
 }
 
-async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, records: Map<string, CachedRun | undefined>, latest: Map<string, CachedRun>, force: boolean, reporter: Reporter, signal: AbortSignal): Promise<StageResult> {
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, force: boolean, signal: AbortSignal): Promise<StageResult> {
+  const { planner, records, reporter } = rc;
   const { pipeline: p, store, digests } = planner;
   const missing = Object.entries(ev.fingerprint.inputs).filter(([, d]) => d === 'missing').map(([rel]) => rel);
   if (missing.length) return { id: node.id, state: 'failed', key: ev.key, error: `input ${missing.map((m) => `'${m}'`).join(', ')} does not exist in the workspace` };
 
   if (!force) {
-    const last = latest.get(node.id);
+    const last = rc.latest.get(node.id);
     const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
-    if (rec && (await store.hasOutputs(rec))) {
-      await publishOuts(node, rec, store, digests, p.workspace);
+    if (rec && (await store.hasOutputs(rec, rc.verify))) {
+      await publishOuts(node, rec, rc);
       return { id: node.id, state: 'cached', key: rec.key, record: rec };
     }
   }
@@ -161,9 +188,26 @@ async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, re
   const outDir = join(tmp, 'out');
   await mkdir(outDir);
   const logFile = join(tmp, 'stage.log');
+  // resources.time: past it the stage is stopped and fails, saying so.
+  const limit = new AbortController();
+  const onAbort = () => limit.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timer = node.timeLimitMs === undefined ? undefined : setTimeout(() => limit.abort(new TimeLimitExceeded(node.timeLimitMs!)), node.timeLimitMs);
+  const readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }> = [];
   try {
-    const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev.key);
-    await executorFor(node).run(job, { progress: (f, m) => reporter.progress(node.id, f, m) }, signal);
+    const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev.key, readViews);
+    let failure: unknown;
+    await executorFor(node)
+      .run(job, { progress: (f, m) => reporter.progress(node.id, f, m) }, limit.signal)
+      .catch((e: unknown) => (failure = e));
+    // A stage must not change what it reads: a write into another stage's output would poison
+    // every later reader. The changed view and objects are dropped (their producer reruns).
+    const written: string[] = [];
+    for (const v of readViews) written.push(...(await store.dropWrittenView(v.rec, v.output)).map((w) => `${v.ref.stage}.${w}`));
+    if (written.length) {
+      throw new StageFailure(`the stage wrote into its input (${written.slice(0, 3).join('; ')}${written.length > 3 ? `; ${written.length - 3} more` : ''}): stages must not modify what they read; the damaged copy was dropped and its producer will rerun`);
+    }
+    if (failure !== undefined) throw failure;
     const record = await store.commit(outDir, node.outputs, {
       key: ev.key,
       stage: node.id,
@@ -174,33 +218,45 @@ async function runEvaluated(node: StageNode, ev: Evaluated, planner: Planner, re
     }, logFile);
     for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
     await rm(store.checkpointPath(ev.key), { recursive: true, force: true }); // done: nothing to resume
-    await publishOuts(node, record, store, digests, p.workspace);
+    await publishOuts(node, record, rc);
     return { id: node.id, state: 'done', key: ev.key, record, durationMs: Date.now() - started };
   } catch (e) {
-    if (signal.aborted) return { id: node.id, state: 'stopped', key: ev.key };
+    const timedOut = limit.signal.reason instanceof TimeLimitExceeded;
+    if (signal.aborted && !timedOut) return { id: node.id, state: 'stopped', key: ev.key };
     const kept = await keepFailedLog(store, node.id, logFile);
     return {
       id: node.id,
       state: 'failed',
       key: ev.key,
-      error: e instanceof StageFailure || e instanceof Error ? e.message : String(e),
+      error: timedOut ? (limit.signal.reason as Error).message : errorText(e),
       logFile: kept,
       logTail: kept ? await tail(kept, 20) : undefined,
     };
   } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
     await rm(tmp, { recursive: true, force: true });
   }
 }
 
+class TimeLimitExceeded extends Error {
+  constructor(ms: number) {
+    super(`the stage ran past its time limit of ${formatDuration(ms)} (resources.time) and was stopped`);
+  }
+}
+
 /** Paths a stage sees: upstream outputs as read-only views in the store, its own outputs in tmp. */
-async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string, key: string): Promise<StageJob> {
+async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string, key: string, readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }>): Promise<StageJob> {
   const { store } = planner;
   const workspace = planner.pipeline.workspace;
   const views = new Map<string, string>();
   for (const ref of allRefs(node)) {
     const rec = records.get(ref.stage);
     if (!rec) throw new Error(`internal: no record of upstream stage ${ref.stage}`);
-    views.set(`${ref.stage}\0${ref.output}`, await store.ensureView(rec, ref.output));
+    const k = `${ref.stage}\0${ref.output}`;
+    if (views.has(k)) continue;
+    views.set(k, await store.ensureView(rec, ref.output));
+    readViews.push({ rec, output: ref.output, ref });
   }
   const viewOf = (r: OutputRef) => [views.get(`${r.stage}\0${r.output}`)!];
   const outputs = Object.fromEntries(node.outputs.map((o) => [o, join(outDir, o)]));
@@ -242,16 +298,38 @@ function allRefs(node: StageNode): OutputRef[] {
   return refs;
 }
 
-/** Makes each declared workspace path (`outs`) hold the stage's output, unless it already does. */
-async function publishOuts(node: StageNode, rec: CachedRun, store: Store, digests: DigestCache, workspace: string): Promise<void> {
+/**
+ * Makes each declared workspace path (`outs`) hold the stage's output, unless it already does.
+ * Only where the write really lands inside the workspace; never over a file or folder no stage
+ * wrote (unless the spec says `overwrite: true`); a user's edit of a published output is kept
+ * aside, with a line saying where.
+ */
+async function publishOuts(node: StageNode, rec: CachedRun, rc: RunContext): Promise<void> {
+  const { store, digests } = rc.planner;
+  const workspace = rc.planner.pipeline.workspace;
   for (const [name, rel] of Object.entries(node.outs)) {
     const out = rec.outputs[name];
     if (!out) continue;
     const abs = join(workspace, rel);
+    const escape = outsTargetProblem(workspace, store.root, abs);
+    if (escape) throw new StageFailure(`cannot publish output '${name}': ${escape}`);
     const cur = await digests.path(abs);
-    if (cur.kind === out.kind && cur.digest === out.digest) continue;
+    if (cur.kind === out.kind && cur.digest === out.digest) {
+      rc.published[rel] = out.digest;
+      continue;
+    }
+    const ours = rc.published[rel];
+    if (cur.kind !== 'missing' && ours === undefined && !node.overwrite.includes(name)) {
+      throw new StageFailure(`outs path '${rel}' already exists and no stage of this pipeline wrote it: move it away, or let the stage replace it with \`outs: { ${name}: { path: ${rel}, overwrite: true } }\``);
+    }
+    if (cur.kind !== 'missing' && ours !== undefined && ours !== cur.digest) {
+      const aside = `${abs}.edited-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+      await rename(abs, aside);
+      rc.reporter.message(`${rel} was changed since the pipeline wrote it: your version is kept as ${relative(workspace, aside)}, and stage ${node.id}'s output put back`);
+    }
     await store.publish(out, abs);
     digests.forget(abs);
+    rc.published[rel] = out.digest;
   }
 }
 

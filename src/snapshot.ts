@@ -6,7 +6,7 @@
 // alone; when nothing moved, every stage is still cached, and the spec need not even be compiled.
 // Anything that differs, is recent, or was never recorded sends the run down the normal path, which
 // decides stage by stage.
-import { readdirSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StatSignature } from './digests.ts';
@@ -14,7 +14,7 @@ import { ENGINE_VERSION } from './fingerprint.ts';
 import { canonicalJson } from './hash.ts';
 import { importStageDefinition } from './modules.ts';
 import { readJsonIfExists, writeFileAtomic } from './fsutil.ts';
-import type { CachedRun, Store } from './store.ts';
+import { OBJECT_MTIME_MS, type CachedRun, type Store } from './store.ts';
 
 /** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */
 interface SnapshotScope {
@@ -30,7 +30,7 @@ interface Snapshot extends SnapshotScope {
   paths: Array<[string, StatSignature]>;
   /** Published workspace outputs as they were after the run. */
   outs: Array<[string, StatSignature]>;
-  /** Objects the runs use, with the time their run was committed: none may be modified since. */
+  /** Objects the runs use, with their sizes: each must still be intact (see store.ts). */
   objects: Array<[string, number]>;
   stages: string[];
   /** Headline files to print (in the cache's views). */
@@ -61,25 +61,42 @@ function same(a: StatSignature, b: StatSignature): boolean {
  * when the normal path must decide.
  */
 export async function unchangedSince(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[]; headlines: string[] } | undefined> {
+  try {
+    return await checkSnapshot(file, spec, sets, env);
+  } catch (e) {
+    // A snapshot that is not what this engine writes (damaged, edited): dropped, the normal path decides.
+    await dropSnapshot(file);
+    process.stderr.write(`cache: dropped a corrupt no-op snapshot (${file}: ${e instanceof Error ? e.message : String(e)}); it will be rebuilt\n`);
+    return undefined;
+  }
+}
+
+async function checkSnapshot(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[]; headlines: string[] } | undefined> {
   const snap = await readJsonIfExists<Snapshot>(file);
   if (!snap || snap.engine !== ENGINE_VERSION || snap.spec !== spec || JSON.stringify(snap.sets) !== JSON.stringify(sets)) return undefined;
   for (const [name, value] of Object.entries(snap.env)) if ((env[name] ?? null) !== value) return undefined;
   for (const [p, sig] of snap.paths) if (!same(sig, signature(p))) return undefined;
   for (const [p, sig] of snap.outs) if (!same(sig, signature(p))) return undefined;
-  for (const [obj, committedAt] of snap.objects) {
-    const st = statSync(obj, { throwIfNoEntry: false });
-    if (!st || st.mtimeMs > committedAt) return undefined;
+  for (const [obj, size] of snap.objects) {
+    const st = lstatSync(obj, { throwIfNoEntry: false });
+    if (!st?.isFile() || st.size !== size || st.mtimeMs !== OBJECT_MTIME_MS) return undefined;
   }
   for (const f of snap.facts ?? []) {
     if (!statSync(f.compiled, { throwIfNoEntry: false })) return undefined;
     const def = await importStageDefinition(f.compiled);
     if (!def.fingerprint || canonicalJson(await def.fingerprint(f.params)) !== canonicalJson(f.extras)) return undefined;
   }
-  return { name: snap.name, stages: snap.stages, headlines: snap.headlines ?? [] };
+  if (typeof snap.name !== 'string' || !Array.isArray(snap.stages) || !Array.isArray(snap.headlines)) throw new Error('not a snapshot');
+  return { name: snap.name, stages: snap.stages, headlines: snap.headlines };
 }
 
 export async function dropSnapshot(file: string): Promise<void> {
   await rm(file, { force: true });
+}
+
+/** After the cache's contents changed under every spec (verify): the next runs check stage by stage. */
+export async function dropAllSnapshots(store: Store): Promise<void> {
+  await rm(join(store.root, 'snapshots'), { recursive: true, force: true });
 }
 
 export interface SnapshotInput extends SnapshotScope {
@@ -114,7 +131,7 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
   const objects: Array<[string, number]> = [];
   for (const run of s.runs) {
     for (const out of Object.values(run.outputs)) {
-      for (const d of await s.store.outputObjects(out)) objects.push([s.store.objectPath(d), run.committedAt]);
+      for (const [d, size] of await s.store.outputObjectSizes(out)) objects.push([s.store.objectPath(d), size]);
     }
   }
   await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines, facts: s.facts } satisfies Snapshot));

@@ -12,12 +12,48 @@
 //
 // A run record is written last, after its outputs are in place: a record exists only for a run
 // that completed, so a crash at any point leaves nothing that claims to be complete.
-import { chmod, mkdir, readdir, rename, rm, stat, unlink, link } from 'node:fs/promises';
+//
+// Every object carries one fixed mtime (OBJECT_MTIME_MS), set when it is stored. A write through
+// any hardlink of it (root ignores the read-only mode) moves that mtime, so a cache hit checks, by
+// stat alone, that each object is a regular file of the recorded size with the stamp; `verify`
+// rehashes contents for the rest. Engine state read back (records, manifests, indexes) is checked
+// for shape and, for manifests, against their own digest: anything corrupt is dropped and rebuilt.
+import { chmod, copyFile, constants, mkdir, readdir, rename, rm, stat, unlink, link, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { statSync } from 'node:fs';
-import { digestFresh, type FileEntry, type PathDigest } from './digests.ts';
+import { lstatSync } from 'node:fs';
+import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import { exists, fsyncDir, isErrno, linkOrCopy, readJsonIfExists, tempName, writeFileAtomic } from './fsutil.ts';
+import { hashBytes, hashFile } from './hash.ts';
+import { exists, fsyncDir, isErrno, linkOrCopy, listFiles, readJsonIfExists, tempName, unstorableEntry, writeFileAtomic } from './fsutil.ts';
+
+/** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
+export const OBJECT_MTIME_MS = 1_000_000_000_000;
+const OBJECT_MTIME = new Date(OBJECT_MTIME_MS);
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function isOutputDigest(v: unknown): v is OutputDigest {
+  return isObj(v) && (v.kind === 'file' || v.kind === 'dir') && typeof v.digest === 'string' && /^[0-9a-f]{32}$/.test(v.digest) && typeof v.size === 'number' && typeof v.files === 'number';
+}
+
+/** A run record or latest pointer as read from disk: the fields the engine relies on, well formed. */
+function isCachedRun(v: unknown): v is CachedRun {
+  return isObj(v) && typeof v.key === 'string' && /^[0-9a-f]{32}$/.test(v.key) && typeof v.committedAt === 'number' && isObj(v.outputs) && Object.values(v.outputs).every(isOutputDigest);
+}
+
+function isManifest(v: unknown): v is FileEntry[] {
+  return Array.isArray(v) && v.every((f) => isObj(f) && typeof f.path === 'string' && typeof f.size === 'number' && typeof f.digest === 'string');
+}
+
+/** What is wrong with one object, or undefined when it looks intact (stat only). */
+function objectProblem(path: string, size: number): string | undefined {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (!st) return 'missing';
+  if (!st.isFile()) return 'not a regular file';
+  if (st.size !== size) return `size ${st.size}, recorded ${size}`;
+  if (st.mtimeMs !== OBJECT_MTIME_MS) return 'modified after it was stored';
+  return undefined;
+}
 
 export interface OutputDigest {
   kind: 'file' | 'dir';
@@ -73,8 +109,21 @@ export class Store {
     return join(this.root, 'objects', digest.slice(0, 2), digest.slice(2));
   }
 
+  /** A completed run's record; a corrupt one is deleted (the stage reruns) and reported once. */
   async readRun(key: string): Promise<RunRecord | undefined> {
-    return readJsonIfExists<RunRecord>(this.runPath(key));
+    const rec = await readJsonIfExists<RunRecord>(this.runPath(key));
+    if (rec === undefined) return undefined;
+    if (isCachedRun(rec) && rec.key === key && isObj(rec.fingerprint)) return rec;
+    await this.dropCorrupt(this.runPath(key), 'run record');
+    return undefined;
+  }
+
+  /** Called with one line each time corrupt engine state is dropped (default: stderr). */
+  onCorrupt: (message: string) => void = (m) => process.stderr.write(`${m}\n`);
+
+  private async dropCorrupt(path: string, what: string): Promise<void> {
+    await rm(path, { recursive: true, force: true });
+    this.onCorrupt(`cache: dropped a corrupt ${what} (${path}); it will be rebuilt`);
   }
 
   private latestPath(spec: string): string {
@@ -86,13 +135,23 @@ export class Store {
    * a no-op rerun need not open one record per stage.
    */
   async readLatest(spec: string): Promise<Map<string, LatestPointer>> {
-    const index = await readJsonIfExists<Record<string, LatestPointer>>(this.latestPath(spec));
-    return new Map(Object.entries(index ?? {}));
+    return new Map(Object.entries(await this.readLatestIndex(this.latestPath(spec))));
+  }
+
+  /** A latest index with its malformed entries left out (and the file dropped if it is not an index). */
+  private async readLatestIndex(path: string): Promise<Record<string, LatestPointer>> {
+    const index = await readJsonIfExists<unknown>(path);
+    if (index === undefined) return {};
+    if (!isObj(index)) {
+      await this.dropCorrupt(path, 'latest-run index');
+      return {};
+    }
+    return Object.fromEntries(Object.entries(index).filter(([, v]) => isCachedRun(v))) as Record<string, LatestPointer>;
   }
 
   async writeLatest(spec: string, latest: Map<string, CachedRun>): Promise<void> {
     const path = this.latestPath(spec);
-    const cur = (await readJsonIfExists<Record<string, LatestPointer>>(path)) ?? {};
+    const cur = await this.readLatestIndex(path);
     let changed = false;
     const at = new Date().toISOString();
     for (const [stage, run] of latest) {
@@ -101,6 +160,28 @@ export class Store {
       changed = true;
     }
     if (changed) await writeFileAtomic(path, JSON.stringify(cur));
+  }
+
+  /**
+   * What this engine published into a workspace: workspace path -> digest of what it put there.
+   * Tells an outs path the engine wrote (replaceable) from a user's own file (left alone unless the
+   * spec allows overwriting), and a user's edit of a published output (kept aside when replaced).
+   */
+  async readPublished(workspace: string): Promise<Record<string, string>> {
+    const path = await this.publishedPath(workspace);
+    const v = await readJsonIfExists<unknown>(path);
+    if (v === undefined) return {};
+    if (isObj(v) && v.workspace === workspace && isObj(v.paths) && Object.values(v.paths).every((d) => typeof d === 'string')) return v.paths as Record<string, string>;
+    await this.dropCorrupt(path, 'published-outputs index');
+    return {};
+  }
+
+  async writePublished(workspace: string, paths: Record<string, string>): Promise<void> {
+    await writeFileAtomic(await this.publishedPath(workspace), JSON.stringify({ workspace, paths }));
+  }
+
+  private async publishedPath(workspace: string): Promise<string> {
+    return join(this.root, 'published', `${await hashBytes(workspace)}.json`);
   }
 
   /** Every latest pointer: spec -> stage -> key. */
@@ -135,6 +216,8 @@ export class Store {
     for (const name of outputs) {
       const p = join(outDir, name);
       if (!(await exists(p))) throw new Error(`the stage did not write its output '${name}'`);
+      const why = await unstorableEntry(p);
+      if (why) throw new Error(`output '${name}' cannot be stored: ${why.replace(`${outDir}/`, '')}`);
       const d = await digestFresh(p);
       digests[name] = { kind: d.kind as 'file' | 'dir', digest: d.digest, size: d.size, files: d.files };
       await this.ingest(p, d);
@@ -152,13 +235,20 @@ export class Store {
     return record;
   }
 
-  /** Stores each file of an output as a read-only object (a hardlink: no copy of the bytes). */
+  /**
+   * Stores each file of an output as a read-only object (a hardlink: no copy of the bytes), stamped
+   * with OBJECT_MTIME. An object already stored is kept only if it is intact.
+   */
   private async ingest(path: string, d: PathDigest): Promise<void> {
-    const files: Array<[string, string]> = d.kind === 'file' ? [[path, d.digest]] : d.manifest!.map((f) => [join(path, f.path), f.digest]);
-    for (const [file, digest] of files) {
+    const files: Array<[string, string, number]> = d.kind === 'file' ? [[path, d.digest, d.size]] : d.manifest!.map((f) => [join(path, f.path), f.digest, f.size]);
+    for (const [file, digest, size] of files) {
       await chmod(file, 0o444);
+      await utimes(file, OBJECT_MTIME, OBJECT_MTIME);
       const obj = this.objectPath(digest);
-      if (await exists(obj)) continue;
+      if (await exists(obj)) {
+        if (!objectProblem(obj, size)) continue;
+        await rm(obj, { force: true }); // damaged: this output's copy replaces it
+      }
       await mkdir(dirname(obj), { recursive: true });
       try {
         await link(file, obj);
@@ -179,16 +269,33 @@ export class Store {
     if (!(await exists(p))) await writeFileAtomic(p, JSON.stringify(d.manifest));
   }
 
+  /** A folder's file list, checked against the digest it is filed under (a corrupt one is dropped). */
   async readManifest(digest: string): Promise<FileEntry[] | undefined> {
-    return readJsonIfExists<FileEntry[]>(join(this.root, 'manifests', `${digest}.json`));
+    const path = join(this.root, 'manifests', `${digest}.json`);
+    const m = await readJsonIfExists<unknown>(path);
+    if (m === undefined) return undefined;
+    if (isManifest(m) && (await dirDigest(m)).digest === digest) return m;
+    await this.dropCorrupt(path, 'folder manifest');
+    return undefined;
+  }
+
+  /** Every file of an output: [path inside the output ('' for a file output), object digest, size]. */
+  private async outputFiles(out: OutputDigest): Promise<Array<[string, string, number]> | undefined> {
+    if (out.kind === 'file') return [['', out.digest, out.size]];
+    const m = await this.readManifest(out.digest);
+    if (!m || m.length !== out.files) return undefined;
+    return m.map((f) => [f.path, f.digest, f.size]);
   }
 
   /** The path downstream stages read an output from, rebuilt from objects if the view is gone. */
   async ensureView(record: CachedRun, output: string): Promise<string> {
     const p = this.viewPath(record.key, output);
-    if (await exists(p)) return p;
     const out = record.outputs[output];
     if (!out) throw new Error(`run ${record.key} has no output '${output}'`);
+    if (await exists(p)) {
+      if (!(await this.viewProblems(record, output)).length) return p;
+      await rm(p, { recursive: true, force: true }); // damaged or changed: rebuilt from the objects
+    }
     const tmp = join(this.tmpDir, tempName('view'));
     await this.materializeInto(out, tmp);
     await mkdir(dirname(p), { recursive: true });
@@ -205,15 +312,15 @@ export class Store {
    * read-only mode) shows as an mtime after the run was committed. Such an object is deleted, so
    * the stage reruns and stores a clean copy.
    */
-  async hasOutputs(rec: CachedRun): Promise<boolean> {
+  async hasOutputs(rec: CachedRun, verifyContent = false): Promise<boolean> {
     for (const out of Object.values(rec.outputs)) {
-      const files = out.kind === 'file' ? [out.digest] : (await this.readManifest(out.digest))?.map((f) => f.digest);
+      const files = await this.outputFiles(out);
       if (!files) return false;
-      for (const d of files) {
-        const st = statSync(this.objectPath(d), { throwIfNoEntry: false }); // sync: many tiny calls
-        if (!st) return false;
-        if (st.mtimeMs > rec.committedAt) {
-          await unlink(this.objectPath(d)).catch(() => undefined);
+      for (const [, d, size] of files) {
+        const obj = this.objectPath(d);
+        const problem = objectProblem(obj, size) ?? (verifyContent ? await this.contentProblem(obj, d) : undefined);
+        if (problem) {
+          if (problem !== 'missing') await this.dropCorrupt(obj, `object (${problem})`);
           return false;
         }
       }
@@ -221,26 +328,86 @@ export class Store {
     return true;
   }
 
-  /** Writes an output at `dest` (which must not exist) as hardlinks of its objects. */
-  async materializeInto(out: OutputDigest, dest: string): Promise<void> {
-    if (out.kind === 'file') {
-      await linkOrCopy(this.objectPath(out.digest), dest);
-      return;
-    }
-    const manifest = await this.readManifest(out.digest);
-    if (!manifest) throw new Error(`the cache lost the file list of output ${out.digest}; run \`pipeline run --force\` on the stage`);
-    await mkdir(dest, { recursive: true });
-    for (const f of manifest) await linkOrCopy(this.objectPath(f.digest), join(dest, f.path));
+  private async contentProblem(obj: string, digest: string): Promise<string | undefined> {
+    const h = await hashFile(obj);
+    return h.digest === digest ? undefined : 'content does not match its digest';
   }
 
   /**
-   * Makes a workspace path hold an output: built beside it, then swapped in by rename, so the path
-   * is never seen half-written.
+   * How a view of an output differs from what the run stored: files added, missing, or changed
+   * (by stat: kind, size, the objects' mtime stamp). Empty when it is intact.
+   */
+  async viewProblems(record: CachedRun, output: string): Promise<string[]> {
+    const out = record.outputs[output];
+    const p = this.viewPath(record.key, output);
+    const files = out && (await this.outputFiles(out));
+    if (!files) return [`${output}: the cache lost its file list`];
+    const problems: string[] = [];
+    if (out.kind === 'file') {
+      const why = objectProblem(p, out.size);
+      return why ? [`${output}: ${why}`] : [];
+    }
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st?.isDirectory()) return [`${output}: ${st ? 'not a folder' : 'missing'}`];
+    const want = new Map(files.map(([f, , size]) => [f, size]));
+    for (const f of await listFiles(p, undefined, { followLinks: false })) {
+      const size = want.get(f);
+      if (size === undefined) problems.push(`${output}/${f}: added`);
+      else {
+        const why = objectProblem(join(p, f), size);
+        if (why) problems.push(`${output}/${f}: ${why}`);
+        want.delete(f);
+      }
+    }
+    for (const f of want.keys()) problems.push(`${output}/${f}: removed`);
+    return problems;
+  }
+
+  /**
+   * After a stage ran: if it wrote into an output of another stage it read, that view and every
+   * object it changed are dropped (their producer reruns), and the changes are returned.
+   */
+  async dropWrittenView(record: CachedRun, output: string): Promise<string[]> {
+    const problems = await this.viewProblems(record, output);
+    if (!problems.length) return [];
+    const out = record.outputs[output]!;
+    for (const [, d, size] of (await this.outputFiles(out)) ?? []) {
+      const obj = this.objectPath(d);
+      const why = objectProblem(obj, size);
+      if (why && why !== 'missing') await rm(obj, { force: true });
+    }
+    await rm(this.viewPath(record.key, output), { recursive: true, force: true });
+    return problems;
+  }
+
+  /**
+   * Writes an output at `dest` (which must not exist): as hardlinks of its objects (views in the
+   * cache), or as copies (`copy`: workspace outputs, so an edit there never reaches the cache;
+   * a reflink where the filesystem has them, so no bytes are copied).
+   */
+  async materializeInto(out: OutputDigest, dest: string, copy = false): Promise<void> {
+    const files = await this.outputFiles(out);
+    if (!files) throw new Error(`the cache lost the file list of output ${out.digest}; run \`pipeline run --force\` on the stage`);
+    if (out.kind === 'dir') await mkdir(dest, { recursive: true });
+    for (const [rel, d] of files) {
+      const target = rel ? join(dest, rel) : dest;
+      if (!copy) await linkOrCopy(this.objectPath(d), target);
+      else {
+        await mkdir(dirname(target), { recursive: true });
+        await copyFile(this.objectPath(d), target, constants.COPYFILE_FICLONE);
+        await chmod(target, 0o644);
+      }
+    }
+  }
+
+  /**
+   * Makes a workspace path hold an output (a copy, see materializeInto): built beside it, then
+   * swapped in by rename, so the path is never seen half-written.
    */
   async publish(out: OutputDigest, dest: string): Promise<void> {
     const tmp = join(dirname(dest), `.${basename(dest)}.${tempName('new')}`);
     await mkdir(dirname(dest), { recursive: true });
-    await this.materializeInto(out, tmp);
+    await this.materializeInto(out, tmp, true);
     if (out.kind === 'dir' && (await exists(dest))) {
       const old = join(dirname(dest), `.${basename(dest)}.${tempName('old')}`);
       await rename(dest, old);
@@ -280,8 +447,32 @@ export class Store {
 
   /** Object digests an output uses. */
   async outputObjects(out: OutputDigest): Promise<string[]> {
-    if (out.kind === 'file') return [out.digest];
-    return ((await this.readManifest(out.digest)) ?? []).map((f) => f.digest);
+    return ((await this.outputFiles(out)) ?? []).map(([, d]) => d);
+  }
+
+  /** [digest, size] of each object an output uses. */
+  async outputObjectSizes(out: OutputDigest): Promise<Array<[string, number]>> {
+    return ((await this.outputFiles(out)) ?? []).map(([, d, size]) => [d, size]);
+  }
+
+  /**
+   * `pipeline verify`: rehashes every stored object; one whose content does not match its name is
+   * removed (every run using it then reruns). Returns what was checked and what was removed.
+   */
+  async verifyObjects(onProgress?: (done: number, total: number) => void): Promise<{ checked: number; corrupt: string[] }> {
+    const all = [...(await this.objectDigests())];
+    const corrupt: string[] = [];
+    let done = 0;
+    for (const [digest, o] of all) {
+      const st = lstatSync(o.path, { throwIfNoEntry: false });
+      const bad = !st?.isFile() || st.mtimeMs !== OBJECT_MTIME_MS || (await hashFile(o.path)).digest !== digest;
+      if (bad) {
+        corrupt.push(digest);
+        await rm(o.path, { recursive: true, force: true });
+      }
+      onProgress?.(++done, all.length);
+    }
+    return { checked: all.length, corrupt };
   }
 
   async deleteManifestsExcept(keep: Set<string>): Promise<number> {

@@ -92,13 +92,16 @@ test('reruns exactly what a change touches, and status says why', async (t) => {
     assert.equal(ws.read('results/total.txt'), '34');
   });
 
-  await t.test('writing into a published output (a hardlink into the cache) does not poison the cache', () => {
-    writeFileSync(ws.path('results/total.txt'), 'tampered'); // same inode as the cached object
+  await t.test('a published output is a copy: editing it never reaches the cache, and the edit is kept aside when the stage output is put back', () => {
+    writeFileSync(ws.path('results/total.txt'), 'tampered');
     const st = ws.run('status', 'pipeline.yaml');
-    assert.match(st.stdout, /sum\s+stale: outputs missing from the cache, or modified through a link/);
+    assert.match(st.stdout, /sum\s+cached/);
     const r = ws.run('run', 'pipeline.yaml');
-    assert.deepEqual(ran(r), ['sum']);
+    assert.deepEqual(ran(r), []);
     assert.equal(ws.read('results/total.txt'), '34');
+    assert.match(r.stderr, /results\/total\.txt was changed since the pipeline wrote it: your version is kept as (results\/total\.txt\.edited-\d+T\d+)/);
+    const aside = /kept as (\S+),/.exec(r.stderr)![1]!;
+    assert.equal(ws.read(aside), 'tampered');
     assert.deepEqual(ran(ws.run('run', 'pipeline.yaml')), []);
   });
 

@@ -65,7 +65,63 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
   }
 }
 
+/** How long a stage asked to stop has to return before its work is abandoned. */
+const STOP_GRACE_MS = 3000;
+
+interface Guarded {
+  id: string;
+  fail(e: Error): void;
+}
+const active = new Set<Guarded>();
+let realExit: typeof process.exit | undefined;
+const onStray = (e: unknown) => {
+  const err = e instanceof Error ? e : new Error(String(e));
+  for (const g of active) g.fail(new StageFailure(`an error escaped the stage's code (inline stages share the pipeline's process): ${err.message}`));
+};
+
+/**
+ * An inline stage shares the pipeline's process, so what would end a process must end only the
+ * stage: process.exit() throws instead, an uncaught exception or unhandled rejection while inline
+ * stages run fails them, and a stage that ignores ctx.signal is abandoned STOP_GRACE_MS after it
+ * was asked to stop (the pipeline exits when its run is over, and takes the abandoned work with it).
+ */
+function guarded(id: string, signal: AbortSignal, run: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const g: Guarded = { id, fail: (e) => settle(() => reject(e)) };
+    const onAbort = () => {
+      timer = setTimeout(() => g.fail(signal.reason instanceof Error ? signal.reason : new StageFailure('stopped')), STOP_GRACE_MS);
+    };
+    const settle = (how: () => void) => {
+      if (!active.delete(g)) return;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      if (!active.size) {
+        process.exit = realExit!;
+        process.off('uncaughtException', onStray);
+        process.off('unhandledRejection', onStray);
+      }
+      how();
+    };
+    if (!active.size) {
+      realExit = process.exit;
+      process.exit = ((code?: number) => {
+        throw new StageFailure(`the stage called process.exit(${code ?? ''}): an inline stage shares the pipeline's process; return from run() or throw instead`);
+      }) as typeof process.exit;
+      process.on('uncaughtException', onStray);
+      process.on('unhandledRejection', onStray);
+    }
+    active.add(g);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    run().then(
+      () => settle(resolve),
+      (e: unknown) => settle(() => reject(e)),
+    );
+  });
+}
+
 export const inlineExecutor: Executor = {
   name: 'inline',
-  run: (job, events, signal) => runModuleJob(job, events, signal),
+  run: (job, events, signal) => guarded(job.stageId, signal, () => runModuleJob(job, events, signal)),
 };

@@ -1,16 +1,21 @@
 // Runs a stage in a child process (execa): commands as given (an argument list, no shell unless the
 // spec says shell: true), module stages through worker.ts. Output goes to the stage's log, the
-// last line doubles as its progress line, and the abort signal kills the process tree.
+// last line doubles as its progress line, and the abort signal kills the process tree. Each stage
+// is a process group of its own, watched by the reaper (groups.ts): when the stage's main process
+// ends, or the pipeline dies, whatever it left running is killed with it.
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clearOwner, evictLeftover, killGroup, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
 
 // The bundled worker (dist/, built by bin/pipeline.js); from sources (tests), through tsx.
 const SRC_WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const DIST_WORKER = join(dirname(SRC_WORKER), '..', '..', 'dist', 'worker.mjs');
 const PROGRESS_LINE = /^::progress\s+([0-9.]+)(?:\s+(.*))?$/;
+/** How long a stage asked to stop (SIGTERM) has before it is killed. */
+const STOP_GRACE_MS = 3000;
 
 /** The command line that runs a job in a fresh process (also used by cluster executors). */
 export async function jobCommand(job: StageJob): Promise<{ file: string; args: string[]; shell: boolean }> {
@@ -24,13 +29,40 @@ export async function jobCommand(job: StageJob): Promise<{ file: string; args: s
   return { file: process.execPath, args, shell: false };
 }
 
+/**
+ * Splits output into lines for the progress display without holding more than the current
+ * unfinished line's last few KB (a 32 MB line costs one pass, not one per chunk).
+ */
+class LastLine {
+  private partial = '';
+  constructor(private readonly onLine: (line: string) => void) {}
+  push(chunk: string): void {
+    const nl = Math.max(chunk.lastIndexOf('\n'), chunk.lastIndexOf('\r'));
+    if (nl < 0) {
+      this.partial = (this.partial + chunk).slice(-4096);
+      return;
+    }
+    const done = (this.partial + chunk.slice(Math.max(0, nl - 4096), nl)).split(/\r?\n|\r/);
+    this.partial = chunk.slice(nl + 1).slice(-4096);
+    for (let i = done.length - 1; i >= 0; i--) {
+      if (done[i]!.trim()) {
+        this.onLine(done[i]!.trim());
+        return;
+      }
+    }
+  }
+}
+
 export const processExecutor: Executor = {
   name: 'process',
   async run(job: StageJob, events: JobEvents, signal: AbortSignal): Promise<void> {
     await mkdir(dirname(job.logFile), { recursive: true });
     await mkdir(job.workDir, { recursive: true });
+    await mkdir(dirname(job.checkpointDir), { recursive: true });
+    const evicted = await evictLeftover(job.checkpointDir);
     const { file, args, shell } = await jobCommand(job);
     const log = createWriteStream(job.logFile, { flags: 'a' });
+    if (evicted) log.write(`${evicted}\n`);
     const { execa } = await import('execa'); // loaded on first use: it costs ~0.15 s to import
     const child = execa(file, args, {
       cwd: job.workspace,
@@ -46,39 +78,45 @@ export const processExecutor: Executor = {
       detached: true,
       cleanup: true,
     });
+    const pgid = child.pid;
+    if (pgid) watchGroup(pgid);
     const stopGroup = () => {
-      killGroup(child.pid, 'SIGTERM');
-      setTimeout(() => killGroup(child.pid, 'SIGKILL'), 3000).unref();
+      killGroup(pgid, 'SIGTERM');
+      setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS).unref();
     };
     signal.addEventListener('abort', stopGroup, { once: true });
-    const onExit = () => killGroup(child.pid, 'SIGKILL');
-    process.once('exit', onExit);
+    let finished = false;
     child.on('message', (m: unknown) => {
       const msg = m as { type?: string; fraction?: number; message?: string };
       if (msg?.type === 'progress') events.progress(msg.fraction, msg.message);
+      if (msg?.type === 'done') finished = true;
     });
-    let partial = '';
     let lastErrLine = '';
-    child.stderr?.on('data', (chunk: Buffer) => {
-      const line = chunk.toString('utf8').split('\n').filter((l) => l.trim()).pop();
-      if (line) lastErrLine = line.trim();
-    });
-    const onData = (chunk: Buffer) => {
-      log.write(chunk);
-      const lines = (partial + chunk.toString('utf8')).split(/\r?\n|\r/);
-      partial = lines.pop() ?? '';
-      const last = lines.filter((l) => l.trim()).pop();
-      if (!last) return;
+    const errLines = new LastLine((l) => (lastErrLine = l));
+    const lines = new LastLine((l) => {
       // A command can report a fraction by printing `::progress 0.4 message`.
-      const m = PROGRESS_LINE.exec(last.trim());
+      const m = PROGRESS_LINE.exec(l);
       if (m) events.progress(Number(m[1]), m[2]);
-      else events.progress(undefined, last.trim().slice(0, 120));
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+      else events.progress(undefined, l.slice(0, 120));
+    });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      lines.push(chunk.toString('utf8'));
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      const text = chunk.toString('utf8');
+      errLines.push(text);
+      lines.push(text);
+    });
+    // Only now (listeners attached synchronously above, so no output is missed).
+    if (pgid) await recordOwner(job.checkpointDir, pgid);
     const result = await child;
+    // Whatever the stage started and left behind ends with it.
+    killGroup(pgid, 'SIGKILL');
+    if (pgid) unwatchGroup(pgid);
+    await clearOwner(job.checkpointDir);
     signal.removeEventListener('abort', stopGroup);
-    process.off('exit', onExit);
     await new Promise<void>((r) => log.end(r));
     if (signal.aborted) throw signal.reason;
     if (result.failed) {
@@ -87,14 +125,7 @@ export const processExecutor: Executor = {
       if (job.kind === 'module' && lastErrLine) throw new StageFailure(lastErrLine, result.exitCode);
       throw new StageFailure(`${job.kind === 'command' ? `command '${(job.argv ?? []).join(' ').slice(0, 80)}'` : 'stage'} ${why}`, result.exitCode);
     }
+    // A module stage that ends its process itself (process.exit(0) mid-run) has not finished.
+    if (job.kind === 'module' && !finished) throw new StageFailure('the stage module ended its process before run() finished (process.exit() in a stage ends it early: return from run() instead)');
   },
 };
-
-function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // already gone
-  }
-}

@@ -2,7 +2,10 @@
 // their schemas, expand matrices, resolve references, and find cycles. Every problem is collected
 // and thrown together as one SpecError.
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { isWithin, pathProblem, type PathRole } from '../paths.ts';
+import { parseDuration } from './duration.ts';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
@@ -21,8 +24,8 @@ export interface CompileOptions {
   builtinRoot?: string;
   /** Display name for the spec in messages (defaults to the path relative to cwd). */
   displayName?: string;
-  /** Where parsed specs are memoized by content (the cache folder); none: always parse. */
-  specCacheDir?: string;
+  /** The cache folder: no stage path may touch it; parsed specs are memoized there by content. */
+  cacheDir: string;
   /** Compiles and imports stage modules (to read their params schema and outputs). */
   modules: StageModules;
 }
@@ -55,17 +58,18 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const abs = resolve(workspace, specFile);
   const display = opts.displayName ?? (relative(process.cwd(), abs) || abs);
   if (!existsSync(abs)) throw new UsageError(`spec file not found: ${display}`);
-  const src = await SpecSource.read(abs, display, opts.specCacheDir);
+  const src = await SpecSource.read(abs, display, opts.cacheDir);
   if (src.syntaxErrors.length) throw new SpecError(src.syntaxErrors);
   const env = opts.env ?? process.env;
   const diags: Diagnostic[] = [];
   const raw = structuredClone(src.value ?? {}) as Obj;
-  applySets(raw, opts.sets ?? []);
-  const checks = new SchemaChecks(opts.specCacheDir ? join(opts.specCacheDir, 'specs', await checksMemoName(raw)) : undefined);
+  applySets(raw, opts.sets ?? [], display);
+  const checks = new SchemaChecks(join(opts.cacheDir, 'specs', await checksMemoName(raw)));
   await checks.load();
   diags.push(...(await checks.pipeline(src, raw)));
   if (!isObj(raw) || !isObj(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
 
+  const where = { workspace, cacheDir: resolve(opts.cacheDir) };
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;
   const defaultExecutor = (typeof raw.executor === 'string' ? raw.executor : 'process') as ExecutorName;
   const envRead: Record<string, string | null> = {};
@@ -80,6 +84,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   /** Stages whose module failed to load: references to them are not reported again. */
   const broken = new Set<string>();
   const pendingInputs: Array<{ node: StageNode; name: string; index: number; ref: PendingRef }> = [];
+  const outsAt: Array<{ id: string; path: string; at: SpecPath }> = [];
 
   for (const [key, st] of Object.entries(raw.stages)) {
     if (!isObj(st)) continue;
@@ -102,6 +107,11 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         diags.push(src.diagnostic([...at, 'uses'], `unknown stage module '${st.uses}': no such file in the workspace${opts.builtinRoot ? ' or among the built-in stages' : ''}`));
         continue;
       }
+      const outside = moduleOutsideProblem(found.abs, workspace, opts.builtinRoot);
+      if (outside) {
+        diags.push(src.diagnostic([...at, 'uses'], `stage module '${st.uses}' ${outside}`));
+        continue;
+      }
       module = found;
       try {
         def = await opts.modules.load(found.abs);
@@ -112,10 +122,22 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       }
     }
     const variants = isObj(st.matrix) ? expandMatrix(st.matrix) : [{}];
+    if (!variants.length) {
+      diags.push(src.diagnostic([...at, 'matrix', 'exclude'], 'every combination of the matrix is excluded: the stage would have no variant'));
+      continue;
+    }
+    const variantIds = new Map<string, Obj>();
+    for (const m of variants) {
+      const vid = variantId(key, m);
+      const twin = variantIds.get(vid);
+      if (twin) diags.push(src.diagnostic([...at, 'matrix'], `two variants would both be named '${vid}' (${JSON.stringify(twin)} and ${JSON.stringify(m)}): make the matrix values distinct as text`));
+      variantIds.set(vid, m);
+    }
+    if (variantIds.size < variants.length) continue;
     const list: StageNode[] = [];
     variantsByKey.set(key, list);
     for (const matrix of variants) {
-      const id = Object.keys(matrix).length ? `${key}[${Object.entries(matrix).map(([k, v]) => `${k}=${scalarText(v)}`).join(',')}]` : key;
+      const id = variantId(key, matrix);
       const scope: Scope = { params, env, matrix, refs: 'none', envRead };
       let stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
       if (def) {
@@ -134,13 +156,19 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         deps: [],
         outputs: [],
         outs: {},
+        overwrite: [],
         env: {},
         upstream: [],
         seed: typeof st.seed === 'number' ? st.seed : seed,
-        version: st.version as string | number | undefined,
+        version: st.version === undefined ? undefined : (resolveValue(src, [...at, 'version'], st.version, scope, diags, []) as string | number),
         executor: (typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName,
         resources: isObj(st.resources) ? st.resources : {},
       };
+      if (isObj(st.resources) && typeof st.resources.time === 'string') {
+        const ms = parseDuration(st.resources.time);
+        if (ms === undefined) diags.push(src.diagnostic([...at, 'resources', 'time'], `bad time limit '${st.resources.time}': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d`));
+        else node.timeLimitMs = ms;
+      }
       const pending: PendingRef[] = [];
       const refScope = (refs: Scope['refs']): Scope => ({ ...scope, refs });
 
@@ -159,7 +187,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
               pendingInputs.push({ node, name, index: spec.items.length, ref: pending[pending.length - 1]! });
               spec.items.push({ kind: 'path', path: '' });
             } else if (t.every((p) => typeof p === 'string')) {
-              const p = confine(src, ipath, workspace, t.join(''), diags);
+              const p = confine(src, ipath, where, t.join(''), diags, 'input');
               if (p !== undefined) spec.items.push({ kind: 'path', path: p });
             } else {
               diags.push(src.diagnostic(ipath, 'an input is either a workspace path or one ${stages.<id>.outputs.<name>} reference, not a mix'));
@@ -169,6 +197,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         }
       }
       if (def) {
+        if (st.deps !== undefined) diags.push(src.diagnostic([...at, 'deps'], '`deps` is for command stages: a module stage reads what its `inputs` name (add the files there)', true));
         node.outputs = [...def.outputs];
         if (def.inputs) {
           for (const name of def.inputs) {
@@ -184,6 +213,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       } else {
         const shell = st.shell === true;
         const argv = typeof st.run === 'string' ? (shell ? [st.run] : splitArgs(st.run)) : Array.isArray(st.run) ? st.run.map(String) : [];
+        if (!argv.length || !argv[0]!.trim()) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
         node.command = {
           shell,
           argv: argv.map((a, i) => resolveTemplate(src, typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', i], a, refScope('command'), diags, pending)),
@@ -193,7 +223,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           const i = (st.deps as unknown[]).indexOf(p);
           const v = resolveValue(src, [...at, 'deps', i], p, scope, diags, []);
           if (typeof v === 'string') {
-            const c = confine(src, [...at, 'deps', i], workspace, v, diags);
+            const c = confine(src, [...at, 'deps', i], where, v, diags, 'dep');
             if (c !== undefined) node.deps.push(c);
           }
         }
@@ -204,16 +234,23 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         }
       }
       if (isObj(st.outs)) {
-        for (const [name, target] of Object.entries(st.outs)) {
+        for (const [name, entry] of Object.entries(st.outs)) {
           if (def && !node.outputs.includes(name)) {
             diags.push(src.diagnostic([...at, 'outs', name], `stage module '${st.uses}' has no output '${name}' (its outputs: ${node.outputs.join(', ') || 'none'})`, true));
             continue;
           }
+          // `name: path`, or `name: { path, overwrite: true }` to let it replace a file no stage wrote.
+          const target = isObj(entry) ? entry.path : entry;
+          const tpath = isObj(entry) ? [...at, 'outs', name, 'path'] : [...at, 'outs', name];
           if (typeof target !== 'string') continue;
-          const v = resolveValue(src, [...at, 'outs', name], target, scope, diags, []);
+          const v = resolveValue(src, tpath, target, scope, diags, []);
           if (typeof v === 'string') {
-            const c = confine(src, [...at, 'outs', name], workspace, v, diags);
-            if (c !== undefined) node.outs[name] = c;
+            const c = confine(src, tpath, where, v, diags, 'outs');
+            if (c !== undefined) {
+              node.outs[name] = c;
+              outsAt.push({ id, path: c, at: tpath });
+              if (isObj(entry) && entry.overwrite === true) node.overwrite.push(name);
+            }
           }
         }
       }
@@ -282,6 +319,19 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     }
   }
 
+  // One workspace path, one producer: two stages (or variants) publishing the same or nested paths
+  // would overwrite each other.
+  const byPath = new Map<string, (typeof outsAt)[number]>();
+  // Shorter paths first: a folder is seen before anything published inside it.
+  for (const o of [...outsAt].sort((a, b) => a.path.length - b.path.length)) {
+    const parts = o.path.split('/');
+    const clash = [...parts.keys()].map((i) => byPath.get(parts.slice(0, i + 1).join('/'))).find((x) => x);
+    if (clash) {
+      const how = clash.path === o.path ? `'${o.path}' is published by both` : `'${o.path}' lies inside '${clash.path}', published by`;
+      diags.push(src.diagnostic(o.at, `${how} ${clash.id === o.id ? `stage ${o.id} (twice)` : `${clash.id} and ${o.id}`}: each outs path needs exactly one producer${o.id.includes('[') ? ' (use ${matrix.<key>} in the path to give each variant its own)' : ''}`));
+    } else byPath.set(o.path, o);
+  }
+
   const found = findCycle(nodes);
   // Shown from the stage that comes first in the spec, in the direction data flows.
   const cycle = found && rotateToFirst(found, [...nodes.keys()]);
@@ -321,6 +371,25 @@ function firstLine(e: unknown): string {
   return m.split('\n').find((l) => l.trim()) ?? m;
 }
 
+/**
+ * Why a stage module may not be used from where it is, or undefined: it must be in the workspace,
+ * among the built-in stages, or inside an installed package (node_modules), after links.
+ */
+function moduleOutsideProblem(abs: string, workspace: string, builtinRoot: string | undefined): string | undefined {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  const r = real(abs);
+  if (isWithin(real(workspace), r)) return undefined;
+  if (builtinRoot && isWithin(real(builtinRoot), r)) return undefined;
+  if (r.split(sep).includes('node_modules')) return undefined;
+  return `resolves to ${r}, outside the workspace: copy the module into the workspace, or install it as a package and name it from node_modules`;
+}
+
 /** `absent` collects candidates that did not exist: one appearing later would change the answer. */
 function locateModule(uses: string, workspace: string, builtinRoot: string | undefined, absent: string[]): StageNode['module'] | undefined {
   const candidates = [resolve(workspace, uses)];
@@ -332,12 +401,33 @@ function locateModule(uses: string, workspace: string, builtinRoot: string | und
   return undefined;
 }
 
-/** `--set` edits the raw spec before validation, so overridden values are checked like any other. */
-function applySets(raw: Obj, sets: string[]): void {
+/**
+ * `--set` edits the raw spec before validation, so overridden values are checked like any other.
+ * It sets what exists: a parameter the spec declares, or a key of a stage the spec has (a stage's
+ * params are then checked against its module's schema); a typo is an error, not a silent no-op.
+ */
+function applySets(raw: Obj, sets: string[], display: string): void {
   for (const s of sets) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set expects key.path=value, got '${s}'`);
     const keyPath = s.slice(0, eq).split('.');
+    if (keyPath.some((k) => !k)) throw new UsageError(`--set '${s}': empty name in '${s.slice(0, eq)}'`);
+    if (keyPath[0] === 'stages') {
+      const stages = isObj(raw.stages) ? raw.stages : {};
+      const id = keyPath[1];
+      if (!id || !isObj(stages[id])) {
+        const hint = id ? closest(id, Object.keys(stages)) : undefined;
+        throw new UsageError(`--set '${s}': ${display} has no stage '${id ?? ''}'${hint ? ` (did you mean '${hint}'?)` : ` (stages: ${Object.keys(stages).join(', ')})`}`);
+      }
+      if (keyPath.length < 3) throw new UsageError(`--set '${s}': name a key of stage '${id}', e.g. stages.${id}.params.NAME=value`);
+    } else {
+      const params = isObj(raw.params) ? raw.params : {};
+      const name = keyPath[0] === 'params' ? keyPath[1] : keyPath[0];
+      if (!name || !(name in params)) {
+        const hint = name ? closest(name, Object.keys(params)) : undefined;
+        throw new UsageError(`--set '${s}': ${display} declares no parameter '${name ?? ''}'${hint ? ` (did you mean '${hint}'?)` : Object.keys(params).length ? ` (params: ${Object.keys(params).join(', ')})` : ' (it has no params: section)'}; a stage's own param is set with stages.<stage>.params.<name>=value`);
+      }
+    }
     let value: unknown;
     try {
       value = yamlLib().parse(s.slice(eq + 1));
@@ -365,6 +455,10 @@ function expandMatrix(matrix: Obj): Obj[] {
   return out.filter((combo) => !exclude.some((e) => Object.entries(e).every(([k, v]) => JSON.stringify(combo[k]) === JSON.stringify(v))));
 }
 
+function variantId(key: string, matrix: Obj): string {
+  return Object.keys(matrix).length ? `${key}[${Object.entries(matrix).map(([k, v]) => `${k}=${scalarText(v)}`).join(',')}]` : key;
+}
+
 function scalarText(v: unknown): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
@@ -382,14 +476,19 @@ function pickVariants(target: string, consumer: StageNode, nodes: Map<string, St
   );
 }
 
-function confine(src: SpecSource, path: SpecPath, workspace: string, p: string, diags: Diagnostic[]): string | undefined {
-  const abs = resolve(workspace, p);
-  const rel = relative(workspace, abs);
-  if (rel.startsWith('..') || isAbsolute(rel)) {
-    diags.push(src.diagnostic(path, `path '${p}' resolves outside the workspace (${workspace}); stage paths must stay inside it`));
+/** A stage path as a workspace-relative path, or undefined (with a diagnostic) where it may not point. */
+function confine(src: SpecSource, path: SpecPath, ctx: { workspace: string; cacheDir: string }, p: string, diags: Diagnostic[], role: PathRole): string | undefined {
+  const abs = resolve(ctx.workspace, p);
+  if (!isWithin(ctx.workspace, abs)) {
+    diags.push(src.diagnostic(path, `path '${p}' resolves outside the workspace (${ctx.workspace}); stage paths must stay inside it`));
     return undefined;
   }
-  return rel.split('\\').join('/') || '.';
+  const problem = pathProblem(ctx.workspace, ctx.cacheDir, abs, role);
+  if (problem) {
+    diags.push(src.diagnostic(path, `path '${p}': ${problem}`));
+    return undefined;
+  }
+  return relative(ctx.workspace, abs).split(sep).join('/');
 }
 
 /** Splits a command string into arguments the way a shell would for plain words and quotes. */

@@ -37,6 +37,8 @@ export interface StageNode {
   outputs: string[];
   /** Output name -> workspace path to materialize the output at. */
   outs: Record<string, string>;
+  /** Outputs whose outs path may replace a file or folder no stage wrote (`overwrite: true`). */
+  overwrite: string[];
   env: Record<string, Template>;
   /** Stage ids this one waits for (data references and `needs`). */
   upstream: string[];
@@ -44,6 +46,8 @@ export interface StageNode {
   version?: string | number;
   executor: ExecutorName;
   resources: Record<string, unknown>;
+  /** `resources.time`: the stage fails when it runs longer. */
+  timeLimitMs?: number;
 }
 
 export interface Pipeline {

@@ -1,0 +1,94 @@
+// Process groups of running stages: registered with the reaper (reaper.ts), so that they die with
+// the pipeline however it ends, and recorded beside a stage's checkpoint folder, so that a rerun
+// never shares that folder with a leftover process of an earlier run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SRC_REAPER = fileURLToPath(new URL('./reaper.ts', import.meta.url));
+const DIST_REAPER = join(dirname(SRC_REAPER), '..', '..', 'dist', 'reaper.mjs');
+
+let reaper: ChildProcess | undefined;
+
+function reaperProcess(): ChildProcess {
+  if (!reaper) {
+    const args = existsSync(DIST_REAPER) ? [DIST_REAPER] : ['--import', import.meta.resolve('tsx'), SRC_REAPER];
+    reaper = spawn(process.execPath, args, { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+    reaper.unref();
+    (reaper.stdin as unknown as { unref(): void }).unref();
+    reaper.stdin!.on('error', () => undefined);
+  }
+  return reaper;
+}
+
+export function watchGroup(pgid: number): void {
+  reaperProcess().stdin!.write(`+${pgid}\n`);
+}
+
+export function unwatchGroup(pgid: number): void {
+  reaper?.stdin?.write(`-${pgid}\n`);
+}
+
+export function killGroup(pgid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pgid) return;
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Start time of a process (clock ticks since boot), to tell a reused pid from the one recorded. */
+function startTime(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+interface Owner {
+  host: string;
+  pgid: number;
+  started?: string;
+}
+
+const ownerFile = (checkpointDir: string) => `${checkpointDir}.owner`;
+
+/**
+ * Before a stage starts: a process group of an earlier run of the same stage that still lives
+ * (its pipeline died) is killed and waited for. Returns a line saying so, or undefined.
+ */
+export async function evictLeftover(checkpointDir: string): Promise<string | undefined> {
+  let owner: Owner;
+  try {
+    owner = JSON.parse(readFileSync(ownerFile(checkpointDir), 'utf8')) as Owner;
+  } catch {
+    return undefined;
+  }
+  if (owner.host !== hostname() || !Number.isInteger(owner.pgid) || owner.pgid <= 1 || !groupAlive(owner.pgid)) return undefined;
+  if (owner.started && startTime(owner.pgid) !== undefined && startTime(owner.pgid) !== owner.started) return undefined;
+  killGroup(owner.pgid, 'SIGKILL');
+  for (let i = 0; i < 100 && groupAlive(owner.pgid); i++) await new Promise((r) => setTimeout(r, 50));
+  return `stopped process group ${owner.pgid}, left running by an earlier run of this stage, before reusing its checkpoint folder`;
+}
+
+export async function recordOwner(checkpointDir: string, pgid: number): Promise<void> {
+  await writeFile(ownerFile(checkpointDir), JSON.stringify({ host: hostname(), pgid, started: startTime(pgid) } satisfies Owner));
+}
+
+export async function clearOwner(checkpointDir: string): Promise<void> {
+  await rm(ownerFile(checkpointDir), { force: true });
+}
