@@ -1,8 +1,8 @@
 // The `pipeline` command line. Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage.
 import { availableParallelism } from 'node:os';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { collectGarbage, formatSize, parseSize } from './gc.ts';
 import { renderDag } from './dag.ts';
@@ -116,10 +116,38 @@ interface Env {
 async function openWorkspace(values: Values): Promise<Env> {
   const workspace = resolve((values.workspace as string | undefined) ?? process.cwd());
   const cacheDir = resolve(workspace, (values['cache-dir'] as string | undefined) ?? process.env.PIPELINE_CACHE_DIR ?? 'cache');
+  const problem = makeCacheDir(cacheDir);
+  if (problem) throw new UsageError(`cannot use ${cacheDir} as the cache folder: ${problem} (pick another with --cache-dir or $PIPELINE_CACHE_DIR)`);
   const store = new Store(cacheDir);
   const digests = new DigestCache(resolve(cacheDir, 'state.json'));
   await digests.load();
   return { workspace, store, digests, modules: new StageModules(cacheDir, workspace, digests) };
+}
+
+/**
+ * Creates the cache folder one level at a time from its nearest existing parent (Node's recursive
+ * mkdir spins forever under /proc), on a real filesystem only. Returns why it cannot, or undefined.
+ */
+function makeCacheDir(dir: string): string | undefined {
+  const missing: string[] = [];
+  let p = dir;
+  while (!existsSync(p)) {
+    missing.unshift(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  const real = realpathSync(p);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(real)) return `${real} is a virtual filesystem, not storage`;
+  if (!statSync(real).isDirectory()) return `${p} is not a folder`;
+  for (const m of missing) {
+    try {
+      mkdirSync(m);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return undefined;
 }
 
 async function loadSpec(values: Values, positionals: string[], command: string, env: Env): Promise<Planner> {

@@ -2,10 +2,10 @@
 // persistent state file so that checking gigabytes of unchanged data reads no file contents.
 import NodeCache from 'node-cache';
 import { statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
-import { isErrno, listFiles, readJsonIfExists, writeFileAtomic } from './fsutil.ts';
+import { CORRUPT, isErrno, listFiles, readSealed, writeSealed } from './fsutil.ts';
 
 export interface FileEntry {
   path: string;
@@ -46,14 +46,20 @@ export class DigestCache {
 
   constructor(private readonly statePath: string) {}
 
+  /** Reads the state file; a damaged one would hand out wrong digests, so it is dropped (all rehashed). */
   async load(): Promise<void> {
-    const s = await readJsonIfExists<StateFile>(this.statePath);
-    if (s?.version === 1) this.state = { version: 1, files: s.files ?? {}, imports: s.imports ?? {} };
+    const s = await readSealed<StateFile>(this.statePath);
+    if (s === CORRUPT || (s !== undefined && (s.version !== 1 || typeof s.files !== 'object' || typeof s.imports !== 'object'))) {
+      await rm(this.statePath, { force: true });
+      process.stderr.write(`cache: dropped a corrupt digest state file (${this.statePath}); files are hashed again\n`);
+      return;
+    }
+    if (s) this.state = s;
   }
 
   async save(): Promise<void> {
     if (!this.dirty) return;
-    await writeFileAtomic(this.statePath, JSON.stringify(this.state));
+    await writeSealed(this.statePath, this.state);
     this.dirty = false;
   }
 

@@ -36,6 +36,12 @@ export async function explainChange(old: Fingerprint, cur: Fingerprint, ctx: Exp
     out.push(`upstream ${stage} ${how === 'changed' ? `changed (output ${output})` : `output ${output} ${how === 'added' ? 'now read' : 'no longer read'}`}`);
   });
   diffMaps(old.env, cur.env, (k, how, a, b) => out.push(how === 'changed' ? `env ${k} '${a}' -> '${b}'` : `env ${k} ${how}`));
+  const shown = (v: string | null | undefined) => (v === null || v === undefined ? 'unset' : `'${v}'`);
+  for (const k of new Set([...Object.keys(old.shellEnv ?? {}), ...Object.keys(cur.shellEnv ?? {})])) {
+    const a = old.shellEnv?.[k];
+    const b = cur.shellEnv?.[k];
+    if (a !== b) out.push(`env $${k} read by the command ${shown(a)} -> ${shown(b)}`);
+  }
   if (old.seed !== cur.seed) out.push(`seed ${old.seed} -> ${cur.seed}`);
   if (old.version !== cur.version) out.push(`version ${fmt(old.version)} -> ${fmt(cur.version)}`);
   if (JSON.stringify(old.outputs) !== JSON.stringify(cur.outputs)) out.push(`outputs [${old.outputs.join(', ')}] -> [${cur.outputs.join(', ')}]`);

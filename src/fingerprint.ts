@@ -12,7 +12,7 @@ import { SELF_PACKAGE, STAGE_API_FILE } from './bundle.js';
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 /** Bumped when the engine changes how stages run or how fingerprints are built. */
-export const FINGERPRINT_FORMAT = 1;
+export const FINGERPRINT_FORMAT = 2;
 export const ENGINE_VERSION = `${pkg.version}/f${FINGERPRINT_FORMAT}`;
 
 export interface Fingerprint {
@@ -40,6 +40,11 @@ export interface Fingerprint {
   upstream: Record<string, string>;
   /** Environment variables the spec passes to the stage, resolved. */
   env: Record<string, string>;
+  /**
+   * Environment variables a command's shell script reads ($LR) that the spec does not set, with
+   * the values the command sees (null: unset): changing one in the shell reruns the stage.
+   */
+  shellEnv: Record<string, string | null>;
   /** The stage's random seed. */
   seed: number;
   /** The spec's `version:` for the stage, bumped by hand to force a rerun. */

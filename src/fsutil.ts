@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import { hashBytes } from './hash.ts';
 
 /** Writes a file that readers either see whole or not at all: temp file, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -49,6 +50,40 @@ export async function readJsonIfExists<T>(path: string): Promise<T | undefined> 
     if (isErrno(e, 'ENOENT')) return undefined;
     if (e instanceof SyntaxError) return undefined; // never written whole (writes are atomic): treat as absent
     throw e;
+  }
+}
+
+/** What readSealed returns for a file that is there but not as written (a torn or edited file). */
+export const CORRUPT = Symbol('corrupt');
+
+/**
+ * Engine state others read back (records, indexes, memos): JSON with a `seal`, the digest of the
+ * rest, so that a file damaged or edited into something plausible is detected, not trusted.
+ * Written atomically. `seal` is a reserved key of the value.
+ */
+export async function writeSealed(path: string, value: object): Promise<void> {
+  const { seal: _drop, ...rest } = value as Record<string, unknown>;
+  const body = JSON.stringify(rest);
+  const seal = `{"seal":"${await hashBytes(body)}"`;
+  await writeFileAtomic(path, body === '{}' ? `${seal}}` : `${seal},${body.slice(1)}`);
+}
+
+/** A sealed file's value; undefined when absent; CORRUPT when its seal does not match. */
+export async function readSealed<T>(path: string): Promise<T | undefined | typeof CORRUPT> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof v.seal !== 'string') return CORRUPT;
+    const { seal, ...rest } = v;
+    return (await hashBytes(JSON.stringify(rest))) === seal ? (rest as T) : CORRUPT;
+  } catch {
+    return CORRUPT;
   }
 }
 

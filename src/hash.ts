@@ -25,6 +25,8 @@ export function canonicalJson(value: unknown): string {
 }
 
 function sortKeys(value: unknown): unknown {
+  // JSON writes Infinity, -Infinity and NaN as null: tagged instead, so that they differ from null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return { $number: String(value) };
   if (Array.isArray(value)) return value.map(sortKeys);
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -32,6 +34,15 @@ function sortKeys(value: unknown): unknown {
     return out;
   }
   return value;
+}
+
+/** True when JSON.parse(JSON.stringify(value)) gives the value back (no non-finite numbers, no undefined). */
+export function jsonExact(value: unknown): boolean {
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (value === undefined || typeof value === 'function' || typeof value === 'bigint' || typeof value === 'symbol') return false;
+  if (Array.isArray(value)) return value.every(jsonExact);
+  if (value && typeof value === 'object') return Object.values(value).every(jsonExact);
+  return true;
 }
 
 export async function hashJson(value: unknown): Promise<string> {

@@ -40,6 +40,14 @@ export async function importStageDefinition(jsPath: string): Promise<StageDefini
   if (!isStageDefinition(mod.default)) {
     throw new Error('its default export is not defineStage({...}) from the stage API');
   }
+  const d = mod.default;
+  const bad =
+    typeof d.params !== 'object' || d.params === null || Array.isArray(d.params) ? 'params must be a JSON Schema object'
+    : !Array.isArray(d.outputs) || !d.outputs.every((o) => typeof o === 'string' && /^[\w-]+$/.test(o)) ? 'outputs must be a list of names (letters, digits, _ and -)'
+    : d.inputs !== undefined && (!Array.isArray(d.inputs) || !d.inputs.every((o) => typeof o === 'string')) ? 'inputs must be a list of names'
+    : typeof d.run !== 'function' ? 'run must be a function'
+    : undefined;
+  if (bad) throw new Error(`its defineStage({...}) is malformed: ${bad}`);
   definitions.set(jsPath, mod.default);
   return mod.default;
 }

@@ -6,6 +6,7 @@ import type { DigestCache } from './digests.ts';
 import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from './fingerprint.ts';
 import type { StageModules } from './modules.ts';
 import type { OutputRef, Pipeline, StageNode, Template } from './spec/model.ts';
+import { shellEnvNames, shellQuote, shellWords, type QuoteContext } from './spec/shell.ts';
 import type { CachedRun, Store } from './store.ts';
 
 /** Stands for an upstream output not known yet (its stage has to run first). */
@@ -69,14 +70,28 @@ export class Planner {
     };
     for (const spec of Object.values(node.inputs)) for (const item of spec.items) if (item.kind === 'output') digestOf(item.ref);
     let command: Fingerprint['command'] = null;
+    const shellEnv: Record<string, string | null> = {};
     if (node.command) {
       const argv = node.command.argv.flatMap((t) => renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`));
       command = { argv, shell: node.command.shell };
-      // An argument naming a workspace file (a script) is code: editing it reruns the stage.
-      for (const a of node.command.shell ? argv.join(' ').split(/\s+/) : argv) {
+      // An argument naming a workspace file (a script, also inside `sh -c "python3 train.py"` or as
+      // --opt=file) is code: editing it reruns the stage.
+      const script = argv[node.command.script];
+      const words = [...argv.filter((_, i) => i !== node.command!.script), ...(script === undefined ? [] : shellWords(script))];
+      for (const w of words) {
+        const a = w.startsWith('-') && w.includes('=') ? w.slice(w.indexOf('=') + 1) : w;
+        if (!a || a.startsWith('@') || a.startsWith('-')) continue;
         const abs = join(ws, a);
-        if (a && !a.startsWith('@') && !a.startsWith('-') && existsSync(abs) && statSync(abs).isFile()) {
-          code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
+        if (existsSync(abs) && statSync(abs).isFile()) code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
+      }
+      // Variables the script reads through the shell ($LR) and the spec does not set: their values
+      // as the command will see them (null: unset).
+      if (script !== undefined) {
+        for (const name of shellEnvNames(script)) {
+          if (name in node.env) continue;
+          const v = process.env[name] ?? null;
+          shellEnv[name] = v;
+          this.pipeline.envRead[name] = v;
         }
       }
     }
@@ -93,6 +108,7 @@ export class Planner {
       inputs,
       upstream: upstreamDigests,
       env,
+      shellEnv,
       seed: node.seed,
       version: node.version ?? null,
       outputs: node.outputs,
@@ -114,10 +130,14 @@ export class Planner {
  * outputs becomes one argument per variant; elsewhere several paths are joined by spaces.
  */
 export function renderTemplate(t: Template, ref: (r: OutputRef) => string[], own: (name: string) => string): string[] {
-  if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) return t[0].ref.flatMap(ref);
+  if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) {
+    const q = t[0].quote;
+    return t[0].ref.flatMap(ref).map((p) => (q ? shellQuote(p, q) : p));
+  }
+  const quoted = (q: QuoteContext | undefined, s: string) => (q ? shellQuote(s, q) : s);
   return [
     t
-      .map((p) => (typeof p === 'string' ? p : 'ref' in p ? p.ref.flatMap(ref).join(' ') : own(p.own)))
+      .map((p) => (typeof p === 'string' ? p : 'ref' in p ? p.ref.flatMap(ref).map((s) => quoted(p.quote, s)).join(' ') : quoted(p.quote, own(p.own))))
       .join(''),
   ];
 }

@@ -95,13 +95,18 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const dependents = new Map<string, string[]>(order.map((id) => [id, []]));
   for (const id of order) for (const u of p.stages.get(id)!.upstream) dependents.get(u)!.push(id);
   const queue = order.filter((id) => waiting.get(id) === 0);
-  const settle = (r: StageResult, detail?: string) => {
-    if (results.has(r.id)) return;
-    finish(r, detail);
-    const ok = r.state === 'cached' || r.state === 'done';
-    for (const d of dependents.get(r.id)!) {
-      if (!ok) settle({ id: d, state: 'blocked' });
-      else if (waiting.set(d, waiting.get(d)! - 1).get(d) === 0) queue.push(d);
+  const settle = (first: StageResult, detail?: string) => {
+    // Iterative: a failure blocks a chain of dependents that may be thousands long.
+    const todo: Array<[StageResult, string | undefined]> = [[first, detail]];
+    while (todo.length) {
+      const [r, d] = todo.pop()!;
+      if (results.has(r.id)) continue;
+      finish(r, d);
+      const ok = r.state === 'cached' || r.state === 'done';
+      for (const dep of dependents.get(r.id)!) {
+        if (!ok) todo.push([{ id: dep, state: 'blocked' }, undefined]);
+        else if (waiting.set(dep, waiting.get(dep)! - 1).get(dep) === 0) queue.push(dep);
+      }
     }
   };
 

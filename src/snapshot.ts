@@ -13,7 +13,7 @@ import type { StatSignature } from './digests.ts';
 import { ENGINE_VERSION } from './fingerprint.ts';
 import { canonicalJson } from './hash.ts';
 import { importStageDefinition } from './modules.ts';
-import { readJsonIfExists, writeFileAtomic } from './fsutil.ts';
+import { CORRUPT, readSealed, writeSealed } from './fsutil.ts';
 import { OBJECT_MTIME_MS, type CachedRun, type Store } from './store.ts';
 
 /** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */
@@ -72,7 +72,8 @@ export async function unchangedSince(file: string, spec: string, sets: string[],
 }
 
 async function checkSnapshot(file: string, spec: string, sets: string[], env: Record<string, string | undefined>): Promise<{ name: string; stages: string[]; headlines: string[] } | undefined> {
-  const snap = await readJsonIfExists<Snapshot>(file);
+  const snap = await readSealed<Snapshot>(file);
+  if (snap === CORRUPT) throw new Error('its seal does not match');
   if (!snap || snap.engine !== ENGINE_VERSION || snap.spec !== spec || JSON.stringify(snap.sets) !== JSON.stringify(sets)) return undefined;
   for (const [name, value] of Object.entries(snap.env)) if ((env[name] ?? null) !== value) return undefined;
   for (const [p, sig] of snap.paths) if (!same(sig, signature(p))) return undefined;
@@ -134,6 +135,6 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
       for (const [d, size] of await s.store.outputObjectSizes(out)) objects.push([s.store.objectPath(d), size]);
     }
   }
-  await writeFileAtomic(s.file, JSON.stringify({ engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines, facts: s.facts } satisfies Snapshot));
+  await writeSealed(s.file, { engine: ENGINE_VERSION, name: s.name, spec: s.spec, sets: s.sets, env: s.env, paths, outs, objects, stages: s.stages, headlines: s.headlines, facts: s.facts } satisfies Snapshot);
   return true;
 }

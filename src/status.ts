@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { DigestCache } from './digests.ts';
 import { explainChange } from './explain.ts';
-import type { Planner } from './plan.ts';
+import type { Evaluated, Planner } from './plan.ts';
 import type { Pipeline } from './spec/model.ts';
 import type { CachedRun } from './store.ts';
 
@@ -23,7 +23,13 @@ export async function pipelineStatus(planner: Planner, forced: Set<string> = new
   for (const id of p.order) {
     const node = p.stages.get(id)!;
     const staleUp = node.upstream.filter((u) => !known.get(u));
-    const ev = (await planner.evaluate(node, planner.upstreamOf(node, known), true))!;
+    let ev: Evaluated;
+    try {
+      ev = (await planner.evaluate(node, planner.upstreamOf(node, known), true))!;
+    } catch (e) {
+      out.push({ stage: id, state: 'stale', reasons: [`cannot compute its cache key: ${e instanceof Error ? e.message : String(e)}`], key: null });
+      continue;
+    }
     const reasons: string[] = [];
     if (!staleUp.length) {
       const last = latestKeys.get(id);
@@ -35,7 +41,7 @@ export async function pipelineStatus(planner: Planner, forced: Set<string> = new
           out.push({ stage: id, state: 'cached', reasons, key: ev.key });
           continue;
         }
-      } else if (rec) reasons.push('outputs missing from the cache, or modified through a link');
+      } else if (rec) reasons.push('outputs missing from the cache, or damaged there');
     }
     for (const u of staleUp) reasons.push(`upstream ${u} will rerun`);
     for (const [rel, d] of Object.entries(ev.fingerprint.inputs)) if (d === 'missing') reasons.push(`input ${rel} does not exist`);

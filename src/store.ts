@@ -24,7 +24,7 @@ import { lstatSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { hashBytes, hashFile } from './hash.ts';
-import { exists, fsyncDir, isErrno, linkOrCopy, listFiles, readJsonIfExists, tempName, unstorableEntry, writeFileAtomic } from './fsutil.ts';
+import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readJsonIfExists, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from './fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
 export const OBJECT_MTIME_MS = 1_000_000_000_000;
@@ -111,9 +111,9 @@ export class Store {
 
   /** A completed run's record; a corrupt one is deleted (the stage reruns) and reported once. */
   async readRun(key: string): Promise<RunRecord | undefined> {
-    const rec = await readJsonIfExists<RunRecord>(this.runPath(key));
+    const rec = await readSealed<RunRecord>(this.runPath(key));
     if (rec === undefined) return undefined;
-    if (isCachedRun(rec) && rec.key === key && isObj(rec.fingerprint)) return rec;
+    if (rec !== CORRUPT && isCachedRun(rec) && rec.key === key && isObj(rec.fingerprint)) return rec;
     await this.dropCorrupt(this.runPath(key), 'run record');
     return undefined;
   }
@@ -140,9 +140,9 @@ export class Store {
 
   /** A latest index with its malformed entries left out (and the file dropped if it is not an index). */
   private async readLatestIndex(path: string): Promise<Record<string, LatestPointer>> {
-    const index = await readJsonIfExists<unknown>(path);
+    const index = await readSealed<unknown>(path);
     if (index === undefined) return {};
-    if (!isObj(index)) {
+    if (index === CORRUPT || !isObj(index)) {
       await this.dropCorrupt(path, 'latest-run index');
       return {};
     }
@@ -159,7 +159,7 @@ export class Store {
       cur[stage] = { key: run.key, outputs: run.outputs, committedAt: run.committedAt, at };
       changed = true;
     }
-    if (changed) await writeFileAtomic(path, JSON.stringify(cur));
+    if (changed) await writeSealed(path, cur);
   }
 
   /**
@@ -169,15 +169,15 @@ export class Store {
    */
   async readPublished(workspace: string): Promise<Record<string, string>> {
     const path = await this.publishedPath(workspace);
-    const v = await readJsonIfExists<unknown>(path);
+    const v = await readSealed<unknown>(path);
     if (v === undefined) return {};
-    if (isObj(v) && v.workspace === workspace && isObj(v.paths) && Object.values(v.paths).every((d) => typeof d === 'string')) return v.paths as Record<string, string>;
+    if (v !== CORRUPT && isObj(v) && v.workspace === workspace && isObj(v.paths) && Object.values(v.paths).every((d) => typeof d === 'string')) return v.paths as Record<string, string>;
     await this.dropCorrupt(path, 'published-outputs index');
     return {};
   }
 
   async writePublished(workspace: string, paths: Record<string, string>): Promise<void> {
-    await writeFileAtomic(await this.publishedPath(workspace), JSON.stringify({ workspace, paths }));
+    await writeSealed(await this.publishedPath(workspace), { workspace, paths });
   }
 
   private async publishedPath(workspace: string): Promise<string> {
@@ -231,7 +231,7 @@ export class Store {
       await rename(logFile, this.logPath(base.key)).catch(() => undefined);
     }
     const record: RunRecord = { ...base, outputs: digests, committedAt: Date.now() };
-    await writeFileAtomic(this.runPath(base.key), JSON.stringify(record, null, 1));
+    await writeSealed(this.runPath(base.key), record);
     return record;
   }
 

@@ -19,6 +19,12 @@ test('auto picks the fastest backend that starts, checks it really runs, and say
   assert.equal(cpu.name, 'cpu');
   assert.equal(tf.getBackend(), 'cpu');
   assert.equal(tf.tidy(() => tf.add(tf.scalar(2), tf.scalar(3)).dataSync()[0]), 5);
+  // Asked for by name, a backend that cannot start is an error, never a silent fallback (the
+  // stage's cache key would name one backend while another ran).
+  if (choice.skipped.some((s) => s.name === 'tensorflow')) {
+    await assert.rejects(startBackend('tensorflow'), /backend 'tensorflow' was asked for by name and cannot start: .+use backend: auto/);
+    assert.equal(tf.getBackend(), 'cpu', 'the failed request left the running backend alone');
+  }
 });
 
 test('running out of the WASM heap during training is explained with what to change; other errors pass through', async () => {

@@ -6,6 +6,7 @@ import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isWithin, pathProblem, type PathRole } from '../paths.ts';
 import { parseDuration } from './duration.ts';
+import { quoteStateAfter, shellQuote, shellScriptIndex, type QuoteContext } from './shell.ts';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
@@ -141,9 +142,16 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       const scope: Scope = { params, env, matrix, refs: 'none', envRead };
       let stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
       if (def) {
-        const checked = await checks.params(src, [...at, 'params'], def.params, stageParams);
-        diags.push(...checked.diags);
-        stageParams = checked.value;
+        try {
+          const checked = await checks.params(src, [...at, 'params'], def.params, stageParams);
+          diags.push(...checked.diags);
+          stageParams = checked.value;
+        } catch (e) {
+          // ajv refuses the module's own schema: the module's mistake, named at `uses`.
+          diags.push(src.diagnostic([...at, 'uses'], `stage module '${st.uses}' has an invalid params schema: ${firstLine(e)}`));
+          broken.add(key);
+          break;
+        }
       }
       const node: StageNode = {
         id,
@@ -214,9 +222,11 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         const shell = st.shell === true;
         const argv = typeof st.run === 'string' ? (shell ? [st.run] : splitArgs(st.run)) : Array.isArray(st.run) ? st.run.map(String) : [];
         if (!argv.length || !argv[0]!.trim()) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
+        const script = shellScriptIndex(argv, shell);
         node.command = {
           shell,
-          argv: argv.map((a, i) => resolveTemplate(src, typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', i], a, refScope('command'), diags, pending)),
+          script,
+          argv: argv.map((a, i) => resolveTemplate(src, typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', i], a, refScope('command'), diags, pending, { shellScript: i === script })),
         };
         node.outputs = isObj(st.outs) ? Object.keys(st.outs) : [];
         for (const p of Array.isArray(st.deps) ? st.deps : []) {
@@ -502,7 +512,7 @@ function splitArgs(s: string): string[] {
 /** Resolves params/env/matrix references inside any value; stage references are an error here. */
 function resolveValue(src: SpecSource, path: SpecPath, value: unknown, scope: Scope, diags: Diagnostic[], pending: PendingRef[]): unknown {
   if (typeof value === 'string') {
-    const t = resolveTemplate(src, path, value, scope, diags, pending, true);
+    const t = resolveTemplate(src, path, value, scope, diags, pending, { keepValues: true });
     if (t.length === 1 && typeof t[0] === 'object' && 'value' in (t[0] as object)) return (t[0] as { value: unknown }).value;
     return t.map((p) => (typeof p === 'string' ? p : typeof p === 'object' && 'value' in p ? scalarText((p as { value: unknown }).value) : '')).join('');
   }
@@ -517,22 +527,32 @@ function resolveValue(src: SpecSource, path: SpecPath, value: unknown, scope: Sc
 
 type ValuePart = TemplatePart | { value: unknown };
 
-function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[]): Template;
-function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], keepValues: true): ValuePart[];
-function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], keepValues = false): ValuePart[] {
+/**
+ * A string with its `${...}` references resolved. `keepValues`: a reference that is the whole
+ * string keeps its type. `shellScript`: the text is a shell line, and each substituted value is
+ * quoted as one word for where it lands (paths known only at run time carry that context along).
+ */
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], opts?: { shellScript?: boolean }): Template;
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], opts: { keepValues: true }): ValuePart[];
+function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: Scope, diags: Diagnostic[], pending: PendingRef[], opts: { keepValues?: boolean; shellScript?: boolean } = {}): ValuePart[] {
   const pieces = parsePieces(text);
   const whole = pieces.length === 1;
   const out: ValuePart[] = [];
+  let quote: QuoteContext = 'bare';
   for (const p of pieces) {
     if (typeof p === 'string') {
       out.push(p);
+      if (opts.shellScript) quote = quoteStateAfter(p, quote);
       continue;
     }
     const v = evalExpr(src, path, p, scope, diags, pending);
     if (v === undefined) continue;
-    if ('ref' in v || 'own' in v) out.push(v);
-    else if (keepValues && whole) out.push({ value: v.value });
-    else out.push(typeof v.value === 'string' ? v.value : scalarText(v.value));
+    if ('ref' in v || 'own' in v) out.push(opts.shellScript ? { ...v, quote } : v);
+    else if (opts.keepValues && whole) out.push({ value: v.value });
+    else {
+      const text = typeof v.value === 'string' ? v.value : scalarText(v.value);
+      out.push(opts.shellScript ? shellQuote(text, quote) : text);
+    }
   }
   return mergeStrings(out);
 }

@@ -1,4 +1,5 @@
 // The compiled pipeline: what the spec means once overrides, matrices and references are resolved.
+import type { QuoteContext } from './shell.ts';
 
 /** A reference to an output of another stage (a concrete variant id). */
 export interface OutputRef {
@@ -6,8 +7,11 @@ export interface OutputRef {
   output: string;
 }
 
-/** Part of a templated string: literal text, another stage's output, or this stage's own output. */
-export type TemplatePart = string | { ref: OutputRef[] } | { own: string };
+/**
+ * Part of a templated string: literal text, another stage's output, or this stage's own output.
+ * In a shell script, `quote` says how a path known only at run time is quoted where it lands.
+ */
+export type TemplatePart = string | { ref: OutputRef[]; quote?: QuoteContext } | { own: string; quote?: QuoteContext };
 export type Template = TemplatePart[];
 
 export type InputItem = { kind: 'path'; path: string } | { kind: 'output'; ref: OutputRef };
@@ -28,8 +32,11 @@ export interface StageNode {
   kind: 'module' | 'command';
   /** Module stages: workspace-relative and absolute path of the stage module. */
   module?: { rel: string; abs: string };
-  /** Command stages: argument list (shell false) or one shell line (shell true). */
-  command?: { argv: Template[]; shell: boolean };
+  /**
+   * Command stages: argument list (shell false) or one shell line (shell true); `script`: the index
+   * of the argument that is a shell script (the line itself, or SCRIPT in `sh -c SCRIPT`), or -1.
+   */
+  command?: { argv: Template[]; shell: boolean; script: number };
   params: Record<string, unknown>;
   inputs: Record<string, InputSpec>;
   /** Workspace paths a command reads (module stages: their path inputs). */

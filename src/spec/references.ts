@@ -19,12 +19,20 @@ export type Piece = string | Expr;
 const EXPR = /\$(\$?)\{([^}]*)\}/g;
 const STAGE_REF = /^stages\.([A-Za-z_][\w-]*(?:\[[^\]]*\])?)\.outputs\.([\w-]+)$/;
 
+/** Literal text, or a `bad` piece where it holds a `${` that never closes. */
+function literal(text: string): Piece {
+  const open = /(^|[^$])\$\{/.exec(text);
+  if (!open) return text;
+  const from = open.index + open[1]!.length;
+  return bad(text.slice(from + 2, from + 42), 'unterminated reference: it needs a closing } (write $${ for a literal ${)');
+}
+
 export function parsePieces(text: string): Piece[] {
   const out: Piece[] = [];
   let last = 0;
   for (const m of text.matchAll(EXPR)) {
     const start = m.index ?? 0;
-    if (start > last) out.push(text.slice(last, start));
+    if (start > last) out.push(literal(text.slice(last, start)));
     last = start + m[0].length;
     if (m[1]) {
       out.push(`\${${m[2]}}`); // escaped
@@ -32,7 +40,7 @@ export function parsePieces(text: string): Piece[] {
     }
     out.push(parseExpr((m[2] ?? '').trim()));
   }
-  if (last < text.length) out.push(text.slice(last));
+  if (last < text.length) out.push(literal(text.slice(last)));
   return mergeText(out);
 }
 

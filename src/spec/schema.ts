@@ -6,8 +6,8 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 type Ajv = import('ajv').default;
 import { readFileSync } from 'node:fs';
 import type { Diagnostic } from '../diagnostics.ts';
-import { readJsonIfExists, writeFileAtomic } from '../fsutil.ts';
-import { hashJson } from '../hash.ts';
+import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
+import { hashJson, jsonExact } from '../hash.ts';
 import type { SpecPath, SpecSource } from './source.ts';
 
 export type JsonSchema = Record<string, unknown>;
@@ -51,12 +51,15 @@ export class SchemaChecks {
   constructor(private readonly memoFile?: string) {}
 
   async load(): Promise<void> {
-    if (this.memoFile) this.memo = (await readJsonIfExists<Memo>(this.memoFile)) ?? { params: {} };
+    if (!this.memoFile) return;
+    const m = await readSealed<Memo>(this.memoFile);
+    // A damaged memo could say a bad spec passed: dropped, everything is checked again.
+    this.memo = m === undefined || m === CORRUPT || typeof m.params !== 'object' || m.params === null ? { params: {} } : m;
   }
 
   /** Saves what passed; call only when the whole spec was free of problems. */
   async save(): Promise<void> {
-    if (this.memoFile && this.dirty) await writeFileAtomic(this.memoFile, JSON.stringify(this.memo));
+    if (this.memoFile && this.dirty) await writeSealed(this.memoFile, this.memo);
   }
 
   async pipeline(src: SpecSource, value: unknown): Promise<Diagnostic[]> {
@@ -84,7 +87,8 @@ export class SchemaChecks {
     const fn = await validator(schema);
     fn(value);
     const diags = toDiagnostics(src, at, fn.errors ?? []);
-    if (!diags.length) {
+    // Remembered only where JSON keeps the value exactly (not .inf or .nan).
+    if (!diags.length && jsonExact(value)) {
       this.memo.params[key] = value;
       this.dirty = true;
     }

@@ -5,8 +5,8 @@ import { createRequire } from 'node:module';
 import type { Document, LineCounter, Node } from 'yaml';
 import { join } from 'node:path';
 import { dottedPath, type Diagnostic } from '../diagnostics.ts';
-import { readJsonIfExists, writeFileAtomic } from '../fsutil.ts';
-import { hashBytes } from '../hash.ts';
+import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
+import { hashBytes, jsonExact } from '../hash.ts';
 
 /** The yaml package, loaded on first use: an unchanged spec is read back from the memo without it. */
 let yaml: typeof import('yaml') | undefined;
@@ -18,8 +18,40 @@ export function yamlLib(): typeof import('yaml') {
 function parseYaml(text: string): { doc: Document; lines: LineCounter } {
   const { LineCounter, parseDocument } = yamlLib();
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found by duplicateKeys() below: yaml's own check is quadratic in a mapping's
+  // size (40,000 params took 95 s).
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   return { doc, lines };
+}
+
+/** Deepest nesting a spec may have: far beyond any real pipeline, well within every recursion. */
+export const MAX_DEPTH = 64;
+
+/** Each repeated key of every mapping (offset of the repeat), and whether nesting exceeds MAX_DEPTH. */
+function shapeProblems(doc: Document): { duplicates: Array<{ key: string; pos: number }>; tooDeep?: number } {
+  const { isMap, isSeq, isPair, isScalar } = yamlLib();
+  const duplicates: Array<{ key: string; pos: number }> = [];
+  let tooDeep: number | undefined;
+  // Iterative: a spec nested thousands deep must not overflow the stack here either.
+  const stack: Array<{ node: unknown; depth: number }> = [{ node: doc.contents, depth: 0 }];
+  while (stack.length) {
+    const { node, depth } = stack.pop()!;
+    if (depth > MAX_DEPTH) {
+      tooDeep ??= (node as Node).range?.[0] ?? 0;
+      continue;
+    }
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const p of node.items) {
+        if (!isPair(p)) continue;
+        const k = isScalar(p.key) ? String(p.key.value) : JSON.stringify(p.key);
+        if (seen.has(k)) duplicates.push({ key: k, pos: (p.key as Node | null)?.range?.[0] ?? 0 });
+        seen.add(k);
+        stack.push({ node: p.value, depth: depth + 1 });
+      }
+    } else if (isSeq(node)) for (const item of node.items) stack.push({ node: item, depth: depth + 1 });
+  }
+  return { duplicates, tooDeep };
 }
 
 export type SpecPath = ReadonlyArray<string | number>;
@@ -42,20 +74,42 @@ export class SpecSource {
   static async read(file: string, displayName = file, cacheDir?: string): Promise<SpecSource> {
     const text = await readFile(file, 'utf8');
     const memo = cacheDir ? join(cacheDir, 'specs', `${await hashBytes(text)}.json`) : undefined;
-    const hit = memo ? await readJsonIfExists<{ value: unknown }>(memo) : undefined;
-    if (hit) return new SpecSource(displayName, text, hit.value, []);
+    const hit = memo ? await readSealed<{ value: unknown }>(memo) : undefined;
+    if (hit && hit !== CORRUPT && 'value' in hit) return new SpecSource(displayName, text, hit.value, []);
     const src = SpecSource.parse(text, displayName);
-    if (memo && !src.syntaxErrors.length) await writeFileAtomic(memo, JSON.stringify({ value: src.value }));
+    // Kept only where JSON holds the value exactly (a spec with .inf or .nan is parsed each time).
+    if (memo && !src.syntaxErrors.length && jsonExact(src.value)) await writeSealed(memo, { value: src.value });
     return src;
   }
 
   static parse(text: string, file: string): SpecSource {
     const { doc, lines } = parseYaml(text);
+    const at = (pos: number, message: string): Diagnostic => {
+      const p = lines.linePos(pos);
+      return { file, line: p.line, col: p.col, path: '', message };
+    };
     const syntaxErrors = [...doc.errors, ...doc.warnings].map((e) => {
-      const pos = lines.linePos(e.pos[0]);
-      return { file, line: pos.line, col: pos.col, path: '', message: e.message.split('\n')[0] ?? e.message };
+      const m = e.message.split('\n')[0] ?? e.message;
+      return at(e.pos[0], /call stack/i.test(m) ? `the spec nests too deeply to read (a spec nests at most ${MAX_DEPTH} levels)` : m);
     });
-    const value = doc.errors.length ? undefined : doc.toJS({ maxAliasCount: 1000 });
+    let value: unknown;
+    if (!doc.errors.length) {
+      const shape = shapeProblems(doc);
+      for (const d of shape.duplicates) syntaxErrors.push(at(d.pos, `duplicate key '${d.key}': each key may appear once in a mapping`));
+      if (shape.tooDeep !== undefined) syntaxErrors.push(at(shape.tooDeep, `the spec nests more than ${MAX_DEPTH} levels deep`));
+      if (!syntaxErrors.length) {
+        try {
+          value = doc.toJS({ maxAliasCount: 1000 });
+        } catch (e) {
+          const m = e instanceof Error ? e.message : String(e);
+          const alias = /Unresolved alias.*: (.*)$/.exec(m);
+          const pos = alias ? text.indexOf(`*${alias[1]}`) : 0;
+          syntaxErrors.push(
+            at(Math.max(0, pos), alias ? `unresolved alias *${alias[1]}: define the anchor &${alias[1]} before the alias uses it` : /alias count/i.test(m) ? 'aliases expand to too many values (more than 1,000 alias uses): an alias bomb, or a spec to write out without aliases' : m.split('\n')[0]!),
+          );
+        }
+      }
+    }
     const src = new SpecSource(file, text, value, syntaxErrors);
     src.parsed = { doc, lines };
     return src;

@@ -81,14 +81,21 @@ async function tryStart(name: BackendName, asked: boolean): Promise<string | und
 }
 
 /**
- * Starts the first backend that works, from `preferred` on (or from the top with 'auto'), and
- * registers this project's training kernels for it.
+ * Starts the backend asked for, or with 'auto' the first that works from the top, and registers
+ * this project's training kernels for it.
  */
 export async function startBackend(preferred: BackendName | 'auto' = 'auto'): Promise<BackendChoice> {
-  const order = preferred === 'auto' ? BACKEND_ORDER : BACKEND_ORDER.slice(BACKEND_ORDER.indexOf(preferred));
+  // A backend asked for by name runs or is an error: falling back would run something else than
+  // the stage's cache key (and the user) say.
+  if (preferred !== 'auto') {
+    const why = await tryStart(preferred, true);
+    if (why !== undefined) throw new Error(`backend '${preferred}' was asked for by name and cannot start: ${why} (use backend: auto to take the fastest one present)`);
+    registerTrainingKernels(preferred);
+    return { name: preferred, summary: `backend ${preferred} (asked for by name)`, skipped: [] };
+  }
   const skipped: BackendChoice['skipped'] = [];
-  for (const name of order) {
-    const why = await tryStart(name, name === preferred);
+  for (const name of BACKEND_ORDER) {
+    const why = await tryStart(name, false);
     if (why === undefined) {
       registerTrainingKernels(name);
       const summary = `backend ${name}${skipped.length ? ` (${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')})` : ''}`;
