@@ -261,6 +261,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       const published = (p: string) => outs.some((o) => p === o || p.startsWith(`${o}/`));
       await writeSnapshot({
         file: snapshotFile,
+        specRel: pipeline.specRel,
         name: pipeline.name,
         spec: specAbs,
         sets,

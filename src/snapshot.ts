@@ -102,6 +102,8 @@ export async function dropAllSnapshots(store: Store): Promise<void> {
 
 export interface SnapshotInput extends SnapshotScope {
   file: string;
+  /** The spec's workspace-relative path (names its latest-run index). */
+  specRel: string;
   /** Paths read while computing keys, with their signatures then. */
   observed: Iterable<[string, StatSignature]>;
   /** Workspace paths the stages publish. */
@@ -122,6 +124,11 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
     if (sig && now - sig[1] < RACY_MS) return false;
     if (!same(sig, signature(p))) return false; // moved during the run
   }
+  // The engine state a cache hit rests on: records, folder manifests, the latest-run index. Any
+  // change to them (damage included) sends the next run down the path that checks them. Written
+  // by rename (a new inode each time), they need no racy-mtime margin.
+  const state = s.runs.flatMap((run) => [s.store.runPath(run.key), ...Object.values(run.outputs).flatMap((o) => (o.kind === 'dir' ? [s.store.manifestPath(o.digest)] : []))]);
+  for (const p of [...state, s.store.latestPath(s.specRel)]) paths.push([p, signature(p)]);
   const outs: Array<[string, StatSignature]> = [];
   const walk = (p: string) => {
     const sig = signature(p);

@@ -126,7 +126,7 @@ export class Store {
     this.onCorrupt(`cache: dropped a corrupt ${what} (${path}); it will be rebuilt`);
   }
 
-  private latestPath(spec: string): string {
+  latestPath(spec: string): string {
     return join(this.root, 'latest', `${encodeURIComponent(spec)}.json`);
   }
 
@@ -265,13 +265,17 @@ export class Store {
   /** Keeps a folder's file list by digest (outputs, and inputs so status can name changed files). */
   async saveManifest(d: PathDigest): Promise<void> {
     if (d.kind !== 'dir' || !d.manifest) return;
-    const p = join(this.root, 'manifests', `${d.digest}.json`);
+    const p = this.manifestPath(d.digest);
     if (!(await exists(p))) await writeFileAtomic(p, JSON.stringify(d.manifest));
   }
 
   /** A folder's file list, checked against the digest it is filed under (a corrupt one is dropped). */
+  manifestPath(digest: string): string {
+    return join(this.root, 'manifests', `${digest}.json`);
+  }
+
   async readManifest(digest: string): Promise<FileEntry[] | undefined> {
-    const path = join(this.root, 'manifests', `${digest}.json`);
+    const path = this.manifestPath(digest);
     const m = await readJsonIfExists<unknown>(path);
     if (m === undefined) return undefined;
     if (isManifest(m) && (await dirDigest(m)).digest === digest) return m;

@@ -470,7 +470,8 @@ function variantId(key: string, matrix: Obj): string {
 }
 
 function scalarText(v: unknown): string {
-  return typeof v === 'string' ? v : JSON.stringify(v);
+  // Numbers as written (JSON would turn Infinity and NaN into null).
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v);
 }
 
 /** Variants of `target` a consumer reads: matching on shared matrix keys, or an exact variant id. */

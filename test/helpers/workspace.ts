@@ -39,7 +39,13 @@ export class Workspace {
     return existsSync(this.path(p));
   }
   run(...args: string[]): CliResult {
-    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env: { ...process.env, CI: 'true' }, timeout: 120_000 });
+    return this.runEnv({}, ...args);
+  }
+  /** Runs the CLI with some environment variables set (a value of undefined: unset). */
+  runEnv(vars: Record<string, string | undefined>, ...args: string[]): CliResult {
+    const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...vars };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
+    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env, timeout: 120_000 });
     return result(r.status ?? -1, r.stdout, r.stderr);
   }
   /** Starts the CLI without waiting (own process group, so a test can kill it and its children). */

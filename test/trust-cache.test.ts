@@ -1,0 +1,146 @@
+// Trust, the cache: damaged objects, manifests, records, indexes, snapshots and memos are detected
+// and rebuilt, never served; what a command reads through its shell enters its key.
+import assert from 'node:assert/strict';
+import { appendFileSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { numbersWorkspace } from './helpers/fixtures.ts';
+import { ran, Workspace } from './helpers/workspace.ts';
+
+/** Every file under a cache subfolder, recursively. */
+function files(ws: Workspace, sub: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk : (p: string) => out.push(p))(join(d, e.name));
+  };
+  walk(ws.path(`cache/${sub}`));
+  return out;
+}
+
+/** The object holding a given content. */
+function objectWith(ws: Workspace, content: string): string {
+  const hit = files(ws, 'objects').find((f) => readFileSync(f, 'utf8') === content);
+  assert.ok(hit, `an object holds ${JSON.stringify(content)}`);
+  return hit;
+}
+
+test('a damaged object is never served: truncated with its mtime put back, or rewritten at the same size (found by verify)', (t) => {
+  const ws = numbersWorkspace();
+  t.after(() => ws.dispose());
+  assert.equal(ws.run('run', 'pipeline.yaml').code, 0);
+  const obj = objectWith(ws, '2.00\n4.00\n6.00\n');
+  const { atime, mtime } = statSync(obj);
+  truncateSync(obj, 5);
+  utimesSync(obj, atime, mtime);
+  const st = ws.run('status', 'pipeline.yaml');
+  assert.match(st.stdout, /scale\s+stale: outputs missing from the cache, or damaged there/);
+  const r = ws.run('run', 'pipeline.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(ran(r).includes('scale'));
+  assert.equal(ws.read('results/total.txt'), '12');
+  assert.equal(readFileSync(objectWith(ws, '2.00\n4.00\n6.00\n'), 'utf8'), '2.00\n4.00\n6.00\n');
+
+  // Same size, mtime put back: only the content check sees it.
+  const again = objectWith(ws, '2.00\n4.00\n6.00\n');
+  const s2 = statSync(again);
+  writeFileSync(again, '9.00\n9.00\n9.00\n');
+  utimesSync(again, s2.atime, s2.mtime);
+  const verify = ws.run('verify');
+  assert.equal(verify.code, 1);
+  assert.match(verify.stdout, /verify: \d+ objects checked, 1 corrupt and removed/);
+  const r2 = ws.run('run', 'pipeline.yaml');
+  assert.ok(ran(r2).includes('scale'));
+  assert.equal(ws.read('results/total.txt'), '12');
+  assert.match(ws.run('verify').stdout, /, 0 corrupt/);
+});
+
+test('run --verify rehashes what it would serve', (t) => {
+  const ws = numbersWorkspace();
+  t.after(() => ws.dispose());
+  assert.equal(ws.run('run', 'pipeline.yaml').code, 0);
+  const obj = objectWith(ws, '12');
+  const s = statSync(obj);
+  writeFileSync(obj, '99');
+  utimesSync(obj, s.atime, s.mtime);
+  assert.deepEqual(ran(ws.run('run', 'pipeline.yaml', '--verify')), ['sum']);
+  assert.equal(ws.read('results/total.txt'), '12');
+});
+
+test('damaged engine state is dropped with one line and rebuilt: manifests, run records, indexes, snapshots, memos, digest state, compiled modules', async (t) => {
+  const ws = new Workspace({
+    'p.yaml': `stages:\n  dir:\n    run: [sh, -c, 'mkdir "$0" && echo 1 > "$0"/a && echo 2 > "$0"/b', "\${outputs.d}"]\n    outs: { d: out }\n  mod:\n    uses: stages/m.ts\n    inputs: { d: "\${stages.dir.outputs.d}" }\n`,
+    'stages/m.ts': `import { readdirSync, writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: ['n'], async run(ctx) { writeFileSync(ctx.outputs.n, String(readdirSync(ctx.inputs.d as string).length)); } });\n`,
+  });
+  t.after(() => ws.dispose());
+  // Files written just now are not trusted by signature: age them, so the no-op snapshot is written.
+  for (const f of ['p.yaml', 'stages/m.ts']) utimesSync(ws.path(f), Date.now() / 1000 - 60, Date.now() / 1000 - 60);
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  const damage: Array<[string, () => void, RegExp]> = [
+    ['a folder manifest emptied', () => files(ws, 'manifests').forEach((f) => writeFileSync(f, '[]')), /dropped a corrupt folder manifest/],
+    // (A hit is served from the sealed latest-run index when it has the key: it goes, so records are read.)
+    ['run records replaced by {}', () => [...files(ws, 'runs'), ...files(ws, 'latest')].forEach((f) => writeFileSync(f, f.includes('/runs/') ? '{}' : '')), /dropped a corrupt run record/],
+    ['a run record edited into something plausible', () => [...files(ws, 'runs'), ...files(ws, 'latest')].forEach((f) => writeFileSync(f, f.includes('/runs/') ? readFileSync(f, 'utf8').replace('"durationMs":', '"durationMs":1') : '')), /dropped a corrupt run record/],
+    ['the latest-run index', () => files(ws, 'latest').forEach((f) => writeFileSync(f, '[1,2')), /./],
+    ['the no-op snapshot', () => files(ws, 'snapshots').forEach((f) => writeFileSync(f, '{}')), /dropped a corrupt no-op snapshot/],
+    ['the digest state', () => writeFileSync(ws.path('cache/state.json'), readFileSync(ws.path('cache/state.json'), 'utf8').replace(/"[0-9a-f]{32}"/, '"00000000000000000000000000000000"')), /dropped a corrupt digest state file/],
+    ['the spec memos', () => files(ws, 'specs').forEach((f) => writeFileSync(f, '{"value":{}}')), /./],
+    ['a compiled stage module', () => files(ws, 'modules').filter((f) => f.endsWith('stage.mjs')).forEach((f) => appendFileSync(f, '\nthrow new Error("damaged");\n')), /dropped a damaged compiled stage module/],
+  ];
+  for (const [what, hurt, said] of damage) {
+    hurt();
+    // (State the no-op fast path does not read is checked by the normal path: naming a stage takes it.)
+    const r = /manifest|record|index|snapshot/.test(what) ? ws.run('run', 'p.yaml') : ws.run('run', 'p.yaml', 'mod');
+    assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, said, what);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
+    assert.deepEqual(readdirSync(ws.path('out')).sort(), ['a', 'b'], what);
+    assert.equal(ws.run('run', 'p.yaml').code, 0, `${what}: the rebuilt state is good`);
+  }
+});
+
+test('what a command reads through its shell enters its key: $VARS from the environment, scripts inside sh -c', (t) => {
+  const ws = new Workspace({
+    'train.sh': 'echo "lr=$LR"\n',
+    'p.yaml': `stages:\n  train:\n    run: [sh, -c, 'sh train.sh > "$0"', "\${outputs.o}"]\n    outs: { o: out.txt }\n`,
+  });
+  t.after(() => ws.dispose());
+  const run = (lr: string | undefined) => {
+    const r = ws.runEnv({ LR: lr }, 'run', 'p.yaml');
+    assert.equal(r.code, 0, r.stderr);
+    return r;
+  };
+  ws.write('p.yaml', `stages:\n  train:\n    run: [sh, -c, 'LR=$LR sh train.sh > "$0"', "\${outputs.o}"]\n    outs: { o: out.txt }\n`);
+  assert.deepEqual(ran(run('0.1')), ['train']);
+  assert.equal(ws.read('out.txt'), 'lr=0.1\n');
+  assert.deepEqual(ran(run('0.1')), []);
+  const st = ws.runEnv({ LR: '0.2' }, 'status', 'p.yaml');
+  assert.match(st.stdout, /train\s+stale: env \$LR read by the command '0\.1' -> '0\.2'/);
+  assert.deepEqual(ran(run('0.2')), ['train']);
+  assert.equal(ws.read('out.txt'), 'lr=0.2\n');
+  assert.deepEqual(ran(run(undefined)), ['train'], 'unset counts as a value too');
+  // The script the shell line starts is code: editing it reruns the stage.
+  ws.write('train.sh', 'echo "learning rate $LR"\n');
+  assert.match(ws.runEnv({ LR: undefined }, 'status', 'p.yaml').stdout, /train\s+stale: file train\.sh changed/);
+  assert.deepEqual(ran(run(undefined)), ['train']);
+});
+
+test('version: takes references; non-finite numbers are never confused with null', (t) => {
+  const ws = new Workspace({ 'p.yaml': `params:\n  v: 1\nstages:\n  a:\n    run: [sh, -c, 'echo x > "$0"', "\${outputs.o}"]\n    outs: { o: null }\n    version: "\${params.v}"\n` });
+  t.after(() => ws.dispose());
+  assert.deepEqual(ran(ws.run('run', 'p.yaml')), ['a']);
+  assert.match(ws.run('status', 'p.yaml', '--set', 'v=2').stdout, /a\s+stale: version 1 -> 2/);
+  // seed: .inf is checked (and refused) first; seed: null must not pass on the memo of that check.
+  for (const seed of ['.inf', 'null', '.nan']) {
+    ws.write('q.yaml', `seed: ${seed}\nstages:\n  a:\n    run: [echo]\n`);
+    const r = ws.run('validate', 'q.yaml');
+    assert.equal(r.code, 2, `seed: ${seed} must be refused`);
+    assert.match(r.stderr, /q\.yaml:1:7: seed: must be /);
+  }
+  // A param of .inf reaches the stage as Infinity (not null) on every run, memo or not.
+  ws.write('r.yaml', `params:\n  x: .inf\nstages:\n  a:\n    shell: true\n    run: echo \${params.x} > \${outputs.o}\n    outs: { o: r.txt }\n`);
+  for (let i = 0; i < 2; i++) {
+    assert.equal(ws.run('run', 'r.yaml').code, 0);
+    assert.equal(ws.read('r.txt'), 'null\n'.replace('null', 'Infinity'));
+  }
+});
