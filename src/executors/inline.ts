@@ -1,5 +1,6 @@
 // Runs a stage module in the pipeline's own process: no start-up cost, but CPU-bound stages share
 // one thread, so this suits light stages. Also what the child-process worker calls.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createWriteStream } from 'node:fs';
 import { constants, copyFile, link, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -73,10 +74,14 @@ interface Guarded {
   fail(e: Error): void;
 }
 const active = new Set<Guarded>();
+/** Which inline stage the code running now belongs to (async context follows timers and promises). */
+const owner = new AsyncLocalStorage<Guarded>();
 let realExit: typeof process.exit | undefined;
 const onStray = (e: unknown) => {
   const err = e instanceof Error ? e : new Error(String(e));
-  for (const g of active) g.fail(new StageFailure(`an error escaped the stage's code (inline stages share the pipeline's process): ${err.message}`));
+  const g = owner.getStore();
+  // Blamed on the stage whose code it came from; if that cannot be told, on every inline stage.
+  for (const s of g && active.has(g) ? [g] : [...active]) s.fail(new StageFailure(`an error escaped the stage's code (inline stages share the pipeline's process): ${err.message}`));
 };
 
 /**
@@ -114,7 +119,7 @@ function guarded(id: string, signal: AbortSignal, run: () => Promise<void>): Pro
     active.add(g);
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
-    run().then(
+    owner.run(g, run).then(
       () => settle(resolve),
       (e: unknown) => settle(() => reject(e)),
     );

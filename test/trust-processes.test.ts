@@ -1,0 +1,162 @@
+// Trust, processes: no stage outlives its run (kill -9 of the pipeline's group, SIGHUP), an inline
+// stage cannot end or crash the pipeline, time limits hold everywhere, and no log line is lost.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { waitFor, Workspace } from './helpers/workspace.ts';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const MODULE_SLEEPER = `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
+  writeFileSync(ctx.workspace + '/module.pid', String(process.pid));
+  await new Promise((r) => setTimeout(r, 60_000));
+} });
+`;
+
+for (const how of ['SIGKILL of its process group', 'SIGHUP'] as const) {
+  test(`stages die with the pipeline (${how}): command stages, their children, module stages`, async (t) => {
+    const ws = new Workspace({
+      'stages/sleeper.ts': MODULE_SLEEPER,
+      'p.yaml': `stages:
+  cmd:
+    run: [sh, -c, 'sleep 60 & echo $! > child.pid; echo $$ > cmd.pid; wait']
+  mod:
+    uses: stages/sleeper.ts
+`,
+    });
+    t.after(() => ws.dispose());
+    const run = ws.start('run', 'p.yaml');
+    await waitFor(() => ws.exists('child.pid') && ws.exists('cmd.pid') && ws.exists('module.pid') && ws.read('child.pid').trim() !== '');
+    const pids = ['child.pid', 'cmd.pid', 'module.pid'].map((f) => Number(ws.read(f)));
+    for (const p of pids) assert.ok(alive(p));
+    if (how === 'SIGHUP') process.kill(run.child.pid!, 'SIGHUP');
+    else process.kill(-run.child.pid!, 'SIGKILL');
+    await run.done;
+    await waitFor(() => pids.every((p) => !alive(p)), 10_000).catch(() => undefined);
+    for (const [i, p] of pids.entries()) assert.ok(!alive(p), `${['the command\'s child', 'the command', 'the module stage'][i]} (pid ${p}) must not outlive the pipeline`);
+    // A rerun finds no leftover sharing its folders, and runs again.
+    ws.write('p.yaml', 'stages:\n  cmd:\n    run: [echo, again]\n');
+    assert.equal(ws.run('run', 'p.yaml').code, 0);
+  });
+}
+
+test('a process a stage leaves running in the background ends with the stage', async (t) => {
+  const ws = new Workspace({ 'p.yaml': `stages:\n  a:\n    run: [sh, -c, '(sleep 60 & echo $! > bg.pid); echo done']\n` });
+  t.after(() => ws.dispose());
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  const pid = Number(ws.read('bg.pid'));
+  await waitFor(() => !alive(pid), 5000).catch(() => undefined);
+  assert.ok(!alive(pid), 'the background process was killed with its stage');
+});
+
+test('an inline stage cannot end or crash the pipeline: process.exit, an unhandled rejection, a thrown callback', (t) => {
+  const stage = (body: string) => `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run(ctx) { ${body} } });
+`;
+  const ws = new Workspace({
+    'stages/exit.ts': stage("writeFileSync(ctx.outputs.o, 'half'); process.exit(0);"),
+    'stages/reject.ts': stage("Promise.reject(new Error('lost promise')); await new Promise((r) => setTimeout(r, 500)); writeFileSync(ctx.outputs.o, 'x');"),
+    'stages/throws.ts': stage("setTimeout(() => { throw new Error('thrown in a timer'); }, 10); await new Promise((r) => setTimeout(r, 500)); writeFileSync(ctx.outputs.o, 'x');"),
+    'stages/ok.ts': stage("writeFileSync(ctx.outputs.o, 'fine');"),
+  });
+  t.after(() => ws.dispose());
+  for (const [name, why] of [
+    ['exit', /the stage called process\.exit\(0\): an inline stage shares the pipeline's process/],
+    ['reject', /an error escaped the stage's code .*lost promise/],
+    ['throws', /an error escaped the stage's code .*thrown in a timer/],
+  ] as const) {
+    ws.write('p.yaml', `stages:\n  s:\n    uses: stages/${name}.ts\n    executor: inline\n  after:\n    uses: stages/ok.ts\n    executor: inline\n    needs: [s]\n  other:\n    uses: stages/ok.ts\n    executor: inline\n    version: ${name}\n`);
+    const r = ws.run('run', 'p.yaml', '--keep-going');
+    assert.equal(r.code, 1, `${name}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.states.get('s'), 'FAILED', name);
+    assert.match(r.stderr, why);
+    assert.equal(r.states.get('other'), 'done', `${name}: the pipeline carried on`);
+    assert.match(r.stdout, /3 stages: .*1 failed/);
+  }
+  // The same module in a child process: process.exit(0) before run() returns is a failure too.
+  ws.write('p.yaml', 'stages:\n  s:\n    uses: stages/exit.ts\n');
+  const child = ws.run('run', 'p.yaml');
+  assert.equal(child.code, 1);
+  assert.match(child.stderr, /ended its process before run\(\) finished/);
+});
+
+test('resources.time is enforced for command, process and inline stages, even one that ignores its signal', (t) => {
+  const ws = new Workspace({
+    'stages/stubborn.ts': `import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run() { await new Promise((r) => setTimeout(r, 30_000)); } });
+`,
+    'p.yaml': `stages:
+  cmd:
+    run: [sleep, '30']
+    resources: { time: 1s }
+  mod:
+    uses: stages/stubborn.ts
+    resources: { time: 1s }
+  inl:
+    uses: stages/stubborn.ts
+    executor: inline
+    resources: { time: "0:01" }
+`,
+  });
+  t.after(() => ws.dispose());
+  const t0 = Date.now();
+  const r = ws.run('run', 'p.yaml', '--keep-going');
+  assert.equal(r.code, 1);
+  for (const id of ['cmd', 'mod', 'inl']) assert.equal(r.states.get(id), 'FAILED', id);
+  assert.match(r.stderr, /stage cmd failed: the stage ran past its time limit of 1 s \(resources\.time\) and was stopped/);
+  assert.match(r.stderr, /stage inl failed: the stage ran past its time limit of 1 s/);
+  assert.ok(Date.now() - t0 < 20_000, 'no stage ran anywhere near its 30 s');
+  ws.write('p.yaml', 'stages:\n  a:\n    run: [echo]\n    resources: { time: soon }\n');
+  const bad = ws.run('validate', 'p.yaml');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /p\.yaml:4:24: stages\.a\.resources\.time: bad time limit 'soon'/);
+});
+
+test("a module stage's log keeps every line, and a 32 MB line costs no more than its bytes", (t) => {
+  const ws = new Workspace({
+    'stages/loud.ts': `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
+  for (let i = 0; i < 20000; i++) console.log('line ' + i);
+  process.stdout.write('x'.repeat(32 << 20) + '\\n');
+  console.log('last line');
+  throw new Error('fail so the log is kept');
+} });
+`,
+    'p.yaml': 'stages:\n  loud:\n    uses: stages/loud.ts\n',
+  });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 1);
+  const log = readFileSync(/full log: (\S+)/.exec(r.stderr)![1]!, 'utf8');
+  const lines = log.split('\n');
+  assert.equal(lines.filter((l) => /^line \d+$/.test(l)).length, 20000);
+  assert.ok(lines.some((l) => l.length === 32 << 20));
+  assert.ok(lines.includes('last line'));
+});
+
+test('Ctrl-C while waiting for another run stops cleanly, with no stack trace', async (t) => {
+  const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [sleep, "20"]\n' });
+  t.after(() => ws.dispose());
+  const first = ws.start('run', 'p.yaml');
+  await waitFor(() => ws.exists('cache/lock/owner.json'));
+  const second = ws.start('run', 'p.yaml');
+  await waitFor(() => /waiting for another run/.test(second.output()));
+  process.kill(second.child.pid!, 'SIGINT');
+  const r = await second.done;
+  assert.equal(r.code, 130);
+  assert.match(r.stderr, /stopped while waiting for the other run: nothing was run/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  process.kill(first.child.pid!, 'SIGINT');
+  await first.done;
+});
