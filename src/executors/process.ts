@@ -80,6 +80,9 @@ export const processExecutor: Executor = {
     });
     const pgid = child.pid;
     if (pgid) watchGroup(pgid);
+    // When the stage's main process ends, whatever it left running ends with it (a background
+    // job holding stdout open would otherwise also keep the stage from finishing).
+    child.on('exit', () => killGroup(pgid, 'SIGKILL'));
     const stopGroup = () => {
       killGroup(pgid, 'SIGTERM');
       setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS).unref();
@@ -112,8 +115,6 @@ export const processExecutor: Executor = {
     // Only now (listeners attached synchronously above, so no output is missed).
     if (pgid) await recordOwner(job.checkpointDir, pgid);
     const result = await child;
-    // Whatever the stage started and left behind ends with it.
-    killGroup(pgid, 'SIGKILL');
     if (pgid) unwatchGroup(pgid);
     await clearOwner(job.checkpointDir);
     signal.removeEventListener('abort', stopGroup);
