@@ -121,6 +121,15 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         broken.add(key);
         continue;
       }
+      // `--set stages.<key>.params.<name>=...` names a param the module declares, or is a typo.
+      const declared = Object.keys((def.params as { properties?: object }).properties ?? {});
+      for (const set of opts.sets ?? []) {
+        const m = /^stages\.([^.=]+)\.params\.([^.=]+)[.=]/.exec(set);
+        if (m && m[1] === key && declared.length && !declared.includes(m[2]!)) {
+          const hint = closest(m[2]!, declared);
+          throw new UsageError(`--set '${set}': stage module '${st.uses}' has no param '${m[2]}'${hint ? ` (did you mean '${hint}'?)` : ` (its params: ${declared.join(', ')})`}`);
+        }
+      }
     }
     const variants = isObj(st.matrix) ? expandMatrix(st.matrix) : [{}];
     if (!variants.length) {

@@ -1,0 +1,104 @@
+// Trust, errors: every bad spec or module gets a clear `file:line:col` line (or one plain line),
+// never a stack trace, a hang, or a silent acceptance.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Workspace } from './helpers/workspace.ts';
+
+const OK_STAGE = `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: { type: 'object', properties: { n: { type: 'number', default: 1 } } }, outputs: ['o'], async run(ctx) { writeFileSync(ctx.outputs.o, 'x'); } });
+`;
+
+function check(ws: Workspace, spec: string, ...args: string[]): string {
+  ws.write('p.yaml', spec);
+  const r = ws.run('validate', 'p.yaml', ...args);
+  assert.equal(r.code, 2, `expected exit 2 for:\n${spec.slice(0, 300)}\ngot ${r.code}: ${r.stdout}${r.stderr}`);
+  assert.doesNotMatch(r.stderr, /\n\s+at |internal error/, 'a clear error, no stack trace');
+  return r.stderr;
+}
+
+test('YAML that cannot be read: unresolved aliases, alias bombs, deep nesting, duplicate keys', (t) => {
+  const ws = new Workspace();
+  t.after(() => ws.dispose());
+  assert.match(check(ws, 'stages:\n  a:\n    run: *nope\n'), /^p\.yaml:3:10: \(root\): unresolved alias \*nope: define the anchor &nope before the alias uses it$/m);
+  let bomb = 'x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n';
+  for (let i = 1; i < 10; i++) bomb += `x${i}: &x${i} [${Array(10).fill(`*x${i - 1}`).join(', ')}]\n`;
+  assert.match(check(ws, `${bomb}stages:\n  a:\n    run: [echo]\n`), /aliases expand to too many values/);
+  assert.match(check(ws, `stages:\n  a:\n    run: [echo]\nparams:\n  p: ${'['.repeat(3000)}${']'.repeat(3000)}\n`), /^p\.yaml:\d+:\d+: \(root\): the spec nests (too deeply to read|more than 64 levels deep)/m);
+  assert.match(check(ws, `stages:\n  a:\n    run: [echo]\nparams:\n  p: ${'['.repeat(100)}${']'.repeat(100)}\n`), /the spec nests more than 64 levels deep/);
+  assert.match(check(ws, 'stages:\n  a:\n    run: [echo]\n  a:\n    run: [true]\n'), /^p\.yaml:4:3: \(root\): duplicate key 'a': each key may appear once in a mapping$/m);
+});
+
+test('a spec of 100,000 params is read in linear time; a 5,000-stage needs chain validates and runs', (t) => {
+  const ws = new Workspace();
+  t.after(() => ws.dispose());
+  const params = Array.from({ length: 100_000 }, (_, i) => `  p${i}: ${i}`).join('\n');
+  ws.write('big.yaml', `params:\n${params}\nstages:\n  a:\n    run: [echo, "\${params.p99999}"]\n`);
+  // (Quadratic, 40,000 keys took 95 s: the helper's 120 s limit would fail this long before.)
+  const r = ws.run('validate', 'big.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  const chain = ['stages:', '  s0:', '    run: [true]', ...Array.from({ length: 4999 }, (_, i) => `  s${i + 1}:\n    run: [true]\n    needs: [s${i}]`)].join('\n');
+  ws.write('chain.yaml', `${chain}\n`);
+  const v = ws.run('validate', 'chain.yaml');
+  assert.equal(v.code, 0, v.stderr.slice(0, 500));
+  assert.match(v.stdout, /valid \(5000 stages\)/);
+  const dag = ws.run('dag', 'chain.yaml');
+  assert.equal(dag.code, 0, dag.stderr.slice(0, 500));
+});
+
+test('a stage module with a bad params schema, a throwing fingerprint(), or a top-level await that never settles', (t) => {
+  const ws = new Workspace({
+    'stages/badschema.ts': `import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'objekt' }, outputs: ['o'], async run() {} });\n`,
+    'stages/throws.ts': `import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: ['o'], fingerprint() { throw new Error('no GPU probe here'); }, async run() {} });\n`,
+    'stages/hangs.ts': `import { defineStage } from 'rrtn-pipeline';\nawait new Promise(() => {});\nexport default defineStage({ params: {}, outputs: ['o'], async run() {} });\n`,
+    'stages/malformed.ts': `import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: 'o', async run() {} } as never);\n`,
+  });
+  t.after(() => ws.dispose());
+  assert.match(check(ws, 'stages:\n  a:\n    uses: stages/badschema.ts\n'), /^p\.yaml:3:11: stages\.a\.uses: stage module 'stages\/badschema\.ts' has an invalid params schema: /m);
+  assert.match(check(ws, 'stages:\n  a:\n    uses: stages/malformed.ts\n'), /its defineStage\(\{\.\.\.\}\) is malformed: outputs must be a list of names/);
+  ws.write('p.yaml', 'stages:\n  a:\n    uses: stages/throws.ts\n');
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /stage a failed: cannot compute the stage's cache key: no GPU probe here/);
+  assert.match(ws.run('status', 'p.yaml').stdout, /a\s+stale: cannot compute its cache key: no GPU probe here/);
+  ws.write('p.yaml', 'stages:\n  a:\n    uses: stages/hangs.ts\n');
+  const h = ws.runEnv({ PIPELINE_MODULE_LOAD_TIMEOUT_MS: '1500' }, 'validate', 'p.yaml');
+  assert.equal(h.code, 2);
+  assert.match(h.stderr, /cannot load stage module 'stages\/hangs\.ts': loading it did not finish within 1\.5 s \(a top-level await that never settles\?/);
+});
+
+test('accepted no longer: --set typos, colliding or empty matrices, deps on a module stage, unterminated references, empty commands', (t) => {
+  const ws = new Workspace({ 'stages/ok.ts': OK_STAGE });
+  t.after(() => ws.dispose());
+  const spec = 'params:\n  lr: 0.1\nstages:\n  a:\n    uses: stages/ok.ts\n    params: { n: "${params.lr}" }\n';
+  ws.write('p.yaml', spec);
+  for (const [set, why] of [
+    ['lx=1', /--set 'lx=1': p\.yaml declares no parameter 'lx' \(did you mean 'lr'\?\)/],
+    ['stages.b.params.n=2', /--set 'stages\.b\.params\.n=2': p\.yaml has no stage 'b' \(did you mean 'a'\?\)/],
+    ['stages.a.params.m=2', /--set 'stages\.a\.params\.m=2': stage module 'stages\/ok\.ts' has no param 'm' \(did you mean 'n'\?\)/],
+  ] as const) {
+    const r = ws.run('run', 'p.yaml', '--set', set);
+    assert.equal(r.code, 2, `${set}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+  }
+  assert.equal(ws.run('validate', 'p.yaml', '--set', 'lr=0.2', '--set', 'stages.a.params.n=3').code, 0);
+  assert.match(check(ws, 'stages:\n  a:\n    matrix: { k: ["1", 1] }\n    run: [echo, "${matrix.k}"]\n'), /p\.yaml:3:13: stages\.a\.matrix: two variants would both be named 'a\[k=1\]'/);
+  assert.match(check(ws, 'stages:\n  a:\n    matrix: { k: [1, 2], exclude: [{ k: 1 }, { k: 2 }] }\n    run: [echo]\n'), /stages\.a\.matrix\.exclude: every combination of the matrix is excluded/);
+  assert.match(check(ws, 'stages:\n  a:\n    uses: stages/ok.ts\n    deps: [data.txt]\n'), /p\.yaml:4:5: stages\.a\.deps: `deps` is for command stages/);
+  assert.match(check(ws, 'params:\n  x: 1\nstages:\n  a:\n    run: [echo, "${params.x"]\n'), /p\.yaml:5:17: stages\.a\.run\[1\]: bad reference \$\{params\.x\}: unterminated reference: it needs a closing \}/);
+  assert.match(check(ws, 'stages:\n  a:\n    run: ""\n'), /p\.yaml:3:10: stages\.a\.run: the command is empty/);
+  assert.match(check(ws, 'stages:\n  a:\n    run: ["", x]\n'), /the command is empty/);
+});
+
+test('the cache folder cannot be a virtual filesystem; an unexpected error is one line with the trace kept aside', (t) => {
+  const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [echo]\n' });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml', '--cache-dir', '/proc/self/cache');
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /cannot use \/proc\/self\/cache as the cache folder: .* is a virtual filesystem/);
+  // A cache folder that is a file: the engine's own mistake to meet, reported in one line.
+  ws.write('cachefile', 'x');
+  const f = ws.run('run', 'p.yaml', '--cache-dir', 'cachefile/inner');
+  assert.ok(f.code === 2 || f.code === 70, f.stderr);
+  assert.doesNotMatch(f.stderr, /\n\s+at /);
+});
