@@ -203,7 +203,7 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
     const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev.key, readViews);
     let failure: unknown;
     await executorFor(node)
-      .run(job, { progress: (f, m) => reporter.progress(node.id, f, m) }, limit.signal)
+      .run(job, { progress: (f, m) => reporter.progress(node.id, f, m), notice: (m) => reporter.message(`${node.id}: ${m}`) }, limit.signal)
       .catch((e: unknown) => (failure = e));
     // A stage must not change what it reads: a write into another stage's output would poison
     // every later reader. The changed view and objects are dropped (their producer reruns).

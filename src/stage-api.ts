@@ -33,6 +33,8 @@ export interface StageContext<P = Record<string, unknown>> {
   log: StageLogger;
   /** Reports progress: fraction in [0, 1] and an optional short message for the stage's line. */
   progress(fraction: number, message?: string): void;
+  /** A line the user must see on the run's console (and in the log): e.g. how many rows were skipped. */
+  notice(message: string): void;
   /** Aborted on Ctrl-C or when the run stops; long loops should check it. */
   signal: AbortSignal;
   /**

@@ -4,19 +4,22 @@
 // pipeline's sample rate. Clips already mono at that rate are linked or copied unchanged; stereo
 // is downmixed, other rates are resampled (libsamplerate, medium quality sinc).
 //
-// Bad input stops the stage with the file and row named: a missing or unreadable wav, a truncated
-// or non-PCM wav, a missing column, a label outside [0, 1] or not a number, a duplicate id. With
-// skipBad: true such rows are left out instead, each listed with its reason in skipped.csv (and
-// counted in the log), never silently.
+// Bad input stops the stage with the file and row named: a missing or unreadable wav, a malformed
+// header or an encoding scipy would not read either, samples that are NaN or infinite, a clip
+// shorter than the features need (minSamples), a missing column, a label outside [0, 1] or not a
+// number, a duplicate id. With skipBad: true such rows are left out instead, each listed with its
+// reason in skipped.csv, and the run's console says how many. Float clips stay float (values above
+// full scale are kept, and counted in a warning); converted clips are written as float32.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage } from '../src/stage-api.ts';
 import { COLUMNS, EMOTIONS, SPLITS, csvLine, fileId, parseCsv, type Clip, type Manifest, type Split } from './lib/exvo.ts';
-import { decodeWav, encodeWav16, WavError } from './lib/wav.ts';
+import { decodeWav, encodeWavFloat32, WavError } from './lib/wav.ts';
 
 interface Params {
   sampleRate: number;
   skipBad: boolean;
+  minSamples: number;
   /** Only these splits (default all three). */
   splits: Split[];
 }
@@ -31,6 +34,12 @@ export default defineStage<Params>({
     properties: {
       sampleRate: { type: 'integer', minimum: 8000, default: 16000 },
       skipBad: { type: 'boolean', default: false, description: 'Leave out bad rows (listed in skipped.csv) instead of failing.' },
+      minSamples: {
+        type: 'integer',
+        minimum: 1,
+        default: 257,
+        description: 'Shortest clip accepted (at sampleRate): log-mel features with centre padding need more than n_fft / 2 samples (257 for the reference n_fft of 512).',
+      },
       splits: { type: 'array', items: { enum: [...SPLITS] }, default: [...SPLITS], minItems: 1 },
     },
   },
@@ -39,7 +48,8 @@ export default defineStage<Params>({
   async run(ctx) {
     const corpus = ctx.inputs.corpus as string;
     const out = ctx.outputs.dataset!;
-    const { sampleRate, skipBad } = ctx.params;
+    const p = ctx.params;
+    const { sampleRate, skipBad } = p;
     const csvPath = join(corpus, 'data_info.csv');
     let text: string;
     try {
@@ -93,17 +103,26 @@ export default defineStage<Params>({
         try {
           wav = decodeWav(bytes);
         } catch (e) {
-          if (e instanceof WavError) throw new RowError(`${wavPath}: ${e.message}`);
-          throw e;
+          throw new RowError(`${wavPath}: ${e instanceof WavError ? e.message : `cannot be decoded (${(e as Error).message})`}`);
         }
         if (wav.samples.length === 0) throw new RowError(`${wavPath}: no audio samples`);
+        for (const w of wav.warnings) ctx.log.warn(`${wavPath}: ${w}`);
+        let bad = 0;
+        let loud = 0;
+        for (const v of wav.samples) {
+          if (!Number.isFinite(v)) bad++;
+          else if (v > 1 || v < -1) loud++;
+        }
+        if (bad) throw new RowError(`${wavPath}: ${bad} of ${wav.samples.length} samples are NaN or infinite`);
+        if (loud) ctx.log.warn(`${wavPath}: ${loud} of ${wav.samples.length} samples are above full scale (kept as they are)`);
         const dest = join(out, 'wav', `${id}.wav`);
         let samples = wav.samples;
-        if (wav.channels === 1 && wav.sampleRate === sampleRate && wav.format === 'pcm16') {
+        if (wav.sampleRate !== sampleRate) samples = await resampler.convert(samples, wav.sampleRate, sampleRate);
+        if (samples.length < p.minSamples) throw new RowError(`${wavPath}: ${samples.length} samples at ${sampleRate} Hz, fewer than minSamples ${p.minSamples} (the features need more than n_fft / 2)`);
+        if (wav.channels === 1 && wav.sampleRate === sampleRate && wav.format === 'pcm16' && !wav.warnings.length) {
           await ctx.importFile(wavPath, dest);
         } else {
-          if (wav.sampleRate !== sampleRate) samples = await resampler.convert(samples, wav.sampleRate, sampleRate);
-          await writeFile(dest, encodeWav16(samples, sampleRate));
+          await writeFile(dest, encodeWavFloat32(samples, sampleRate));
         }
         clips.push({ id, split, subject: get('Subject_ID'), country: get('Country'), age, labels, wav: `wav/${id}.wav`, samples: samples.length });
       } catch (e) {
@@ -111,7 +130,7 @@ export default defineStage<Params>({
         const where = `${csvPath} row ${line}${id ? ` (File_ID ${id})` : ''}`;
         if (!skipBad) throw new Error(`${where}: ${e.message}. Fix the row, or set skipBad: true to leave bad rows out (they are listed in skipped.csv).`);
         skipped.push(csvLine([line, id, e.message]));
-        ctx.log.warn(`skipped ${where}: ${e.message}`);
+        ctx.log.info(`skipped ${where}: ${e.message}`);
       }
       if (r % 200 === 0) ctx.progress(r / rows.length, `${r}/${rows.length} rows`);
     }
@@ -120,7 +139,10 @@ export default defineStage<Params>({
     const manifest: Manifest = { sampleRate, emotions: EMOTIONS, clips };
     await writeFile(join(out, 'clips.json'), JSON.stringify(manifest));
     await writeFile(join(out, 'skipped.csv'), `${skipped.join('\n')}\n`);
-    if (skipped.length > 1) ctx.log.warn(`${skipped.length - 1} rows skipped; see skipped.csv`);
+    if (skipped.length > 1) {
+      const reasons = [...new Set(skipped.slice(1).map((l) => l.split(',').slice(2).join(',').replace(/^.*\.wav: /, '').replace(/\d+/g, 'N')))].slice(0, 3);
+      ctx.notice(`${skipped.length - 1} of ${rows.length} rows skipped (skipBad), listed in skipped.csv of its output 'dataset'; e.g. ${reasons.join('; ')}`);
+    }
     ctx.log.info(`${clips.length} clips: ${SPLITS.map((s) => `${s} ${clips.filter((c) => c.split === s).length}`).join(', ')}`);
   },
 });

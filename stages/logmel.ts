@@ -98,6 +98,10 @@ export default defineStage<Params>({
       for (const split of SPLITS) {
         const clips = manifest.clips.filter((c) => c.split === split);
         if (!clips.length) continue;
+        const short = clips.find((c) => c.samples <= p.nFft / 2);
+        if (short) {
+          throw new Error(`clip ${short.id} (${split}) has ${short.samples} samples, too short for n_fft ${p.nFft} with centre padding (it needs more than ${p.nFft / 2}): leave such clips out in the dataset stage (its minSamples, with skipBad: true)`);
+        }
         const frames = clips.map((c) => 1 + Math.floor(c.samples / p.hop));
         const total = frames.reduce((a, b) => a + b, 0);
         const file = `${split}.npy`;

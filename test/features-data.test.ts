@@ -6,7 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readNpy } from '../stages/lib/npy.ts';
-import { decodeWav, encodeWav16 } from '../stages/lib/wav.ts';
+import { decodeWav, encodeWav16, encodeWavFloat32 } from '../stages/lib/wav.ts';
 import { EMOTIONS, parseCsv } from '../stages/lib/exvo.ts';
 import { CUES, MAP } from '../stages/synth-vocal-bursts.ts';
 import { ran, Workspace } from './helpers/workspace.ts';
@@ -172,9 +172,18 @@ test('the ExVo loader names the file and row of each kind of bad input; skipBad 
   const truncated = good.slice(0, 200);
   const alaw = good.slice();
   new DataView(alaw.buffer).setUint16(20, 6, true); // format 6: A-law
+  const zeroBits = good.slice();
+  new DataView(zeroBits.buffer).setUint16(34, 0, true);
+  const zeroRate = good.slice();
+  new DataView(zeroRate.buffer).setUint32(24, 0, true);
+  const nan = encodeWavFloat32(Float32Array.from(tone(16000, 0.3), (v, i) => (i % 1000 === 0 ? Number.NaN : v)), 16000);
   const cases: Array<[string, string, Record<string, Uint8Array>, RegExp]> = [
     ['missing wav', `[1],Train,S,China,30,${labels()}`, {}, /row 2 \(File_ID 1\): .*exvo\/wav\/1\.wav: missing/],
-    ['truncated wav', `[1],Train,S,China,30,${labels()}`, { '1': truncated }, /row 2 \(File_ID 1\): .*1\.wav: truncated/],
+    // Cut short: read as far as it goes (as scipy does), here leaving too few samples.
+    ['truncated wav', `[1],Train,S,China,30,${labels()}`, { '1': truncated }, /row 2 \(File_ID 1\): .*1\.wav: 78 samples at 16000 Hz, fewer than minSamples 257/],
+    ['0 bits per sample', `[1],Train,S,China,30,${labels()}`, { '1': zeroBits }, /row 2 \(File_ID 1\): .*1\.wav: 0 bits per sample/],
+    ['sample rate 0', `[1],Train,S,China,30,${labels()}`, { '1': zeroRate }, /row 2 \(File_ID 1\): .*1\.wav: sample rate 0/],
+    ['NaN samples', `[1],Train,S,China,30,${labels()}`, { '1': nan }, /row 2 \(File_ID 1\): .*1\.wav: 5 of 4800 samples are NaN or infinite/],
     ['non-PCM wav', `[1],Train,S,China,30,${labels()}`, { '1': alaw }, /row 2 \(File_ID 1\): .*1\.wav: unsupported encoding: format 6/],
     ['label outside [0, 1]', `[1],Train,S,China,30,1.5,${labels().slice(4)}`, { '1': good }, /row 2 \(File_ID 1\): Awe 1\.5 is outside \[0, 1\]/],
     ['label not a number', `[1],Train,S,China,30,abc,${labels().slice(4)}`, { '1': good }, /row 2 \(File_ID 1\): Awe 'abc' is not a number/],
@@ -199,14 +208,44 @@ test('the ExVo loader names the file and row of each kind of bad input; skipBad 
   assert.match(col.run('run', 'p.yaml').stderr, /data_info\.csv: missing column Age/);
 
   // skipBad: the good row stays, the bad ones are listed with their reasons.
-  const skip = exvoWorkspace([`[1],Train,S,China,30,${labels()}`, `[2],Train,S,China,30,${labels()}`, `[3],Val,S,China,30,2,${labels().slice(4)}`], { '1': good });
+  // Malformed headers are skippable rows too; a float clip above full scale is kept as it is.
+  const loud = encodeWavFloat32(Float32Array.from(tone(16000, 0.3), (v) => v * 3), 16000);
+  const skip = exvoWorkspace(
+    [`[1],Train,S,China,30,${labels()}`, `[2],Train,S,China,30,${labels()}`, `[3],Val,S,China,30,2,${labels().slice(4)}`, `[4],Val,S,China,30,${labels()}`, `[5],Val,S,China,30,${labels()}`],
+    { '1': good, '4': zeroBits, '5': loud },
+  );
   t.after(() => skip.dispose());
   skip.write('p.yaml', LOADER.replace('inputs: { corpus: exvo }', 'inputs: { corpus: exvo }\n    params: { skipBad: true }'));
   const r = skip.run('run', 'p.yaml');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(JSON.parse(skip.read('dataset/clips.json')).clips.length, 1);
+  assert.deepEqual(JSON.parse(skip.read('dataset/clips.json')).clips.map((c: { id: string }) => c.id), ['1', '5']);
   const skipped = parseCsv(skip.read('dataset/skipped.csv'));
-  assert.deepEqual(skipped.map((x) => x.slice(0, 2)), [['row', 'File_ID'], ['3', '2'], ['4', '3']]);
+  assert.deepEqual(skipped.map((x) => x.slice(0, 2)), [['row', 'File_ID'], ['3', '2'], ['4', '3'], ['5', '4']]);
   assert.match(skipped[1]![2]!, /missing/);
   assert.match(skipped[2]![2]!, /Awe 2 is outside/);
+  assert.match(skipped[3]![2]!, /0 bits per sample/);
+  // The console says how many rows were left out, and where they are listed.
+  assert.match(r.stderr, /data: 3 of 5 rows skipped \(skipBad\), listed in skipped\.csv of its output 'dataset'/);
+  const kept = decodeWav(readFileSync(skip.path('dataset/wav/5.wav')));
+  assert.equal(kept.format, 'float32');
+  assert.ok(Math.max(...kept.samples) > 1.4, 'not clipped to full scale');
+});
+
+test('a clip too short for the features is named by the log-mel stage, and kept out by the loader by default', (t) => {
+  const short = encodeWav16(tone(16000, 200 / 16000), 16000);
+  const ws = exvoWorkspace([`[1],Train,S,China,30,${labels()}`, `[2],Train,S,China,30,${labels()}`], { '1': encodeWav16(tone(16000, 0.3), 16000), '2': short });
+  t.after(() => ws.dispose());
+  const withFeatures = (loaderParams: string) => `${LOADER.replace('inputs: { corpus: exvo }', `inputs: { corpus: exvo }\n    params: { ${loaderParams} }`)}  features:
+    uses: stages/logmel.ts
+    inputs: { dataset: "\${stages.data.outputs.dataset}" }
+    params: { workers: 1 }
+`;
+  ws.write('p.yaml', withFeatures('minSamples: 1'));
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /stage features failed: clip 2 \(Train\) has 200 samples, too short for n_fft 512 with centre padding \(it needs more than 256\)/);
+  ws.write('p.yaml', withFeatures('skipBad: true'));
+  const ok = ws.run('run', 'p.yaml');
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /1 of 2 rows skipped/);
 });

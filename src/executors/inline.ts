@@ -41,6 +41,10 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
         warn: (...a: unknown[]) => write('warn', format(...a)),
       },
       progress: (fraction, message) => events.progress(fraction, message),
+      notice: (message) => {
+        write('notice', message);
+        events.notice?.(message);
+      },
       signal,
       modulePath: job.compiled,
       importFile: async (src, dest) => {

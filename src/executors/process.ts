@@ -92,6 +92,7 @@ export const processExecutor: Executor = {
     child.on('message', (m: unknown) => {
       const msg = m as { type?: string; fraction?: number; message?: string };
       if (msg?.type === 'progress') events.progress(msg.fraction, msg.message);
+      if (msg?.type === 'notice' && msg.message) events.notice?.(msg.message);
       if (msg?.type === 'done') finished = true;
     });
     let lastErrLine = '';

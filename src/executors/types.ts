@@ -29,6 +29,8 @@ export interface StageJob {
 export interface JobEvents {
   /** fraction in [0, 1] when known; message: a short line for the stage's progress display. */
   progress(fraction: number | undefined, message?: string): void;
+  /** A line for the run's console. */
+  notice?(message: string): void;
 }
 
 export interface Executor {

@@ -35,6 +35,10 @@ try {
       progress: (fraction, message) => {
         if (process.send) process.send({ type: 'progress', fraction, message });
       },
+      notice: (message) => {
+        if (process.send) process.send({ type: 'notice', message });
+        else process.stderr.write(`${message}\n`);
+      },
     },
     ac.signal,
   );
