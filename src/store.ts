@@ -20,11 +20,11 @@
 // for shape and, for manifests, against their own digest: anything corrupt is dropped and rebuilt.
 import { chmod, copyFile, constants, mkdir, readdir, rename, rm, stat, unlink, link, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { hashBytes, hashFile } from './hash.ts';
-import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readJsonIfExists, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from './fsutil.ts';
+import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from './fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
 export const OBJECT_MTIME_MS = 1_000_000_000_000;
@@ -237,7 +237,9 @@ export class Store {
 
   /**
    * Stores each file of an output as a read-only object (a hardlink: no copy of the bytes), stamped
-   * with OBJECT_MTIME. An object already stored is kept only if it is intact.
+   * with OBJECT_MTIME. An object already stored under the same digest is replaced by these fresh,
+   * just-hashed bytes (unless it is this very file): a damaged copy that passed the stat checks
+   * never outlives a rerun of a stage that produces it.
    */
   private async ingest(path: string, d: PathDigest): Promise<void> {
     const files: Array<[string, string, number]> = d.kind === 'file' ? [[path, d.digest, d.size]] : d.manifest!.map((f) => [join(path, f.path), f.digest, f.size]);
@@ -245,9 +247,14 @@ export class Store {
       await chmod(file, 0o444);
       await utimes(file, OBJECT_MTIME, OBJECT_MTIME);
       const obj = this.objectPath(digest);
-      if (await exists(obj)) {
-        if (!objectProblem(obj, size)) continue;
-        await rm(obj, { force: true }); // damaged: this output's copy replaces it
+      const had = lstatSync(obj, { throwIfNoEntry: false });
+      if (had) {
+        if (had.ino === lstatSync(file).ino && !objectProblem(obj, size)) continue;
+        if (!had.isFile()) await rm(obj, { recursive: true, force: true });
+        const tmp = `${obj}.${tempName('obj')}`;
+        await linkOrCopy(file, tmp);
+        await rename(tmp, obj);
+        continue;
       }
       await mkdir(dirname(obj), { recursive: true });
       try {
@@ -265,8 +272,8 @@ export class Store {
   /** Keeps a folder's file list by digest (outputs, and inputs so status can name changed files). */
   async saveManifest(d: PathDigest): Promise<void> {
     if (d.kind !== 'dir' || !d.manifest) return;
-    const p = this.manifestPath(d.digest);
-    if (!(await exists(p))) await writeFileAtomic(p, JSON.stringify(d.manifest));
+    // Written unless a good one is there (a damaged one is dropped by readManifest).
+    if (!(await this.readManifest(d.digest))) await writeFileAtomic(this.manifestPath(d.digest), JSON.stringify(d.manifest));
   }
 
   /** A folder's file list, checked against the digest it is filed under (a corrupt one is dropped). */
@@ -276,8 +283,13 @@ export class Store {
 
   async readManifest(digest: string): Promise<FileEntry[] | undefined> {
     const path = this.manifestPath(digest);
-    const m = await readJsonIfExists<unknown>(path);
-    if (m === undefined) return undefined;
+    let m: unknown;
+    try {
+      m = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined;
+      m = CORRUPT;
+    }
     if (isManifest(m) && (await dirDigest(m)).digest === digest) return m;
     await this.dropCorrupt(path, 'folder manifest');
     return undefined;
@@ -378,7 +390,7 @@ export class Store {
     for (const [, d, size] of (await this.outputFiles(out)) ?? []) {
       const obj = this.objectPath(d);
       const why = objectProblem(obj, size);
-      if (why && why !== 'missing') await rm(obj, { force: true });
+      if (why && why !== 'missing') await rm(obj, { recursive: true, force: true });
     }
     await rm(this.viewPath(record.key, output), { recursive: true, force: true });
     return problems;
@@ -476,6 +488,8 @@ export class Store {
       }
       onProgress?.(++done, all.length);
     }
+    // Views are hardlinks that may hold an inode an object no longer is: rebuilt from the checked objects.
+    await rm(join(this.root, 'views'), { recursive: true, force: true });
     return { checked: all.length, corrupt };
   }
 

@@ -1,0 +1,161 @@
+// Malformed specs, generated from a seed: hundreds of them, of many kinds, each known to be invalid
+// (so that a spec the engine accepts is a finding, not noise). `npm run fuzz:specs` runs them all
+// through the CLI; test/trust-fuzz.test.ts runs a sample on every test run.
+import { Random } from '../../src/random.ts';
+
+export interface SpecCase {
+  kind: string;
+  /** The spec's text (written as the case's own file). */
+  spec: string;
+  /** Extra CLI arguments (e.g. --set). */
+  args?: string[];
+}
+
+/** Stage modules the cases refer to, written once into the fuzz workspace. */
+export const MODULES: Record<string, string> = {
+  'stages/ok.ts': `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: { type: 'object', additionalProperties: false, properties: { n: { type: 'number', default: 1 }, tag: { type: 'string' } } }, inputs: ['x'], outputs: ['o'], async run(ctx) { writeFileSync(ctx.outputs.o, 'x'); } });
+`,
+  'stages/syntax.ts': 'export default {\n  oops: = 1\n};\n',
+  'stages/badschema.ts': `import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'objekt' }, outputs: ['o'], async run() {} });\n`,
+  'stages/plain.ts': 'export default { params: {}, outputs: ["o"], run() {} };\n',
+  'stages/badoutputs.ts': `import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: [1, 2], async run() {} } as never);\n`,
+  'stages/throwsload.ts': `throw new Error('this module fails when loaded');\n`,
+  'data/x.txt': '1 2 3\n',
+};
+
+const CMD = "[sh, -c, 'echo x > \"$0\"', \"${outputs.o}\"]";
+
+function ident(r: Random): string {
+  const a = 'abcdefghij';
+  return Array.from({ length: 1 + r.int(6) }, () => a[r.int(a.length)]).join('');
+}
+
+type Gen = (r: Random) => SpecCase | SpecCase[];
+
+/** Each generator makes one kind of mistake, varied by the random source. */
+const GENERATORS: Record<string, Gen> = {
+  'yaml syntax': (r) => {
+    const bad = ['stages:\n  a: [unclosed\n', 'stages:\n  a:\n    run: "unterminated\n', 'stages:\n\ta:\n\t\trun: [echo]\n', 'stages:\n  a:\n   run: [echo]\n  b: : :\n', 'stages: {a: {run: [echo]}\n', '- stages\n- : x\n  y: [', 'stages:\n  a:\n    run: [echo]\n  ? [x, y\n'];
+    return { kind: 'yaml syntax', spec: bad[r.int(bad.length)]! };
+  },
+  'unresolved alias': (r) => ({ kind: 'unresolved alias', spec: `stages:\n  ${ident(r)}:\n    run: *${ident(r)}x\n` }),
+  'alias bomb': (r) => {
+    const width = 6 + r.int(6);
+    let s = `x0: &x0 [${Array(width).fill('a').join(', ')}]\n`;
+    for (let i = 1; i < 8 + r.int(4); i++) s += `x${i}: &x${i} [${Array(width).fill(`*x${i - 1}`).join(', ')}]\n`;
+    return { kind: 'alias bomb', spec: `${s}stages:\n  a:\n    run: [echo]\n` };
+  },
+  'deep nesting': (r) => {
+    const depth = [65, 100, 500, 3000, 10000][r.int(5)]!;
+    const inner = r.int(2) ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{a: '.repeat(depth)}1${'}'.repeat(depth)}`;
+    return { kind: 'deep nesting', spec: `params:\n  p: ${inner}\nstages:\n  a:\n    run: [echo]\n` };
+  },
+  'duplicate key': (r) => {
+    const k = ident(r);
+    const where = r.int(3);
+    if (where === 0) return { kind: 'duplicate key', spec: `stages:\n  ${k}:\n    run: [echo]\n  ${k}:\n    run: [true]\n` };
+    if (where === 1) return { kind: 'duplicate key', spec: `stages:\n  a:\n    run: [echo]\n    run: [true]\n` };
+    return { kind: 'duplicate key', spec: `params:\n  ${k}: 1\n  ${k}: 2\nstages:\n  a:\n    run: [echo]\n` };
+  },
+  'wrong type': (r) => {
+    const bad = [
+      'stages: [a, b]\n',
+      'stages: "none"\n',
+      'stages:\n  a: 5\n',
+      'stages:\n  a:\n    run: 42\n',
+      'stages:\n  a:\n    run: { x: 1 }\n',
+      'params: [1, 2]\nstages:\n  a:\n    run: [echo]\n',
+      `seed: ${['"ten"', '-1', '1.5', '.inf', '-.inf', '.nan', '99999999999', 'null', '[1]'][r.int(9)]}\nstages:\n  a:\n    run: [echo]\n`,
+      'name: [x]\nstages:\n  a:\n    run: [echo]\n',
+      'executor: spaceship\nstages:\n  a:\n    run: [echo]\n',
+      `stages:\n  a:\n    run: [echo]\n    resources: { ${['cpus: 0', 'gpus: -1', 'time: soon', 'time: "-5"', 'time: "0"', 'mem: 5', 'nodes: 2'][r.int(7)]} }\n`,
+      'stages:\n  a:\n    run: [echo]\n    shell: "yes"\n',
+      'stages:\n  a:\n    run: [echo]\n    needs: b\n',
+      'stages:\n  a:\n    run: [echo]\n    env: { X: [1] }\n',
+      'stages:\n  a:\n    run: [echo]\n    outs: { o: 5 }\n',
+      'stages:\n  a:\n    run: [echo]\n    outs: { o: { path: x, overwrite: "yes" } }\n',
+      'stages:\n  a:\n    uses: stages/ok.ts\n    inputs: { x: data/x.txt }\n    params: { n: "two" }\n',
+      '',
+      'just a string\n',
+      'stages: {}\n',
+    ];
+    return { kind: 'wrong type', spec: bad[r.int(bad.length)]! };
+  },
+  'unknown key': (r) => {
+    const [where, key] = [['top', 'stagez'], ['top', 'parms'], ['stage', 'runs'], ['stage', 'input'], ['stage', 'out'], ['stage', 'dependencies'], ['stage', ident(r) + 'q']][r.int(7)]!;
+    return { kind: 'unknown key', spec: where === 'top' ? `${key}: {}\nstages:\n  a:\n    run: [echo]\n` : `stages:\n  a:\n    run: [echo]\n    ${key}: x\n` };
+  },
+  'bad reference': (r) => {
+    const refs = [`\${params.${ident(r)}}`, '${env.1BAD}', `\${env.PIPELINE_FUZZ_UNSET_${ident(r).toUpperCase()}}`, '${params.x', '${matrix.k}', '${nothing.here}', '${stages.nope.outputs.o}', '${stages.a.outputs.missing}', '${outputs.undeclared}', '${}', '${stages.a}', 'x ${params.y'];
+    const ref = refs[r.int(refs.length)]!;
+    const where = r.int(3);
+    if (where === 0) return { kind: 'bad reference', spec: `params:\n  x: 1\nstages:\n  a:\n    run: [echo, "${ref}"]\n    outs: { o: null }\n  b:\n    run: [echo, "${ref}"]\n` };
+    if (where === 1) return { kind: 'bad reference', spec: `params:\n  x: 1\nstages:\n  a:\n    run: ${CMD}\n    outs: { o: null }\n  b:\n    uses: stages/ok.ts\n    inputs: { x: "${ref}" }\n` };
+    return { kind: 'bad reference', spec: `params:\n  x: 1\n  y: "\${stages.a.outputs.o}"\nstages:\n  a:\n    run: ${CMD}\n    outs: { o: null }\n  b:\n    run: [echo, "${ref}"]\n` };
+  },
+  'bad matrix': (r) => {
+    const bad = [
+      'matrix: { k: [] }',
+      'matrix: {}',
+      'matrix: { k: ["1", 1] }',
+      'matrix: { k: [true, "true"] }',
+      'matrix: { k: [1, 2], exclude: [{ k: 1 }, { k: 2 }] }',
+      'matrix: { k: 5 }',
+      'matrix: { k: [1], exclude: {} }',
+    ];
+    return { kind: 'bad matrix', spec: `stages:\n  a:\n    ${bad[r.int(bad.length)]}\n    run: [echo]\n` };
+  },
+  'bad path': (r) => {
+    const paths = ['"."', '"./"', '..', '../x', '/etc/passwd', '/tmp/x', 'cache', 'cache/x', '"a/../.."', '"sub/../"'];
+    const p = paths[r.int(paths.length)]!;
+    const where = r.int(3);
+    if (where === 0) return { kind: 'bad path', spec: `stages:\n  a:\n    run: ${CMD}\n    outs: { o: ${p} }\n` };
+    if (where === 1) return { kind: 'bad path', spec: `stages:\n  a:\n    run: [cat, x]\n    deps: [${p}]\n` };
+    return { kind: 'bad path', spec: `stages:\n  a:\n    uses: stages/ok.ts\n    inputs: { x: ${p} }\n` };
+  },
+  'shared outs': (r) => {
+    const p = `out/${ident(r)}`;
+    const nested = r.int(2);
+    return { kind: 'shared outs', spec: `stages:\n  a:\n    run: ${CMD}\n    outs: { o: ${nested ? 'out' : p} }\n  b:\n    run: ${CMD}\n    outs: { o: ${p} }\n` };
+  },
+  'deps on a module stage': () => ({ kind: 'deps on a module stage', spec: 'stages:\n  a:\n    uses: stages/ok.ts\n    inputs: { x: data/x.txt }\n    deps: [data/x.txt]\n' }),
+  cycle: (r) => {
+    const n = 1 + r.int(5);
+    const names = Array.from({ length: n }, (_, i) => `s${i}`);
+    return { kind: 'cycle', spec: `stages:\n${names.map((s, i) => `  ${s}:\n    run: [echo]\n    needs: [${names[(i + 1) % n]}]\n`).join('')}` };
+  },
+  'unknown needs': (r) => ({ kind: 'unknown needs', spec: `stages:\n  a:\n    run: [echo]\n    needs: [${ident(r)}zz]\n` }),
+  'bad module': (r) => {
+    const m = ['stages/missing.ts', 'stages/syntax.ts', 'stages/badschema.ts', 'stages/plain.ts', 'stages/badoutputs.ts', 'stages/throwsload.ts', '/etc/hostname', '../outside.ts'][r.int(8)]!;
+    return { kind: 'bad module', spec: `stages:\n  a:\n    uses: ${m}\n` };
+  },
+  'module misuse': (r) => {
+    const bad = [
+      'inputs: { x: data/x.txt, y: data/x.txt }',
+      'inputs: {}',
+      'inputs: { x: data/x.txt }\n    params: { nn: 1 }',
+      'inputs: { x: data/x.txt }\n    outs: { nope: x.txt }',
+      'inputs: { x: data/x.txt }\n    run: [echo]',
+    ];
+    return { kind: 'module misuse', spec: `stages:\n  a:\n    uses: stages/ok.ts\n    ${bad[r.int(bad.length)]}\n` };
+  },
+  'bad --set': (r) => {
+    const sets = [[`${ident(r)}zz=1`], ['x'], ['=1'], ['stages.nope.params.n=1'], ['stages.a.params.nn=1'], ['stages.a=1'], ['a..b=1'], ['params.zzz=1']];
+    return { kind: 'bad --set', spec: 'params:\n  lr: 0.1\nstages:\n  a:\n    uses: stages/ok.ts\n    inputs: { x: data/x.txt }\n', args: (sets[r.int(sets.length)] ?? []).flatMap((s) => ['--set', s]) };
+  },
+  'empty command': (r) => ({ kind: 'empty command', spec: `stages:\n  a:\n    run: ${['""', '[]', '[""]', '"   "', '["  ", x]'][r.int(5)]}\n` }),
+  'bad stage name': (r) => ({ kind: 'bad stage name', spec: `stages:\n  "${['1abc', 'a b', 'a.b', 'a[1]', '-x', ''][r.int(6)]}":\n    run: [echo]\n` }),
+  'neither uses nor run': (r) => ({ kind: 'neither uses nor run', spec: r.int(2) ? 'stages:\n  a:\n    params: {}\n' : 'stages:\n  a:\n    uses: stages/ok.ts\n    run: [echo]\n' }),
+};
+
+export const KINDS = Object.keys(GENERATORS);
+
+/** `perKind` cases of every kind, from `seed`. */
+export function generateCases(seed: number, perKind: number): SpecCase[] {
+  const r = new Random(seed);
+  const out: SpecCase[] = [];
+  for (const gen of Object.values(GENERATORS)) for (let i = 0; i < perKind; i++) out.push(...[gen(r)].flat());
+  return out;
+}
