@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { defineStage, type StageContext } from '../src/stage-api.ts';
 import { ClipReader, readIndex, type ClipEntry } from './lib/batches.ts';
 import { distort, viewRandom, type DistortionPolicy } from './lib/distort.ts';
+import { NO_BEST, offerEpoch, type Best } from './lib/selection.ts';
 
 interface Params {
   mode: 'vanilla' | 'joint' | 'ruwl';
@@ -126,7 +127,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
 
   // Resume from the last finished epoch, if a killed attempt left one.
   let start = 0;
-  let best = { epoch: -1, ccc: -Infinity };
+  let best: Best = NO_BEST;
   const ckpt = join(ctx.checkpointDir, 'checkpoint.json');
   if (existsSync(ckpt)) {
     const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { epoch: number; best: typeof best; manifest: never; s?: number[]; opt: { step: number; names: string[]; sizes: number[] } };
@@ -212,8 +213,9 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     const line = { epoch: epoch + 1, loss: sums.total / n, l1: sums.l1 / n, l2: twin ? sums.l2 / n : null, bt: twin ? sums.bt / n : null, s: s ? Array.from(s.dataSync()) : null, devCcc: meanCcc, devCccPerEmotion: Object.fromEntries(index.emotions.map((e, i) => [e, perEmotion[i]])), seconds: (Date.now() - t0) / 1000, tensors: tf.memory().numTensors - baseline };
     await appendFile(join(out, 'metrics.jsonl'), `${JSON.stringify(line)}\n`);
     ctx.log.info(`epoch ${epoch + 1}: loss ${line.loss.toFixed(4)} dev CCC ${meanCcc.toFixed(4)} (${line.seconds.toFixed(1)} s, ${line.tensors} tensors held)`);
-    if (meanCcc > best.ccc) {
-      best = { epoch, ccc: meanCcc };
+    const offered = offerEpoch(best, epoch, meanCcc);
+    best = offered.best;
+    if (offered.improved) {
       const test = reader.clips('Test');
       const testPred = predict(tf, model, reader, 'Test', test, mels);
       const w = model.exportWeights();
@@ -248,7 +250,7 @@ function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts')
   return { preds, row: (i: number) => Array.from(preds.subarray(i * k, (i + 1) * k)) };
 }
 
-async function saveCheckpoint(dir: string, epoch: number, best: { epoch: number; ccc: number }, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, opt: Pick<import('./lib/tf/optimizers.ts').Optimizer, 'exportState'>, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
+async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, opt: Pick<import('./lib/tf/optimizers.ts').Optimizer, 'exportState'>, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
   const w = model.exportWeights();
   const state = opt.exportState();
   const names = vars.map((v) => v.name).filter((n) => state.moments[n]);

@@ -1,7 +1,7 @@
 // The no-op fast path: an unchanged workspace is recognised by stat alone, and any change that
 // could move a cache key sends the run back to the stage-by-stage path.
 import assert from 'node:assert/strict';
-import { utimesSync, writeFileSync } from 'node:fs';
+import { statSync, utimesSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { numbersWorkspace } from './helpers/fixtures.ts';
 import { ran, type Workspace } from './helpers/workspace.ts';
@@ -34,6 +34,19 @@ test('an unchanged workspace is recognised without compiling the spec, and every
     assert.doesNotMatch(r.stdout, FAST);
     assert.deepEqual(ran(r), ['scale', 'sum']);
     assert.match(ws.run('run', 'pipeline.yaml').stdout, FAST);
+  });
+
+  await t.test('an input edited in place with its size unchanged (same inode, another mtime)', () => {
+    const before = statSync(ws.path('data/numbers.txt'));
+    writeFileSync(ws.path('data/numbers.txt'), '6\n'); // '5\n' -> '6\n': same size, same inode
+    const t = before.mtimeMs / 1000 + 5;
+    utimesSync(ws.path('data/numbers.txt'), t, t);
+    assert.equal(statSync(ws.path('data/numbers.txt')).ino, before.ino);
+    assert.equal(statSync(ws.path('data/numbers.txt')).size, before.size);
+    const r = ws.run('run', 'pipeline.yaml');
+    assert.doesNotMatch(r.stdout, FAST);
+    assert.deepEqual(ran(r), ['scale', 'sum']);
+    assert.equal(ws.read('results/total.txt'), '12');
   });
 
   await t.test('an edited helper the stage imports', () => {

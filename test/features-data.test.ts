@@ -249,3 +249,21 @@ test('a clip too short for the features is named by the log-mel stage, and kept 
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /1 of 2 rows skipped/);
 });
+
+test('the ExVo loader maps each emotion by its column name, whatever the column order, into the published order', (t) => {
+  // The ExVo Multi-task order, as published (written out here, not taken from the code under test).
+  const PUBLISHED = ['Awe', 'Excitement', 'Amusement', 'Awkwardness', 'Fear', 'Horror', 'Distress', 'Triumph', 'Sadness', 'Surprise'];
+  assert.deepEqual([...EMOTIONS], PUBLISHED);
+  // Every emotion its own value, the columns reversed: a swap or an off-by-one shows.
+  const value = (e: string) => (PUBLISHED.indexOf(e) + 1) / 20;
+  const shuffled = [...PUBLISHED].reverse();
+  const header = `Age,${shuffled.join(',')},File_ID,Country,Split,Subject_ID`;
+  const ws = exvoWorkspace([`30,${shuffled.map(value).join(',')},[1],China,Train,S1`], { '1': encodeWav16(tone(16000, 0.3), 16000) }, header);
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(ws.read('dataset/clips.json'));
+  assert.deepEqual(m.emotions, PUBLISHED);
+  assert.deepEqual(m.clips[0].labels, [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]);
+  assert.deepEqual([m.clips[0].country, m.clips[0].age, m.clips[0].subject], ['China', 30, 'S1']);
+});

@@ -37,7 +37,7 @@ export function judge(code: number | null, stderr: string, timedOut: boolean): V
   if (code === 0) return 'accepted';
   if (code !== 2 || /^\s+at |internal error|Error: /m.test(stderr)) return 'stack';
   const lines = stderr.trim().split('\n');
-  const clear = lines.length > 0 && lines.every((l) => /^\S+\.yaml:\d+:\d+: \S+: ./.test(l) || /^pipeline: ./.test(l) || /^\d+ problems? in the spec$/.test(l) || /^cache: /.test(l) || /^\s*$/.test(l) || /^ {2}\S/.test(l) || /^Usage: |^Runs every stage|^Named stages|^\s+-/.test(l));
+  const clear = lines.length > 0 && lines.every((l) => /^\S+\.yaml:\d+:\d+: .+: ./.test(l) || /^pipeline: ./.test(l) || /^\d+ problems? in the spec$/.test(l) || /^cache: /.test(l) || /^\s*$/.test(l) || /^ {2}\S/.test(l) || /^Usage: |^Runs every stage|^Named stages|^\s+-/.test(l));
   return clear ? 'clear' : 'stack';
 }
 

@@ -135,8 +135,18 @@ export async function serveReplica(workerData: unknown, port: import('node:worke
   port.postMessage('ready');
 }
 
+/**
+ * How a batch of n examples is cut into k shards (sizes differ by at most one), and each shard's
+ * weight in the averaged gradient: its share of the batch (each replica's gradient is the mean over
+ * its own shard, so the weights sum to one).
+ */
+export function shardPlan(n: number, k: number): { sizes: number[]; weights: number[] } {
+  const sizes = Array.from({ length: Math.min(k, n) }, (_, i) => Math.floor(n / Math.min(k, n)) + (i < n % Math.min(k, n) ? 1 : 0));
+  return { sizes, weights: sizes.map((s) => s / n) };
+}
+
 /** out = sum of weights[r] * parts[r], in one pass for the usual two replicas. */
-function averageInto(out: Float32Array, parts: Float32Array[], weights: number[]): void {
+export function averageInto(out: Float32Array, parts: Float32Array[], weights: number[]): void {
   if (parts.length === 1) return out.set(parts[0]!);
   const [a, b, wa, wb] = [parts[0]!, parts[1]!, weights[0]!, weights[1]!];
   for (let q = 0; q < out.length; q++) out[q] = wa * a[q]! + wb * b[q]!;
@@ -196,17 +206,18 @@ export class DataParallel {
   async step(batch: Shard): Promise<number> {
     const per = batch.x.length / batch.n;
     const yPer = batch.y ? batch.y.length / batch.n : 0;
-    const k = Math.min(this.replicas, batch.n);
+    const plan = shardPlan(batch.n, this.replicas);
+    const k = plan.sizes.length;
     const shards: Shard[] = [];
     for (let i = 0, start = 0; i < k; i++) {
-      const n = Math.floor(batch.n / k) + (i < batch.n % k ? 1 : 0);
+      const n = plan.sizes[i]!;
       shards.push({ x: batch.x.subarray(start * per, (start + n) * per), n, frames: batch.frames, mels: batch.mels, y: batch.y?.subarray(start * yPer, (start + n) * yPer) });
       start += n;
     }
     const pending = shards.slice(1).map((shard, i) => this.ask<{ loss: number }>(this.workers[i]!, { type: 'grads', shard: { ...shard, x: shard.x.slice(), y: shard.y?.slice() } }));
     const losses = [this.main.gradients(shards[0]!, this.grads[0]!), ...(await Promise.all(pending)).map((r) => r.loss)];
     // Weighted average: each replica's gradient is the mean over its own shard.
-    const weights = shards.map((s) => s.n / batch.n);
+    const weights = plan.weights;
     averageInto(this.avg, this.grads.slice(0, k), weights);
     // Every replica applies, used this step or not, so that all stay identical.
     const applied = this.workers.map((w) => this.ask(w, { type: 'apply' }));

@@ -1,0 +1,128 @@
+// The engine's core as small units on real files: the store's commit protocol under injected
+// failures, the fingerprint's code closure, the spec schema.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DigestCache } from '../src/digests.ts';
+import { ENGINE_VERSION, type Fingerprint } from '../src/fingerprint.ts';
+import { StageModules } from '../src/modules.ts';
+import { Planner } from '../src/plan.ts';
+import { compilePipeline } from '../src/spec/compile.ts';
+import { SpecError } from '../src/diagnostics.ts';
+import { OBJECT_MTIME_MS, Store } from '../src/store.ts';
+import { Workspace } from './helpers/workspace.ts';
+
+const FP = { engine: ENGINE_VERSION } as Fingerprint;
+const base = (key: string) => ({ key, stage: 's', spec: 'p.yaml', fingerprint: FP, startedAt: 'now', durationMs: 1 });
+
+function scratch(t: { after(f: () => void): void }): string {
+  const d = mkdtempSync(join(tmpdir(), 'pipeline-unit-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+test('commit: outputs stored first, the record last; a failure part-way leaves no record and no view', async (t) => {
+  const d = scratch(t);
+  const store = new Store(join(d, 'cache'));
+  store.onCorrupt = () => undefined;
+  const key = 'a'.repeat(32);
+  const out = join(d, 'out');
+  mkdirSync(join(out, 'good'), { recursive: true });
+  writeFileSync(join(out, 'good', 'x.txt'), 'x');
+  symlinkSync('/etc/passwd', join(out, 'bad')); // the second output cannot be stored
+  await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /output 'bad' cannot be stored: bad is a symbolic link/);
+  assert.equal(await store.readRun(key), undefined, 'no record claims the failed run');
+  assert.ok(!existsSync(store.runPath(key)));
+  assert.ok(!existsSync(store.viewPath(key)), 'no view of a run that did not commit');
+  // A missing output: the same.
+  rmSync(join(out, 'bad'));
+  await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /did not write its output 'bad'/);
+  assert.ok(!existsSync(store.runPath(key)));
+
+  // A good commit: objects read-only and stamped, the view in place, then the record.
+  writeFileSync(join(out, 'bad'), 'now a file');
+  const rec = await store.commit(out, ['good', 'bad'], base(key));
+  assert.deepEqual(Object.keys(rec.outputs), ['good', 'bad']);
+  assert.ok(existsSync(join(store.viewPath(key), 'good', 'x.txt')));
+  assert.ok(!existsSync(out), 'the stage folder became the view');
+  for (const f of readdirSync(join(d, 'cache', 'objects'), { recursive: true }).map(String)) {
+    const st = statSync(join(d, 'cache', 'objects', f));
+    if (st.isFile()) {
+      assert.equal(st.mtimeMs, OBJECT_MTIME_MS);
+      assert.equal(st.mode & 0o222, 0, 'read-only');
+    }
+  }
+  const first = statSync(store.runPath(key)).ino;
+  assert.deepEqual((await store.readRun(key))?.outputs, rec.outputs);
+  // The record is replaced whole (write to a temp file, rename), never rewritten in place.
+  mkdirSync(join(out, 'good'), { recursive: true });
+  writeFileSync(join(out, 'good', 'x.txt'), 'x');
+  writeFileSync(join(out, 'bad'), 'now a file');
+  await store.commit(out, ['good', 'bad'], base(key));
+  assert.notEqual(statSync(store.runPath(key)).ino, first);
+  assert.ok(!readdirSync(join(d, 'cache', 'runs')).some((f) => f.endsWith('.tmp')), 'no temp file left');
+  // A damaged record is refused (and dropped), never served.
+  writeFileSync(store.runPath(key), '{}');
+  assert.equal(await store.readRun(key), undefined);
+});
+
+test('a running stage writes into a private folder under the cache tmp/, never into the view others read', (t) => {
+  const ws = new Workspace({
+    'stages/where.ts': `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run(ctx) { writeFileSync(ctx.outputs.o, ctx.outputs.o); } });
+`,
+    'p.yaml': 'stages:\n  a:\n    uses: stages/where.ts\n    outs: { o: where.txt }\n',
+  });
+  t.after(() => ws.dispose());
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  const where = ws.read('where.txt');
+  assert.match(where, /\/cache\/tmp\/a-\d+-[0-9a-f]+\/out\/o$/);
+  assert.doesNotMatch(where, /\/views\//);
+});
+
+test("the fingerprint's code: a module and every file it imports; a command's script arguments, also inside sh -c", async (t) => {
+  const ws = new Workspace({
+    'stages/m.ts': "import { f } from './lib/f.ts';\nimport { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: ['o'], run() { f(); } });\n",
+    'stages/lib/f.ts': "import { g } from '../../shared/g.ts';\nexport const f = () => g();\n",
+    'shared/g.ts': 'export const g = () => 1;\n',
+    'scripts/train.py': 'print(1)\n',
+    'scripts/eval.sh': 'echo 1\n',
+    'cfg.json': '{}\n',
+    'p.yaml': `stages:
+  mod:
+    uses: stages/m.ts
+  cmd:
+    run: [python3, scripts/train.py, --config=cfg.json, --out, "\${outputs.o}"]
+    outs: { o: null }
+  sh:
+    run: [sh, -c, 'sh scripts/eval.sh > "$0"', "\${outputs.o}"]
+    outs: { o: null }
+`,
+  });
+  t.after(() => ws.dispose());
+  const cache = ws.path('cache');
+  const digests = new DigestCache(join(cache, 'state.json'));
+  const modules = new StageModules(cache, ws.dir, digests);
+  const p = await compilePipeline('p.yaml', { workspace: ws.dir, modules, cacheDir: cache });
+  const planner = new Planner(p, new Store(cache), digests, modules);
+  const code = async (id: string) => Object.keys((await planner.evaluate(p.stages.get(id)!, new Map()))!.fingerprint.code).sort();
+  assert.deepEqual(await code('mod'), ['pipeline:src/random.ts', 'pipeline:src/stage-api.ts', 'shared/g.ts', 'stages/lib/f.ts', 'stages/m.ts']);
+  assert.deepEqual(await code('cmd'), ['cfg.json', 'scripts/train.py']);
+  assert.deepEqual(await code('sh'), ['scripts/eval.sh']);
+});
+
+test('the spec schema refuses unknown keys at the top and in a stage, with a hint', async (t) => {
+  const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [echo]\n    inputz: {}\n    runs: 1\nparms: {}\n' });
+  t.after(() => ws.dispose());
+  const cache = ws.path('cache');
+  const digests = new DigestCache(join(cache, 'state.json'));
+  const err = await compilePipeline('p.yaml', { workspace: ws.dir, modules: new StageModules(cache, ws.dir, digests), cacheDir: cache, displayName: 'p.yaml' }).catch((e: unknown) => e);
+  assert.ok(err instanceof SpecError);
+  assert.deepEqual(
+    err.diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`),
+    ["4:5 stages.a.inputz: unknown key 'inputz' (did you mean 'inputs'?)", "5:5 stages.a.runs: unknown key 'runs' (did you mean 'run'?)", "6:1 parms: unknown key 'parms' (did you mean 'params'?)"],
+  );
+});

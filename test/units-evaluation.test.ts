@@ -1,0 +1,81 @@
+// Evaluation and selection, as small pure functions with exact values: CCC, the mean over all ten
+// emotions, the paired bootstrap, the best epoch, and the data-parallel gradient average.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Random } from '../src/random.ts';
+import { bootstrap, ccc, perEmotionCcc } from '../stages/lib/stats.ts';
+import { NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
+import { averageInto, shardPlan } from '../stages/lib/tf/data-parallel.ts';
+
+test('CCC of known series, by hand: 0.4 for y = 2x over 1..4, 1 for identity, 0 when both are constant', () => {
+  // mx 2.5, my 5, var x 1.25, var y 5, cov 2.5: 2 * 2.5 / (1.25 + 5 + 2.5^2) = 0.4
+  assert.equal(ccc([1, 2, 3, 4], [2, 4, 6, 8]), 0.4);
+  assert.equal(ccc([0.1, 0.7, 0.3], [0.1, 0.7, 0.3]), 1);
+  assert.equal(ccc([1, 1], [1, 1]), 0);
+  // Over a subset of indices, with repeats (a bootstrap resample): [1, 3, 3] against [2, 6, 6].
+  assert.equal(ccc([1, 2, 3, 4], [2, 4, 6, 8], [0, 2, 2]), ccc([1, 3, 3], [2, 6, 6]));
+});
+
+/** Ten emotions, each predicted with a different, known quality. */
+function tenEmotions(n: number, rng: Random): { truth: Float64Array[]; pred: Float64Array[] } {
+  const truth = Array.from({ length: 10 }, () => Float64Array.from({ length: n }, () => rng.float()));
+  const pred = truth.map((t, j) => Float64Array.from(t, (v) => v + (j + 1) * 0.05 * rng.normal()));
+  return { truth, pred };
+}
+
+test('the mean CCC is over all ten emotions, each counted once', () => {
+  const { truth, pred } = tenEmotions(300, new Random(3));
+  const per = perEmotionCcc(pred, truth);
+  assert.equal(per.length, 10);
+  const b = bootstrap([pred], truth, -1, 20, new Random(1));
+  assert.equal(b.models[0]!.mean, per.reduce((a, x) => a + x, 0) / 10);
+  assert.deepEqual(b.models[0]!.perEmotion, per);
+  // Each emotion moves the mean: leaving any one out would give another number.
+  for (let j = 0; j < 10; j++) assert.notEqual((per.reduce((a, x) => a + x, 0) - per[j]!) / 9, b.models[0]!.mean);
+});
+
+test('the bootstrap test is paired: a model better on every clip by a hair is significant, the same model is not', () => {
+  const rng = new Random(5);
+  const { truth, pred } = tenEmotions(200, rng);
+  // B pulls each prediction 1 % of the way to the truth: better on any resample of the clips, but by
+  // far less than the spread of the mean CCC across resamples (so only pairing can see it).
+  const better = pred.map((p, j) => Float64Array.from(p, (v, i) => v + 0.01 * (truth[j]![i]! - v)));
+  const b = bootstrap([pred, better, pred], truth, 0, 1000, new Random(9));
+  const spread = b.models[0]!.ci[1] - b.models[0]!.ci[0];
+  assert.ok(b.models[1]!.mean - b.models[0]!.mean < spread / 4, 'the gain is small against the resampling spread');
+  assert.equal(b.pVsBaseline[1], 1 / 1000, 'better on every paired resample: p at its floor');
+  assert.equal(b.pVsBaseline[2], 1, 'identical to the baseline: every paired difference is 0');
+  assert.equal(b.pVsBaseline[0], null);
+  assert.ok(b.models[0]!.ci[0] < b.models[0]!.mean && b.models[0]!.mean < b.models[0]!.ci[1]);
+});
+
+test('the best epoch is the highest dev score, the earlier on a tie, never a NaN', () => {
+  const scores = [0.3, 0.6, 0.5, 0.6, Number.NaN, 0.1];
+  let best = NO_BEST;
+  const improvedAt: number[] = [];
+  scores.forEach((s, epoch) => {
+    const o = offerEpoch(best, epoch, s);
+    best = o.best;
+    if (o.improved) improvedAt.push(epoch);
+  });
+  assert.deepEqual(best, { epoch: 1, ccc: 0.6 });
+  assert.deepEqual(improvedAt, [0, 1]);
+});
+
+test('data parallel: shards cover the batch, and gradients are averaged by share (not summed)', () => {
+  assert.deepEqual(shardPlan(7, 2), { sizes: [4, 3], weights: [4 / 7, 3 / 7] });
+  assert.deepEqual(shardPlan(8, 3).sizes, [3, 3, 2]);
+  assert.deepEqual(shardPlan(1, 4), { sizes: [1], weights: [1] });
+  for (const [n, k] of [[32, 2], [33, 4], [5, 3]] as const) {
+    const p = shardPlan(n, k);
+    assert.equal(p.sizes.reduce((a, b) => a + b, 0), n);
+    assert.ok(Math.abs(p.weights.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+  }
+  const out = new Float32Array(2);
+  averageInto(out, [Float32Array.from([1, 2]), Float32Array.from([3, 6])], [0.5, 0.5]);
+  assert.deepEqual([...out], [2, 4]);
+  averageInto(out, [Float32Array.from([4, 4]), Float32Array.from([8, 0]), Float32Array.from([0, 8])], [0.5, 0.25, 0.25]);
+  assert.deepEqual([...out], [4, 4]);
+  averageInto(out, [Float32Array.from([7, -1])], [1]);
+  assert.deepEqual([...out], [7, -1]);
+});
