@@ -144,3 +144,20 @@ test('version: takes references; non-finite numbers are never confused with null
     assert.equal(ws.read('r.txt'), 'null\n'.replace('null', 'Infinity'));
   }
 });
+
+test('two stages with byte-identical outputs share one object, and editing a published copy settles in one run', (t) => {
+  const stage = (name: string) => `  ${name}:\n    run: [sh, -c, 'echo same > "$0"; echo ${name} > /dev/null', "\${outputs.o}"]\n    outs: { o: out/${name}.txt }\n`;
+  const ws = new Workspace({ 'p.yaml': `stages:\n${stage('a')}${stage('b')}` });
+  t.after(() => ws.dispose());
+  assert.deepEqual(ran(ws.run('run', 'p.yaml')), ['a', 'b']);
+  assert.equal(files(ws, 'objects').length, 1, 'one object for both outputs');
+  assert.deepEqual(ran(ws.run('run', 'p.yaml')), []);
+  writeFileSync(ws.path('out/a.txt'), 'edited\n');
+  const r = ws.run('run', 'p.yaml');
+  assert.deepEqual(ran(r), [], 'neither stage reruns: the cache was never touched');
+  assert.equal(ws.read('out/a.txt'), 'same\n');
+  for (let i = 0; i < 2; i++) assert.deepEqual([...ws.run('run', 'p.yaml').states.values()], ['cached', 'cached'], 'settled');
+  // A stage rerun (forced) rewrites the shared object: the other stage stays cached.
+  assert.deepEqual(ran(ws.run('run', 'p.yaml', '--force', 'a')), ['a']);
+  assert.deepEqual([...ws.run('run', 'p.yaml').states.values()], ['cached', 'cached']);
+});
