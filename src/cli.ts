@@ -12,6 +12,7 @@ import { PACKAGE_ROOT, packageFilesRead } from './fingerprint.ts';
 import { dropAllSnapshots, dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './snapshot.ts';
 import type { StatSignature } from './digests.ts';
 import { acquireLock, type HeldLock } from './lock.ts';
+import { startReaper } from './executors/groups.ts';
 import { pickReporter } from './progress.ts';
 import { resolveStageNames, runPipeline } from './run.ts';
 import { compilePipeline } from './spec/compile.ts';
@@ -220,7 +221,8 @@ async function cmdRun(argv: string[]): Promise<number> {
       process.stderr.write('stopped while waiting for the other run: nothing was run\n');
       return 130;
     }
-    await env.store.clearTemp();
+    for (const line of await env.store.clearTemp()) process.stderr.write(`${line}\n`);
+    startReaper();
     await dropSnapshot(snapshotFile);
     const reporter = await pickReporter();
     const summary = await runPipeline(planner, {

@@ -23,6 +23,7 @@ import { basename, dirname, join } from 'node:path';
 import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
+import { killRecorded } from './executors/groups.ts';
 import { hashBytes, hashFile } from './hash.ts';
 import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from './fsutil.ts';
 
@@ -202,9 +203,18 @@ export class Store {
     return dir;
   }
 
-  /** Removes leftovers of runs that died (called while holding the workspace lock). */
-  async clearTemp(): Promise<void> {
+  /**
+   * Removes leftovers of runs that died (called while holding the workspace lock), first ending
+   * any stage process group such a run left recorded there (see executors/process.ts).
+   */
+  async clearTemp(): Promise<string[]> {
+    const said: string[] = [];
+    for (const d of await readdirIfExists(this.tmpDir)) {
+      const pgid = await killRecorded(join(this.tmpDir, d, 'pgid'));
+      if (pgid !== undefined) said.push(`stopped process group ${pgid}, left running by a run that died (${d})`);
+    }
     await rm(this.tmpDir, { recursive: true, force: true });
+    return said;
   }
 
   /**
@@ -423,6 +433,10 @@ export class Store {
   async publish(out: OutputDigest, dest: string): Promise<void> {
     const tmp = join(dirname(dest), `.${basename(dest)}.${tempName('new')}`);
     await mkdir(dirname(dest), { recursive: true });
+    // What a run killed half-way through a publish left beside it (runs hold the lock: none is live).
+    for (const f of await readdirIfExists(dirname(dest))) {
+      if (f.startsWith(`.${basename(dest)}.new-`) || f.startsWith(`.${basename(dest)}.old-`)) await rm(join(dirname(dest), f), { recursive: true, force: true });
+    }
     await this.materializeInto(out, tmp, true);
     if (out.kind === 'dir' && (await exists(dest))) {
       const old = join(dirname(dest), `.${basename(dest)}.${tempName('old')}`);

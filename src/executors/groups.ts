@@ -59,22 +59,27 @@ function startTime(pid: number): string | undefined {
   }
 }
 
-interface Owner {
+/** A stage's process group as recorded on disk: host, group id, and its leader's start time. */
+export interface Owner {
   host: string;
   pgid: number;
   started?: string;
 }
 
+export function ownerRecord(pgid: number): Owner {
+  return { host: hostname(), pgid, started: startTime(pgid) };
+}
+
 const ownerFile = (checkpointDir: string) => `${checkpointDir}.owner`;
 
 /**
- * Before a stage starts: a process group of an earlier run of the same stage that still lives
- * (its pipeline died) is killed and waited for. Returns a line saying so, or undefined.
+ * Kills the process group recorded in `file` if it still lives on this host (the same process,
+ * not a reused pid) and waits for it. Returns its id when it did.
  */
-export async function evictLeftover(checkpointDir: string): Promise<string | undefined> {
+export async function killRecorded(file: string): Promise<number | undefined> {
   let owner: Owner;
   try {
-    owner = JSON.parse(readFileSync(ownerFile(checkpointDir), 'utf8')) as Owner;
+    owner = JSON.parse(readFileSync(file, 'utf8')) as Owner;
   } catch {
     return undefined;
   }
@@ -82,11 +87,25 @@ export async function evictLeftover(checkpointDir: string): Promise<string | und
   if (owner.started && startTime(owner.pgid) !== undefined && startTime(owner.pgid) !== owner.started) return undefined;
   killGroup(owner.pgid, 'SIGKILL');
   for (let i = 0; i < 100 && groupAlive(owner.pgid); i++) await new Promise((r) => setTimeout(r, 50));
-  return `stopped process group ${owner.pgid}, left running by an earlier run of this stage, before reusing its checkpoint folder`;
+  return owner.pgid;
+}
+
+/**
+ * Before a stage starts: a process group of an earlier run of the same stage that still lives
+ * (its pipeline died) is killed and waited for. Returns a line saying so, or undefined.
+ */
+export async function evictLeftover(checkpointDir: string): Promise<string | undefined> {
+  const pgid = await killRecorded(ownerFile(checkpointDir));
+  return pgid === undefined ? undefined : `stopped process group ${pgid}, left running by an earlier run of this stage, before reusing its checkpoint folder`;
 }
 
 export async function recordOwner(checkpointDir: string, pgid: number): Promise<void> {
-  await writeFile(ownerFile(checkpointDir), JSON.stringify({ host: hostname(), pgid, started: startTime(pgid) } satisfies Owner));
+  await writeFile(ownerFile(checkpointDir), JSON.stringify(ownerRecord(pgid)));
+}
+
+/** Starts the reaper now, so that it is there before the first stage. */
+export function startReaper(): void {
+  reaperProcess();
 }
 
 export async function clearOwner(checkpointDir: string): Promise<void> {

@@ -3,11 +3,11 @@
 // last line doubles as its progress line, and the abort signal kills the process tree. Each stage
 // is a process group of its own, watched by the reaper (groups.ts): when the stage's main process
 // ends, or the pipeline dies, whatever it left running is killed with it.
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clearOwner, evictLeftover, killGroup, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
+import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
 
 // The bundled worker (dist/, built by bin/pipeline.js); from sources (tests), through tsx.
@@ -79,7 +79,12 @@ export const processExecutor: Executor = {
       cleanup: true,
     });
     const pgid = child.pid;
-    if (pgid) watchGroup(pgid);
+    if (pgid) {
+      // Recorded at once (synchronously, before anything can interrupt): if the pipeline dies
+      // before the reaper hears of this group, the next run finds it here and ends it.
+      writeFileSync(join(job.workDir, '..', 'pgid'), JSON.stringify(ownerRecord(pgid)));
+      watchGroup(pgid);
+    }
     // When the stage's main process ends, whatever it left running ends with it (a background
     // job holding stdout open would otherwise also keep the stage from finishing).
     child.on('exit', () => killGroup(pgid, 'SIGKILL'));

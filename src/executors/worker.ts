@@ -8,6 +8,12 @@ import { runModuleJob } from './inline.ts';
 import type { StageJob } from './types.ts';
 
 const job = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as StageJob;
+// A stage outlives no pipeline: if the pipeline process dies (the worker is handed to another
+// parent), the worker ends at once, whatever the stage is doing.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(1);
+}, 250).unref();
 const ac = new AbortController();
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => ac.abort(new Error(`stopped by ${sig}`)));
 

@@ -111,7 +111,17 @@ async function orphansOf(dir: string): Promise<number> {
   if (!existsSync(file)) return 0;
   const pids = readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
   for (let i = 0; i < 40 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 50));
-  return pids.filter(alive).length;
+  const left = pids.filter(alive);
+  for (const pid of left) {
+    let cmd = '?';
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      // gone meanwhile
+    }
+    process.stderr.write(`  alive: pid ${pid}: ${cmd}\n`);
+  }
+  return left.length;
 }
 
 interface Tally {
