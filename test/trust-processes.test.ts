@@ -3,16 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { waitFor, Workspace } from './helpers/workspace.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive, waitFor, Workspace } from './helpers/workspace.ts';
 
 const MODULE_SLEEPER = `import { writeFileSync } from 'node:fs';
 import { defineStage } from 'rrtn-pipeline';

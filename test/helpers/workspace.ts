@@ -74,6 +74,16 @@ export function ran(r: CliResult): string[] {
   return [...r.states].filter(([, s]) => s === 'done').map(([id]) => id).sort();
 }
 
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function waitFor(pred: () => boolean, timeoutMs = 20_000): Promise<void> {
   const t0 = Date.now();
   while (!pred()) {

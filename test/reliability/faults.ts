@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Random } from '../../src/random.ts';
+import { alive } from '../helpers/workspace.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/pipeline.js', import.meta.url));
 
@@ -93,15 +94,6 @@ function results(dir: string): string {
   };
   if (existsSync(join(dir, 'out'))) walk(join(dir, 'out'));
   return out.join('');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const stackTrace = (s: string) => /^\s+at |internal error/m.test(s);
