@@ -35,3 +35,26 @@ test('exvo.yaml validates and dry-runs against a generated corpus in the ExVo la
     delete process.env.EXVO_DIR;
   }
 });
+
+test("the paper's settings reach every training variant, as resolved params (not just stage names)", async (t) => {
+  const { compilePipeline } = await import('../src/spec/compile.ts');
+  const { DigestCache } = await import('../src/digests.ts');
+  const { StageModules } = await import('../src/modules.ts');
+  const ws = new Workspace({ 'pipelines/exvo.yaml': readFileSync(join(ROOT, 'pipelines', 'exvo.yaml'), 'utf8'), 'data/exvo/data_info.csv': 'x\n' });
+  t.after(() => ws.dispose());
+  const cache = ws.path('cache');
+  const digests = new DigestCache(join(cache, 'state.json'));
+  const p = await compilePipeline('pipelines/exvo.yaml', { workspace: ws.dir, modules: new StageModules(cache, ws.dir, digests), cacheDir: cache, builtinRoot: ROOT });
+  const train = [...p.stages.values()].filter((n) => n.key === 'train');
+  assert.deepEqual(train.map((n) => n.id), ['train[mode=vanilla]', 'train[mode=joint]', 'train[mode=ruwl]']);
+  for (const n of train) {
+    // Written out as the paper states them: CNN14 from scratch, batch 128, 150 epochs, AdamW 1e-3, seed 10, 250-frame crops.
+    assert.equal(n.seed, 10, n.id);
+    assert.deepEqual(
+      { backbone: n.params.backbone, batch: n.params.batch, epochs: n.params.epochs, lr: n.params.lr, crop: n.params.crop, weights: n.params.weights, lambda: n.params.lambda, channels: n.params.channels, mode: n.params.mode },
+      { backbone: 'cnn14', batch: 128, epochs: 150, lr: 0.001, crop: 250, weights: [1, 1, 0.001], lambda: 0.001, channels: [64, 128, 256, 512, 1024, 2048], mode: /\[mode=(\w+)\]/.exec(n.id)![1] },
+      n.id,
+    );
+  }
+  assert.deepEqual(p.stages.get('evaluate')!.upstream.filter((u) => u.startsWith('train')).sort(), train.map((n) => n.id).sort(), 'the evaluation gathers all three');
+});

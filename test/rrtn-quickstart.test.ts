@@ -41,6 +41,37 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
     assert.ok(held.every((n) => n === held[0]), `tensors held per epoch: ${held.join(', ')}`);
   }
 
+  // The numbers, recomputed here from the files: each model's best epoch is the argmax of its dev
+  // CCC per epoch, its predictions are that epoch's, and the report's per-emotion and mean CCC are
+  // the CCC (written out below) of those predictions against the Val labels, over all ten emotions.
+  const index = JSON.parse(ws.read('results/quickstart/features/index.json'));
+  const val = (index.splits.Val.clips as Array<{ id: string; labels: number[] | null }>).filter((c) => c.labels);
+  const cccOf = (x: number[], y: number[]) => {
+    const n = x.length;
+    const mx = x.reduce((a, v) => a + v, 0) / n;
+    const my = y.reduce((a, v) => a + v, 0) / n;
+    const vx = x.reduce((a, v) => a + (v - mx) ** 2, 0) / n;
+    const vy = y.reduce((a, v) => a + (v - my) ** 2, 0) / n;
+    const cov = x.reduce((a, v, i) => a + (v - mx) * (y[i]! - my), 0) / n;
+    return (2 * cov) / (vx + vy + (mx - my) ** 2);
+  };
+  for (const mf of metricFiles) {
+    const dir = join(views, mf, '..');
+    const info = JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8'));
+    const epochs = readFileSync(join(views, mf), 'utf8').trim().split('\n').map((l) => JSON.parse(l).devCcc as number);
+    const argmax = epochs.indexOf(Math.max(...epochs)) + 1;
+    assert.equal(info.bestEpoch, argmax, `${info.stage}: best epoch`);
+    const preds = JSON.parse(readFileSync(join(dir, 'predictions.json'), 'utf8'));
+    assert.equal(preds.epoch, argmax);
+    const model = m.models.find((x: { model: string }) => info.stage.endsWith(`[${x.model}]`));
+    assert.ok(model, `${info.stage} is in the report`);
+    const per = index.emotions.map((_: string, j: number) => cccOf(val.map((c) => preds.dev[c.id][j]), val.map((c) => c.labels![j]!)));
+    index.emotions.forEach((e: string, j: number) => assert.ok(Math.abs(model.perEmotion[e].ccc - per[j]) < 1e-9, `${info.stage} ${e}`));
+    assert.ok(Math.abs(model.meanCcc - per.reduce((a: number, v: number) => a + v, 0) / 10) < 1e-9, `${info.stage} mean over all ten`);
+    assert.ok(Math.abs(epochs[argmax - 1]! - model.meanCcc) < 1e-4, `${info.stage}: the training loop's dev CCC of the kept epoch is the report's`);
+  }
+  assert.equal(m.best, m.models.reduce((a: { meanCcc: number }, x: { meanCcc: number }) => (x.meanCcc > a.meanCcc ? x : a)).model);
+
   const again = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(again.code, 0);
   assert.deepEqual(ran(again), []);
