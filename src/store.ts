@@ -286,11 +286,11 @@ export class Store {
     if (!(await this.readManifest(d.digest))) await writeFileAtomic(this.manifestPath(d.digest), JSON.stringify(d.manifest));
   }
 
-  /** A folder's file list, checked against the digest it is filed under (a corrupt one is dropped). */
   manifestPath(digest: string): string {
     return join(this.root, 'manifests', `${digest}.json`);
   }
 
+  /** A folder's file list, checked against the digest it is filed under (a corrupt one is dropped). */
   async readManifest(digest: string): Promise<FileEntry[] | undefined> {
     const path = this.manifestPath(digest);
     let m: unknown;

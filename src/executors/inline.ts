@@ -74,7 +74,6 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
 const STOP_GRACE_MS = 3000;
 
 interface Guarded {
-  id: string;
   fail(e: Error): void;
 }
 const active = new Set<Guarded>();
@@ -94,10 +93,10 @@ const onStray = (e: unknown) => {
  * stages run fails them, and a stage that ignores ctx.signal is abandoned STOP_GRACE_MS after it
  * was asked to stop (the pipeline exits when its run is over, and takes the abandoned work with it).
  */
-function guarded(id: string, signal: AbortSignal, run: () => Promise<void>): Promise<void> {
+function guarded(signal: AbortSignal, run: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const g: Guarded = { id, fail: (e) => settle(() => reject(e)) };
+    const g: Guarded = { fail: (e) => settle(() => reject(e)) };
     const onAbort = () => {
       timer = setTimeout(() => g.fail(signal.reason instanceof Error ? signal.reason : new StageFailure('stopped')), STOP_GRACE_MS);
     };
@@ -132,5 +131,5 @@ function guarded(id: string, signal: AbortSignal, run: () => Promise<void>): Pro
 
 export const inlineExecutor: Executor = {
   name: 'inline',
-  run: (job, events, signal) => guarded(job.stageId, signal, () => runModuleJob(job, events, signal)),
+  run: (job, events, signal) => guarded(signal, () => runModuleJob(job, events, signal)),
 };
