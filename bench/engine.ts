@@ -80,7 +80,7 @@ timeIt(process.execPath, [CLI, 'validate', 'bench.yaml', '--cache-dir', join(ws,
 rmSync(join(ws, 'warm-cache'), { recursive: true, force: true });
 
 // Cold hashing: the engine's file digests with no digest cache (files in the page cache).
-const { DigestCache } = await import('../src/digests.ts');
+const { DigestCache } = await import('../src/cache/digests.ts');
 const fresh = new DigestCache(join(ws, 'no-state.json'));
 const h0 = performance.now();
 await fresh.path(join(ws, 'data'));

@@ -4,22 +4,22 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { collectGarbage, formatSize, parseSize } from './gc.ts';
-import { renderDag } from './dag.ts';
-import { DigestCache } from './digests.ts';
+import { collectGarbage, formatSize, parseSize } from './cache/gc.ts';
+import { renderDag } from './run/dag.ts';
+import { DigestCache } from './cache/digests.ts';
 import { formatDiagnostic, SpecError, UsageError } from './diagnostics.ts';
-import { PACKAGE_ROOT, packageFilesRead } from './fingerprint.ts';
-import { dropAllSnapshots, dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './snapshot.ts';
-import type { StatSignature } from './digests.ts';
-import { acquireLock, type HeldLock } from './lock.ts';
+import { PACKAGE_ROOT, packageFilesRead } from './cache/fingerprint.ts';
+import { dropAllSnapshots, dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './cache/snapshot.ts';
+import type { StatSignature } from './cache/digests.ts';
+import { acquireLock, type HeldLock } from './cache/lock.ts';
 import { startReaper } from './executors/groups.ts';
-import { pickReporter } from './progress.ts';
-import { resolveStageNames, runPipeline } from './run.ts';
+import { pickReporter } from './run/progress.ts';
+import { resolveStageNames, runPipeline } from './run/scheduler.ts';
 import { compilePipeline } from './spec/compile.ts';
 import { StageModules } from './modules.ts';
-import { Planner } from './plan.ts';
-import { pipelineStatus, type StageStatus } from './status.ts';
-import { Store } from './store.ts';
+import { Planner } from './run/plan.ts';
+import { pipelineStatus, type StageStatus } from './run/status.ts';
+import { Store } from './cache/store.ts';
 
 /** Signals that stop a run cleanly (SIGHUP: the terminal went away). */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat, readlink, realpath } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { hashBytes } from './hash.ts';
+import { hashBytes } from './cache/hash.ts';
 
 /** Writes a file that readers either see whole or not at all: temp file, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {

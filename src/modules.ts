@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundle } from './bundle.js';
-import type { DigestCache } from './digests.ts';
-import { codeClosure, ENGINE_VERSION } from './fingerprint.ts';
+import type { DigestCache } from './cache/digests.ts';
+import { codeClosure, ENGINE_VERSION } from './cache/fingerprint.ts';
 import { tempName } from './fsutil.ts';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { hashBytes, hashJson } from './hash.ts';
+import { hashBytes, hashJson } from './cache/hash.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
 
 const definitions = new NodeCache({ stdTTL: 0, useClones: false });

@@ -38,7 +38,7 @@ test('exvo.yaml validates and dry-runs against a generated corpus in the ExVo la
 
 test("the paper's settings reach every training variant, as resolved params (not just stage names)", async (t) => {
   const { compilePipeline } = await import('../src/spec/compile.ts');
-  const { DigestCache } = await import('../src/digests.ts');
+  const { DigestCache } = await import('../src/cache/digests.ts');
   const { StageModules } = await import('../src/modules.ts');
   const ws = new Workspace({ 'pipelines/exvo.yaml': readFileSync(join(ROOT, 'pipelines', 'exvo.yaml'), 'utf8'), 'data/exvo/data_info.csv': 'x\n' });
   t.after(() => ws.dispose());

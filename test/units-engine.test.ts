@@ -5,13 +5,13 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DigestCache } from '../src/digests.ts';
-import { ENGINE_VERSION, type Fingerprint } from '../src/fingerprint.ts';
+import { DigestCache } from '../src/cache/digests.ts';
+import { ENGINE_VERSION, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { StageModules } from '../src/modules.ts';
-import { Planner } from '../src/plan.ts';
+import { Planner } from '../src/run/plan.ts';
 import { compilePipeline } from '../src/spec/compile.ts';
 import { SpecError } from '../src/diagnostics.ts';
-import { OBJECT_MTIME_MS, Store } from '../src/store.ts';
+import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
 import { Workspace } from './helpers/workspace.ts';
 
 const FP = { engine: ENGINE_VERSION } as Fingerprint;

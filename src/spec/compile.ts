@@ -14,7 +14,7 @@ import { checksMemoName, closest, SchemaChecks } from './schema.ts';
 import { SpecSource, yamlLib, type SpecPath } from './source.ts';
 import { exprText, parsePieces, type Expr } from './references.ts';
 import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
-import { findCycle, topoOrder } from '../graph.ts';
+import { findCycle, topoOrder } from '../run/graph.ts';
 
 export interface CompileOptions {
   workspace: string;

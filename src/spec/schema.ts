@@ -7,7 +7,7 @@ type Ajv = import('ajv').default;
 import { readFileSync } from 'node:fs';
 import type { Diagnostic } from '../diagnostics.ts';
 import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
-import { hashJson, jsonExact } from '../hash.ts';
+import { hashJson, jsonExact } from '../cache/hash.ts';
 import type { SpecPath, SpecSource } from './source.ts';
 
 export type JsonSchema = Record<string, unknown>;

@@ -6,7 +6,7 @@ import type { Document, LineCounter, Node } from 'yaml';
 import { join } from 'node:path';
 import { dottedPath, type Diagnostic } from '../diagnostics.ts';
 import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
-import { hashBytes, jsonExact } from '../hash.ts';
+import { hashBytes, jsonExact } from '../cache/hash.ts';
 
 /** The yaml package, loaded on first use: an unchanged spec is read back from the memo without it. */
 let yaml: typeof import('yaml') | undefined;

@@ -1,10 +1,10 @@
 // `pipeline status` and `run --dry-run`: for each stage, cached or stale and exactly why.
 import { join } from 'node:path';
-import type { DigestCache } from './digests.ts';
+import type { DigestCache } from '../cache/digests.ts';
 import { explainChange } from './explain.ts';
 import type { Evaluated, Planner } from './plan.ts';
-import type { Pipeline } from './spec/model.ts';
-import type { CachedRun } from './store.ts';
+import type { Pipeline } from '../spec/model.ts';
+import type { CachedRun } from '../cache/store.ts';
 
 export interface StageStatus {
   stage: string;

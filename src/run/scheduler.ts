@@ -4,17 +4,17 @@
 // finish (keepGoing) or are stopped at once.
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { outsTargetProblem } from './paths.ts';
-import { formatDuration } from './spec/duration.ts';
-import { executorFor } from './executors/index.ts';
-import { StageFailure, type StageJob } from './executors/types.ts';
+import { outsTargetProblem } from '../paths.ts';
+import { formatDuration } from '../spec/duration.ts';
+import { executorFor } from '../executors/index.ts';
+import { StageFailure, type StageJob } from '../executors/types.ts';
 import { withUpstream } from './graph.ts';
 import { Planner, renderTemplate, type Evaluated } from './plan.ts';
 import type { Reporter, StageState } from './progress.ts';
-import type { OutputRef, Pipeline, StageNode } from './spec/model.ts';
-import type { CachedRun, Store } from './store.ts';
-import { isErrno } from './fsutil.ts';
-import { UsageError } from './diagnostics.ts';
+import type { OutputRef, Pipeline, StageNode } from '../spec/model.ts';
+import type { CachedRun, Store } from '../cache/store.ts';
+import { isErrno } from '../fsutil.ts';
+import { UsageError } from '../diagnostics.ts';
 
 export interface RunOptions {
   /** Stage ids or spec keys (a key names all its variants); empty: every stage. */

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import type { StatSignature } from './digests.ts';
 import { ENGINE_VERSION } from './fingerprint.ts';
 import { canonicalJson } from './hash.ts';
-import { importStageDefinition } from './modules.ts';
-import { CORRUPT, readSealed, writeSealed } from './fsutil.ts';
+import { importStageDefinition } from '../modules.ts';
+import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
 import { OBJECT_MTIME_MS, type CachedRun, type Store } from './store.ts';
 
 /** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
-import { CORRUPT, isErrno, listFiles, readSealed, writeSealed } from './fsutil.ts';
+import { CORRUPT, isErrno, listFiles, readSealed, writeSealed } from '../fsutil.ts';
 
 export interface FileEntry {
   path: string;

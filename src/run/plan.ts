@@ -2,12 +2,12 @@
 // the stages it reads. Shared by `run` (to decide and to execute) and `status` (to explain).
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DigestCache } from './digests.ts';
-import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from './fingerprint.ts';
-import type { StageModules } from './modules.ts';
-import type { OutputRef, Pipeline, StageNode, Template } from './spec/model.ts';
-import { shellEnvNames, shellQuote, shellWords, type QuoteContext } from './spec/shell.ts';
-import type { CachedRun, Store } from './store.ts';
+import type { DigestCache } from '../cache/digests.ts';
+import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from '../cache/fingerprint.ts';
+import type { StageModules } from '../modules.ts';
+import type { OutputRef, Pipeline, StageNode, Template } from '../spec/model.ts';
+import { shellEnvNames, shellQuote, shellWords, type QuoteContext } from '../spec/shell.ts';
+import type { CachedRun, Store } from '../cache/store.ts';
 
 /** Stands for an upstream output not known yet (its stage has to run first). */
 export const UNKNOWN_OUTPUT = '@?';

@@ -1,8 +1,8 @@
 // Says, in a researcher's words, what differs between two fingerprints of a stage:
 // `param lr 0.001 -> 0.0003`, `file stages/logmel.ts changed`, `input data/x.wav changed`,
 // `upstream features changed`.
-import type { FileEntry } from './digests.ts';
-import type { Fingerprint } from './fingerprint.ts';
+import type { FileEntry } from '../cache/digests.ts';
+import type { Fingerprint } from '../cache/fingerprint.ts';
 import { UNKNOWN_OUTPUT } from './plan.ts';
 
 export interface ExplainContext {

@@ -1,5 +1,5 @@
 // `pipeline dag`: the stage graph as Mermaid (default) or Graphviz dot.
-import type { Pipeline } from './spec/model.ts';
+import type { Pipeline } from '../spec/model.ts';
 
 export function renderDag(p: Pipeline, format: 'mermaid' | 'dot'): string {
   const ids = p.order;

@@ -23,9 +23,9 @@ import { basename, dirname, join } from 'node:path';
 import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import { killRecorded } from './executors/groups.ts';
+import { killRecorded } from '../executors/groups.ts';
 import { hashBytes, hashFile } from './hash.ts';
-import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from './fsutil.ts';
+import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
 export const OBJECT_MTIME_MS = 1_000_000_000_000;

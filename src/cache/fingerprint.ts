@@ -7,9 +7,9 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DigestCache } from './digests.ts';
 import { hashJson } from './hash.ts';
-import { SELF_PACKAGE, STAGE_API_FILE } from './bundle.js';
+import { SELF_PACKAGE, STAGE_API_FILE } from '../bundle.js';
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 /** Bumped when the engine changes how stages run or how fingerprints are built. */
 export const FINGERPRINT_FORMAT = 2;

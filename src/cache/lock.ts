@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { mkdir, readFile, rm, utimes, writeFile, stat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isErrno, tempName } from './fsutil.ts';
+import { isErrno, tempName } from '../fsutil.ts';
 
 const HEARTBEAT_MS = 2000;
 const STALE_MS = 30_000;
