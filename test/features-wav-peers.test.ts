@@ -69,3 +69,72 @@ test('float WAVs keep values above full scale; the float encoder round-trips exa
   assert.deepEqual([...got.samples.slice(0, 4)], [0, 1.5, -2.25, 0.125]);
   assert.ok(Number.isNaN(got.samples[4]));
 });
+
+/** A WAV assembled from chunks (id, body), each padded to an even size as RIFF requires. */
+function riff(chunks: Array<[string, Uint8Array]>, form = 'WAVE'): Uint8Array {
+  const parts = chunks.map(([id, body]) => {
+    const c = new Uint8Array(8 + body.length + (body.length & 1));
+    c.set([...id].map((ch) => ch.charCodeAt(0)));
+    new DataView(c.buffer).setUint32(4, body.length, true);
+    c.set(body, 8);
+    return c;
+  });
+  const total = 12 + parts.reduce((s, p) => s + p.length, 0);
+  const out = new Uint8Array(total);
+  out.set([...'RIFF'].map((ch) => ch.charCodeAt(0)));
+  new DataView(out.buffer).setUint32(4, total - 8, true);
+  out.set([...form].map((ch) => ch.charCodeAt(0)), 8);
+  let o = 12;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function fmt16(rate = 8000, channels = 1): Uint8Array {
+  const b = new Uint8Array(16);
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, 1, true);
+  dv.setUint16(2, channels, true);
+  dv.setUint32(4, rate, true);
+  dv.setUint32(8, rate * 2 * channels, true);
+  dv.setUint16(12, 2 * channels, true);
+  dv.setUint16(14, 16, true);
+  return b;
+}
+
+test('chunk walking: odd-sized chunks are padded, an empty data chunk at the very end is fine, and each structural fault is named', () => {
+  const pcm = new Uint8Array(new Int16Array([16384, -16384, 8192]).buffer);
+  const withList = decodeWav(riff([['fmt ', fmt16()], ['LIST', new Uint8Array([1, 2, 3])], ['data', pcm]]));
+  assert.deepEqual([...withList.samples], [0.5, -0.5, 0.25]);
+  assert.deepEqual(withList.warnings, []);
+  const empty = decodeWav(riff([['fmt ', fmt16()], ['data', new Uint8Array(0)]]));
+  assert.equal(empty.samples.length, 0);
+  assert.throws(() => decodeWav(riff([['data', pcm], ['fmt ', fmt16()]])), /data chunk before fmt chunk/);
+  assert.throws(() => decodeWav(riff([['fmt ', fmt16()], ['LIST', new Uint8Array(4)]])), /^WavError: no data chunk$|no data chunk/);
+  assert.throws(() => decodeWav(riff([['LIST', new Uint8Array(4)]])), /no fmt chunk/);
+  assert.throws(() => decodeWav(riff([['fmt ', fmt16()], ['data', pcm]], 'AVI ')), /not a RIFF\/WAVE file/);
+  assert.throws(() => decodeWav(new TextEncoder().encode('RIFF\0\0\0\0WAV')), /not a RIFF\/WAVE file/);
+  assert.throws(() => decodeWav(new TextEncoder().encode('FORM\0\0\0\0WAVE')), /not a RIFF\/WAVE file/);
+  const cut = riff([['fmt ', fmt16()]]);
+  const partial = new Uint8Array(cut.length + 5);
+  partial.set(cut);
+  partial.set([...'data'].map((c) => c.charCodeAt(0)), cut.length);
+  assert.throws(() => decodeWav(partial), /incomplete chunk header at byte 36/);
+  // Every reader-unsupported encoding is named.
+  for (const [code, name] of [[2, 'ADPCM'], [6, 'A-law'], [7, 'mu-law'], [0x11, 'IMA ADPCM'], [0x55, 'MP3']] as const) {
+    const f = fmt16();
+    new DataView(f.buffer).setUint16(0, code, true);
+    assert.throws(() => decodeWav(riff([['fmt ', f], ['data', pcm]])), new RegExp(`format ${code} \\(${name}\\)`));
+  }
+});
+
+test('well-formed files read without warnings; only a cut-short data chunk warns', () => {
+  for (const [f, want] of Object.entries(expected)) {
+    if (!want.ok) continue;
+    const got = decodeWav(readFileSync(join(DIR, f)));
+    if (f.includes('early-eof')) assert.match(got.warnings.join(), /truncated/, f);
+    else assert.deepEqual(got.warnings, [], f);
+  }
+});

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../src/random.ts';
-import { bootstrap, ccc, perEmotionCcc } from '../stages/lib/stats.ts';
+import { bootstrap, ccc, perEmotionCcc, quantile } from '../stages/lib/stats.ts';
 import { NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
 import { averageInto, shardPlan } from '../stages/lib/tf/data-parallel.ts';
 
@@ -22,6 +22,16 @@ function tenEmotions(n: number, rng: Random): { truth: Float64Array[]; pred: Flo
   const pred = truth.map((t, j) => Float64Array.from(t, (v) => v + (j + 1) * 0.05 * rng.normal()));
   return { truth, pred };
 }
+
+test('quantiles interpolate linearly between order statistics', () => {
+  const xs = [1, 2, 4, 8, 16];
+  assert.equal(quantile(xs, 0), 1);
+  assert.equal(quantile(xs, 1), 16);
+  assert.equal(quantile(xs, 0.5), 4);
+  assert.equal(quantile(xs, 0.625), 6); // position 2.5: halfway from 4 to 8
+  assert.equal(quantile(xs, 0.1), 1.4); // position 0.4
+  assert.equal(quantile([3], 0.975), 3);
+});
 
 test('the mean CCC is over all ten emotions, each counted once', () => {
   const { truth, pred } = tenEmotions(300, new Random(3));
@@ -47,6 +57,11 @@ test('the bootstrap test is paired: a model better on every clip by a hair is si
   assert.equal(b.pVsBaseline[2], 1, 'identical to the baseline: every paired difference is 0');
   assert.equal(b.pVsBaseline[0], null);
   assert.ok(b.models[0]!.ci[0] < b.models[0]!.mean && b.models[0]!.mean < b.models[0]!.ci[1]);
+  // Per-emotion intervals: ordered, around each emotion's own CCC, narrower for the better-predicted.
+  const m0 = b.models[0]!;
+  m0.perEmotionCi.forEach(([lo, hi], j) => assert.ok(lo < m0.perEmotion[j]! && m0.perEmotion[j]! < hi, `emotion ${j}: ${lo} < ${m0.perEmotion[j]} < ${hi}`));
+  assert.ok(m0.perEmotionCi[0]![1] - m0.perEmotionCi[0]![0] < m0.perEmotionCi[9]![1] - m0.perEmotionCi[9]![0]);
+  assert.equal(b.resamples, 1000);
 });
 
 test('the best epoch is the highest dev score, the earlier on a tie, never a NaN', () => {
@@ -60,6 +75,9 @@ test('the best epoch is the highest dev score, the earlier on a tie, never a NaN
   });
   assert.deepEqual(best, { epoch: 1, ccc: 0.6 });
   assert.deepEqual(improvedAt, [0, 1]);
+  // Before any epoch, and after only NaN scores: no best epoch (-1), whatever the score.
+  assert.deepEqual(NO_BEST, { epoch: -1, ccc: -Infinity });
+  assert.deepEqual(offerEpoch(NO_BEST, 0, Number.NaN), { best: { epoch: -1, ccc: -Infinity }, improved: false });
 });
 
 test('data parallel: shards cover the batch, and gradients are averaged by share (not summed)', () => {

@@ -28,8 +28,20 @@ test('references: every form parsed, escapes kept literal, unterminated and malf
   assert.deepEqual(kinds('${what.x}'), ['bad']);
   assert.deepEqual(kinds('x ${params.a'), ['bad']);
   assert.deepEqual(kinds('${params.a} then ${params.b'), ['params', 'bad']);
-  const bad = parsePieces('${params.a')[0] as { kind: 'bad'; why: string };
-  assert.match(bad.why, /unterminated reference/);
+  const bad = parsePieces('x ${params.a')[0] as { kind: 'bad'; text: string; why: string };
+  assert.deepEqual(bad, { kind: 'bad', text: 'params.a', why: 'unterminated reference: it needs a closing } (write $${ for a literal ${)' });
+  assert.equal((parsePieces(`\${${'p'.repeat(60)}`)[0] as { text: string }).text, 'p'.repeat(40), 'the bad text is cut at 40 characters');
+  const why = (t: string) => (parsePieces(t)[0] as { why: string }).why;
+  assert.equal(why('${params}'), 'name a parameter: ${params.name}');
+  assert.equal(why('${env.1X}'), 'expected ${env.NAME} or ${env.NAME:-default}');
+  assert.equal(why('${matrix}'), 'name a matrix key: ${matrix.name}');
+  assert.equal(why('${stages.a.outputs}'), 'expected ${stages.<id>.outputs.<name>}');
+  assert.equal(why('${outputs.a b}'), 'expected ${outputs.<name>}');
+  assert.equal(why('${what.x}'), 'a reference starts with params., env., matrix., stages. or outputs.');
+  assert.deepEqual(kinds('${stages.s.outputs.o}'), ['stage']);
+  assert.deepEqual(kinds('${stages.s.outputs.o.extra}'), ['bad']);
+  assert.deepEqual(kinds('${env.X Y}'), ['bad']);
+  assert.deepEqual(parsePieces('${ params.x }'), [{ kind: 'params', path: ['x'] }], 'spaces inside the braces are ignored');
   for (const t of ['${params.a.b}', '${env.X:-d}', '${env.X}', '${matrix.k}', '${stages.s.outputs.o}', '${outputs.o}']) assert.equal(exprText(parsePieces(t)[0] as never), t);
 });
 
@@ -59,8 +71,12 @@ test('shell facts: which argument is a script, its words, the variables it reads
   assert.equal(shellScriptIndex(['bash', 'script.sh', '-c'], false), -1);
   assert.equal(shellScriptIndex(['python3', '-c', 'print(1)'], false), -1);
   assert.equal(shellScriptIndex(['sh', '-c'], false), -1);
+  assert.equal(shellScriptIndex(['sh', '-c5', 's'], false), -1, 'a -c flag is letters only');
+  assert.equal(shellScriptIndex(['sh', 'x-c', 's'], false), -1, 'a script file named x-c is not a -c flag');
   assert.deepEqual(shellWords(`python3 train.py --lr 1 > "out dir/x";cat 'a.txt'|wc`), ['python3', 'train.py', '--lr', '1', 'out', 'dir/x', 'cat', 'a.txt', 'wc']);
   assert.deepEqual(shellEnvNames('echo $LR ${BATCH} ${SEED:-1} $HOME $PATH $1 $$ $PIPELINE_SEED $LR'), ['BATCH', 'LR', 'SEED']);
+  const own = ['HOME', 'USER', 'LOGNAME', 'PWD', 'OLDPWD', 'SHELL', 'TERM', 'TMPDIR', 'PATH', 'IFS', 'PPID', 'RANDOM', 'LINENO', 'SECONDS', 'HOSTNAME', 'PIPELINE_STAGE', 'PIPELINE_SEED'];
+  assert.deepEqual(shellEnvNames(own.map((n) => `$${n}`).join(' ')), [], "the shell's own variables and the machine's identity are not inputs");
 });
 
 test('time limits: every Slurm form and the short suffixed ones, in milliseconds', () => {
@@ -68,11 +84,14 @@ test('time limits: every Slurm form and the short suffixed ones, in milliseconds
     ['30', 30 * 60e3], ['30:15', (30 * 60 + 15) * 1e3], ['1:30:00', 90 * 60e3], ['2-12', (2 * 24 + 12) * 3600e3],
     ['2-12:30', ((2 * 24 + 12) * 60 + 30) * 60e3], ['1-00:00:01', 86400e3 + 1e3], ['90s', 90e3], ['30m', 30 * 60e3],
     ['2h', 7200e3], ['1d', 86400e3], ['1.5h', 5400e3], [' 5M ', 300e3],
+    ['1:30:05', (90 * 60 + 5) * 1e3], ['12-01', (12 * 24 + 1) * 3600e3], ['1.25h', 4500e3], ['2 h', 7200e3],
     ['0', undefined], ['0s', undefined], ['soon', undefined], ['-5', undefined], ['1:2:3:4', undefined], ['', undefined], ['5 m s', undefined],
+    ['x90s', undefined], ['5xm', undefined], ['90sx', undefined], ['1-2-3', undefined], ['x30', undefined], ['30x', undefined],
   ];
   for (const [text, ms] of cases) assert.equal(parseDuration(text), ms, text);
   assert.equal(formatDuration(1000), '1 s');
   assert.equal(formatDuration(119_000), '119 s');
+  assert.equal(formatDuration(120_000), '2 min');
   assert.equal(formatDuration(30 * 60e3), '30 min');
   assert.equal(formatDuration(125 * 60e3), '2 h 5 min');
   assert.equal(formatDuration(120 * 60e3), '2 h');
