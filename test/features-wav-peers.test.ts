@@ -138,3 +138,35 @@ test('well-formed files read without warnings; only a cut-short data chunk warns
     else assert.deepEqual(got.warnings, [], f);
   }
 });
+
+test('fmt headers that cannot describe the audio are named: short, cut, block align, sample width, float width', () => {
+  const pcm = new Uint8Array(8);
+  const withFmt = (f: Uint8Array) => riff([['fmt ', f], ['data', pcm]]);
+  assert.throws(() => decodeWav(withFmt(fmt16().slice(0, 14))), /truncated fmt chunk/);
+  const cutFmt = riff([['fmt ', fmt16()]]).slice(0, 30);
+  assert.throws(() => decodeWav(cutFmt), /truncated fmt chunk/);
+  const ext = new Uint8Array(24);
+  ext.set(fmt16());
+  new DataView(ext.buffer).setUint16(0, 0xfffe, true);
+  assert.throws(() => decodeWav(withFmt(ext)), /WAVE_FORMAT_EXTENSIBLE header too short/);
+  const set = (o: number, v: number, bits: 16 | 32 = 16) => {
+    const f = fmt16(8000, 2);
+    const dv = new DataView(f.buffer);
+    if (bits === 16) dv.setUint16(o, v, true);
+    else dv.setUint32(o, v, true);
+    return f;
+  };
+  const odd = set(12, 3); // block align 3 for 2 channels
+  new DataView(odd.buffer).setUint32(8, 8000 * 3, true);
+  assert.throws(() => decodeWav(withFmt(odd)), /block align 3 does not fit 2 channels/);
+  const zeroAlign = set(12, 0);
+  new DataView(zeroAlign.buffer).setUint32(8, 0, true);
+  assert.throws(() => decodeWav(withFmt(zeroAlign)), /block align 0 does not fit 2 channels/);
+  assert.throws(() => decodeWav(withFmt(set(14, 24))), /24 bits per sample do not fit a block align of 4 for 2 channels/);
+  const wide = set(12, 18);
+  new DataView(wide.buffer).setUint32(8, 8000 * 18, true);
+  new DataView(wide.buffer).setUint16(14, 72, true);
+  assert.throws(() => decodeWav(withFmt(wide)), /72 bits per sample do not fit/);
+  const f16 = set(0, 3); // IEEE float in 2-byte samples
+  assert.throws(() => decodeWav(withFmt(f16)), /unsupported encoding: float with 16 bits/);
+});
