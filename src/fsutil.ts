@@ -38,21 +38,6 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/**
- * Reads a small JSON file, or undefined when it is absent. Synchronous on purpose: a no-op rerun
- * reads one record per stage, and for small files a sync read is several times faster than a
- * round trip through the thread pool.
- */
-export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return undefined;
-    if (e instanceof SyntaxError) return undefined; // never written whole (writes are atomic): treat as absent
-    throw e;
-  }
-}
-
 /** What readSealed returns for a file that is there but not as written (a torn or edited file). */
 export const CORRUPT = Symbol('corrupt');
 
@@ -68,7 +53,11 @@ export async function writeSealed(path: string, value: object): Promise<void> {
   await writeFileAtomic(path, body === '{}' ? `${seal}}` : `${seal},${body.slice(1)}`);
 }
 
-/** A sealed file's value; undefined when absent; CORRUPT when its seal does not match. */
+/**
+ * A sealed file's value; undefined when absent; CORRUPT when its seal does not match. The read is
+ * synchronous on purpose: a no-op rerun reads many small files, where a sync read is several times
+ * faster than a round trip through the thread pool.
+ */
 export async function readSealed<T>(path: string): Promise<T | undefined | typeof CORRUPT> {
   let text: string;
   try {
