@@ -38,6 +38,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** The one line said when damaged engine state is dropped (`what`: 'a corrupt run record', ...). */
+export function sayDropped(what: string, where: string, then = 'it will be rebuilt'): void {
+  process.stderr.write(`cache: dropped ${what} (${where}); ${then}\n`);
+}
+
 /** What readSealed returns for a file that is there but not as written (a torn or edited file). */
 export const CORRUPT = Symbol('corrupt');
 

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { bundle } from './bundle.js';
 import type { DigestCache } from './cache/digests.ts';
 import { codeClosure, ENGINE_VERSION } from './cache/fingerprint.ts';
-import { tempName } from './fsutil.ts';
+import { sayDropped, tempName } from './fsutil.ts';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hashBytes, hashJson } from './cache/hash.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
@@ -99,7 +99,7 @@ export class StageModules {
     if (existsSync(entry)) {
       if (await intact(dir)) return entry;
       await rm(dir, { recursive: true, force: true });
-      process.stderr.write(`cache: dropped a damaged compiled stage module (${dir}); it is rebuilt\n`);
+      sayDropped('a damaged compiled stage module', dir);
     }
     let files;
     try {

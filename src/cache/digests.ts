@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
-import { CORRUPT, isErrno, listFiles, readSealed, writeSealed } from '../fsutil.ts';
+import { CORRUPT, sayDropped, isErrno, listFiles, readSealed, writeSealed } from '../fsutil.ts';
 
 export interface FileEntry {
   path: string;
@@ -51,7 +51,7 @@ export class DigestCache {
     const s = await readSealed<StateFile>(this.statePath);
     if (s === CORRUPT || (s !== undefined && (s.version !== 1 || typeof s.files !== 'object' || typeof s.imports !== 'object'))) {
       await rm(this.statePath, { force: true });
-      process.stderr.write(`cache: dropped a corrupt digest state file (${this.statePath}); files are hashed again\n`);
+      sayDropped('a corrupt digest state file', this.statePath, 'files are hashed again');
       return;
     }
     if (s) this.state = s;

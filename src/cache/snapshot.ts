@@ -13,7 +13,7 @@ import type { StatSignature } from './digests.ts';
 import { ENGINE_VERSION } from './fingerprint.ts';
 import { canonicalJson } from './hash.ts';
 import { importStageDefinition } from '../modules.ts';
-import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
+import { CORRUPT, readSealed, sayDropped, writeSealed } from '../fsutil.ts';
 import { OBJECT_MTIME_MS, type CachedRun, type Store } from './store.ts';
 
 /** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */
@@ -66,7 +66,7 @@ export async function unchangedSince(file: string, spec: string, sets: string[],
   } catch (e) {
     // A snapshot that is not what this engine writes (damaged, edited): dropped, the normal path decides.
     await dropSnapshot(file);
-    process.stderr.write(`cache: dropped a corrupt no-op snapshot (${file}: ${e instanceof Error ? e.message : String(e)}); it will be rebuilt\n`);
+    sayDropped('a corrupt no-op snapshot', `${file}: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
   }
 }

@@ -25,7 +25,7 @@ import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './diges
 import type { Fingerprint } from './fingerprint.ts';
 import { killRecorded } from '../executors/groups.ts';
 import { hashBytes, hashFile } from './hash.ts';
-import { CORRUPT, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
+import { CORRUPT, sayDropped, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
 export const OBJECT_MTIME_MS = 1_000_000_000_000;
@@ -119,12 +119,12 @@ export class Store {
     return undefined;
   }
 
-  /** Called with one line each time corrupt engine state is dropped (default: stderr). */
-  onCorrupt: (message: string) => void = (m) => process.stderr.write(`${m}\n`);
+  /** Called each time corrupt engine state is dropped (default: one line on stderr). */
+  onCorrupt: (what: string, path: string) => void = (what, path) => sayDropped(what, path);
 
   private async dropCorrupt(path: string, what: string): Promise<void> {
     await rm(path, { recursive: true, force: true });
-    this.onCorrupt(`cache: dropped a corrupt ${what} (${path}); it will be rebuilt`);
+    this.onCorrupt(`a corrupt ${what}`, path);
   }
 
   latestPath(spec: string): string {
