@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Entry point. Runs the engine from dist/ (one bundled ESM file per entry), rebuilt here first
-// whenever a file under src/ or schemas/ is newer than the build: a bundle starts in ~0.1 s, where
-// loading the TypeScript sources through a loader hook would add ~0.3 s to every command.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+// Entry point. Runs the engine from dist/ (one bundled ESM file per entry): a bundle starts in
+// ~0.1 s, where loading the TypeScript sources through a loader hook would add ~0.3 s to every
+// command. In a checkout (tsconfig.json beside src/) dist/ is rebuilt first whenever a file under
+// src/ or schemas/ is newer than the build; an installed package ships dist/ prebuilt (npm pack
+// builds it) and never writes into its own folder, which may be read-only.
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -29,17 +30,14 @@ function builtAt() {
   }
 }
 
-if (builtAt() < Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'schemas')), statSync(join(root, 'package.json')).mtimeMs)) {
-  const { bundle } = await import('../src/bundle.js');
-  const { files } = await bundle({ cli: join(root, 'src/cli.ts'), worker: join(root, 'src/executors/worker.ts'), reaper: join(root, 'src/executors/reaper.ts') }, dist);
-  mkdirSync(dist, { recursive: true });
-  // Each file replaced atomically: a concurrent run sees the old build or the new, never half.
-  for (const [path, bytes] of files) {
-    const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  }
-  writeFileSync(stamp, new Date().toISOString());
+const checkout = existsSync(join(root, 'tsconfig.json'));
+if (checkout && builtAt() < Math.max(newestSource(join(root, 'src')), newestSource(join(root, 'schemas')), statSync(join(root, 'package.json')).mtimeMs)) {
+  const { buildEngine } = await import('../src/bundle.js');
+  await buildEngine(root);
+}
+if (!existsSync(join(dist, 'cli.mjs'))) {
+  process.stderr.write(`pipeline: this installation has no engine build (${join(dist, 'cli.mjs')} is missing): reinstall the package, or run \`npm run build\` in its folder\n`);
+  process.exit(70);
 }
 
 const { main } = await import(pathToFileURL(join(dist, 'cli.mjs')).href);

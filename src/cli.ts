@@ -8,7 +8,12 @@ import { collectGarbage, formatSize, parseSize } from './cache/gc.ts';
 import { renderDag } from './run/dag.ts';
 import { DigestCache } from './cache/digests.ts';
 import { formatDiagnostic, SpecError, UsageError } from './diagnostics.ts';
-import { PACKAGE_ROOT, packageFilesRead } from './cache/fingerprint.ts';
+import { forgetCodeClosures, PACKAGE_ROOT, PACKAGE_VERSION, packageFilesRead } from './cache/fingerprint.ts';
+import { ChangeWatcher, watchedPaths } from './run/watch.ts';
+import { initProject } from './init.ts';
+import { collectExperiments, sortByMetric } from './experiments/collect.ts';
+import { diffRows, renderDiff, renderShow } from './experiments/render.ts';
+import { explainChange } from './run/explain.ts';
 import { dropAllSnapshots, dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from './cache/snapshot.ts';
 import type { StatSignature } from './cache/digests.ts';
 import { acquireLock, type HeldLock } from './cache/lock.ts';
@@ -51,8 +56,13 @@ Commands:
   dag <spec>              print the stage graph (Mermaid or dot)
   gc                      remove cache entries no spec's latest run uses
   verify                  rehash the cache's contents and drop what is corrupt
+  exp show <spec>         every run of the stages with metrics, side by side (variants and past runs)
+  exp diff <spec> A B     params and metrics of two runs, with deltas
+  init [dir]              start a new project (a spec, a TypeScript stage, a command stage)
+  help <command>          the options of a command
+  --version               the installed version
 
-Run \`pipeline <command> --help\` for its options.
+Run \`pipeline help <command>\` (or \`pipeline <command> --help\`) for its options.
 Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage, 70 internal error, 130 interrupted.`,
   run: `Usage: pipeline run <spec> [stage...] [options]
 
@@ -65,6 +75,8 @@ Named stages run with everything they need; a sweep's name runs all its variants
   -k, --keep-going      after a failure, finish the stages that do not depend on it
   -n, --dry-run         say what would run, run nothing
       --verify          rehash every cached output before trusting it (see \`pipeline verify\`)
+      --json            print one JSON summary on stdout (stage states, keys, errors); the rest on stderr
+  -w, --watch           stay up: run again when the spec, a stage's code or an input changes
 ${COMMON_HELP}`,
   verify: `Usage: pipeline verify
 
@@ -79,15 +91,35 @@ changed; input data/x.wav changed; upstream features changed).
 
       --json            machine-readable output
 ${COMMON_HELP}`,
-  validate: `Usage: pipeline validate <spec>
+  validate: `Usage: pipeline validate <spec> [--json]
 
 Checks the spec against schemas/pipeline.schema.json and each stage's params against its module's
 schema; prints every problem as file:line:col: path: message.
+      --json            the result as JSON: { valid, stages, diagnostics: [{ file, line, col, path, message }] }
 ${COMMON_HELP}`,
   dag: `Usage: pipeline dag <spec> [--format mermaid|dot]
 
       --format F        mermaid (default) or dot
 ${COMMON_HELP}`,
+  exp: `Usage: pipeline exp show <spec> [--json|--csv|--md] [--sort-by METRIC] [--only-changed]
+       pipeline exp diff <spec> A B [--json]
+
+show: one row per recorded run of each stage that declares \`metrics:\` (every variant of a sweep,
+and earlier runs still in the cache, marked past, with what changed since), columns = the params
+that differ between rows and the numbers of the metrics files; * marks the best of each metric
+(higher is better, lower for names like loss, error, p). Reads run records only: nothing reruns.
+diff: A and B are run ids from \`exp show\` (key prefixes) or stage variants (their current run).
+
+      --json | --csv | --md   output format (default: an aligned table)
+      --sort-by METRIC        best first by METRIC
+      --only-changed          leave out metrics that are the same in every row
+${COMMON_HELP}`,
+  init: `Usage: pipeline init [dir]
+
+Writes a new project into dir (default: the current folder), ready to run: pipeline.yaml (built-in
+RRTN stages by package name, then your own), stages/summary.ts (a TypeScript stage importing the
+stage API from 'rrtn-pipeline'), scripts/report.sh (a command stage). Never replaces a file.
+  -h, --help            this help`,
   gc: `Usage: pipeline gc [--dry-run] [--max-size SIZE]
 
 Removes cached runs and objects that no spec's latest run uses.
@@ -158,6 +190,58 @@ async function loadSpec(values: Values, positionals: string[], command: string, 
   return new Planner(pipeline, env.store, env.digests, env.modules);
 }
 
+/**
+ * `run --watch`: runs, then waits for a change to what the stage keys depend on and runs again
+ * (debounced; a change during a run queues one more). A bad edit of the spec is reported and
+ * watched like any other. Ctrl-C stops the run in progress, or the waiting.
+ */
+async function watchRuns(argv: string[], values: Values, positionals: string[]): Promise<number> {
+  const spec = positionals[0];
+  if (!spec) throw new UsageError(`missing <spec>\n\n${HELP.run}`);
+  const watcher = new ChangeWatcher();
+  const workspace = resolve((values.workspace as string | undefined) ?? process.cwd());
+  const specAbs = resolve(workspace, spec);
+  const paths = async (): Promise<string[]> => {
+    forgetCodeClosures(); // a long-lived process: stage code may have changed since the last look
+    try {
+      const env = await openWorkspace(values);
+      return await watchedPaths(await loadSpec(values, positionals, 'run', env), specAbs);
+    } catch {
+      return [specAbs]; // a spec that does not compile: its fix is the change to wait for
+    }
+  };
+  try {
+    for (;;) {
+      // What this run depends on is watched from before it starts: an edit during it is not lost.
+      const list = await paths();
+      watcher.watch(list);
+      watcher.clear();
+      forgetCodeClosures();
+      let code: number;
+      try {
+        code = await cmdRun(argv);
+      } catch (e) {
+        code = reportError(e);
+      }
+      if (code === 130 || code === 70) return code;
+      process.stderr.write(`watching ${list.length} files and folders for changes (Ctrl-C to stop)\n`);
+      const idle = new AbortController();
+      const stop = () => idle.abort();
+      for (const sig of STOP_SIGNALS) process.on(sig, stop);
+      const changed = await watcher.next(WATCH_QUIET_MS, idle.signal);
+      for (const sig of STOP_SIGNALS) process.off(sig, stop);
+      if (!changed) return 130;
+      const rel = changed.map((c) => relative(workspace, c) || '.');
+      process.stderr.write(`\nchanged: ${rel.slice(0, 3).join(', ')}${rel.length > 3 ? ` and ${rel.length - 3} more` : ''}: running again\n`);
+    }
+  } finally {
+    watcher.close();
+  }
+}
+
+/** How long `run --watch` waits after a change for things to settle (an editor saving several files). */
+const WATCH_QUIET_MS = 300;
+
 async function cmdRun(argv: string[]): Promise<number> {
   const { values, positionals } = parse('run', argv, {
     jobs: { type: 'string', short: 'j' },
@@ -166,8 +250,16 @@ async function cmdRun(argv: string[]): Promise<number> {
     'keep-going': { type: 'boolean', short: 'k' },
     'dry-run': { type: 'boolean', short: 'n' },
     verify: { type: 'boolean' },
+    json: { type: 'boolean' },
+    watch: { type: 'boolean', short: 'w' },
   });
   if (values.help) return help('run');
+  if (values.watch) {
+    if (values['dry-run'] || values.json) throw new UsageError('--watch runs again on every change: it does not combine with --dry-run or --json');
+    return watchRuns(argv.filter((a) => a !== '--watch' && a !== '-w'), values, positionals);
+  }
+  // --json: stdout is one JSON summary for scripts; what people read goes to stderr.
+  const say = (text: string) => (values.json ? process.stderr : process.stdout).write(text);
   const jobs = values.jobs === undefined ? availableParallelism() : Number(values.jobs);
   if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs must be a whole number of at least 1, got '${values.jobs}'`);
   const env = await openWorkspace(values);
@@ -182,8 +274,12 @@ async function cmdRun(argv: string[]): Promise<number> {
     const same = await unchangedSince(snapshotFile, specAbs, sets, process.env);
     if (same) {
       reportAllCached(same.stages);
-      for (const f of same.headlines) if (existsSync(f)) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
-      process.stdout.write(`${same.name}: ${same.stages.length} stages: ${same.stages.length} cached (nothing changed since the last run) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+      for (const f of same.headlines) if (existsSync(f)) say(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
+      say(`${same.name}: ${same.stages.length} stages: ${same.stages.length} cached (nothing changed since the last run) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+      if (values.json) {
+        const latest = await env.store.readLatest(relative(env.workspace, specAbs));
+        writeRunJson(same.name, relative(env.workspace, specAbs), true, started, same.stages.map((id) => ({ id, state: 'cached', key: latest.get(id)?.key })));
+      }
       return 0;
     }
   }
@@ -194,9 +290,9 @@ async function cmdRun(argv: string[]): Promise<number> {
     const forced = new Set(values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force));
     const st = await pipelineStatus(planner, forced);
     await env.digests.save();
-    printStatus(st, false);
+    printStatus(st, !!values.json);
     const n = st.filter((s) => s.state === 'stale').length;
-    process.stdout.write(`dry run: ${n} of ${st.length} stages would run\n`);
+    if (!values.json) process.stdout.write(`dry run: ${n} of ${st.length} stages would run\n`);
     return 0;
   }
 
@@ -281,8 +377,12 @@ async function cmdRun(argv: string[]): Promise<number> {
         facts: planner.facts,
       });
     }
-    process.stdout.write(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
-    for (const f of headlines) process.stdout.write(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
+    say(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+    for (const f of headlines) say(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
+    if (values.json) writeRunJson(pipeline.name, pipeline.specRel, summary.ok && !ac.signal.aborted, started, pipeline.order.flatMap((id) => {
+      const r = summary.results.get(id);
+      return r ? [{ id, state: r.state, key: r.key, durationMs: r.durationMs, error: r.error, log: r.logFile }] : [];
+    }));
     if (ac.signal.aborted) return 130;
     return summary.ok ? 0 : 1;
   } finally {
@@ -290,6 +390,11 @@ async function cmdRun(argv: string[]): Promise<number> {
     await env.digests.save().catch(() => undefined);
     await lock?.release();
   }
+}
+
+/** `run --json`: one object on stdout (stage states in run order; undefined fields left out). */
+function writeRunJson(name: string, spec: string, ok: boolean, started: number, stages: Array<{ id: string; state: string; key?: string; durationMs?: number; error?: string; log?: string }>): void {
+  process.stdout.write(`${JSON.stringify({ name, spec, ok, durationMs: Date.now() - started, stages }, null, 2)}\n`);
 }
 
 /** The fast path's report: each stage cached, in one write (plain) or one line (terminal). */
@@ -306,7 +411,7 @@ function printStatus(st: StageStatus[], json: boolean): void {
   for (const s of st) {
     const head = `${s.stage.padEnd(w)}  ${s.state}`;
     if (!s.reasons.length) process.stdout.write(`${head}\n`);
-    else process.stdout.write(`${head}: ${s.reasons[0]}\n${s.reasons.slice(1).map((r) => `${' '.repeat(w + 2 + s.state.length + 2)}${r}\n`).join('')}`);
+    else process.stdout.write(`${head}: ${s.reasons[0]!.text}\n${s.reasons.slice(1).map((r) => `${' '.repeat(w + 2 + s.state.length + 2)}${r.text}\n`).join('')}`);
   }
 }
 
@@ -321,9 +426,22 @@ async function cmdStatus(argv: string[]): Promise<number> {
 }
 
 async function cmdValidate(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('validate', argv, {});
+  const { values, positionals } = parse('validate', argv, { json: { type: 'boolean' } });
   if (values.help) return help('validate');
   const env = await openWorkspace(values);
+  if (values.json) {
+    // Every problem as data, for editors and scripts; the exit code still says valid (0) or not (2).
+    try {
+      const { pipeline } = await loadSpec(values, positionals, 'validate', env);
+      await env.digests.save();
+      process.stdout.write(`${JSON.stringify({ spec: positionals[0], valid: true, stages: pipeline.order, diagnostics: [] }, null, 2)}\n`);
+      return 0;
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e;
+      process.stdout.write(`${JSON.stringify({ spec: positionals[0], valid: false, stages: [], diagnostics: e.diagnostics }, null, 2)}\n`);
+      return 2;
+    }
+  }
   const { pipeline } = await loadSpec(values, positionals, 'validate', env);
   await env.digests.save();
   process.stdout.write(`${positionals[0]}: valid (${pipeline.stages.size} stages)\n`);
@@ -383,6 +501,54 @@ async function cmdVerify(argv: string[]): Promise<number> {
   }
 }
 
+async function cmdExp(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parse('exp', rest, {
+    json: { type: 'boolean' },
+    csv: { type: 'boolean' },
+    md: { type: 'boolean' },
+    'sort-by': { type: 'string' },
+    'only-changed': { type: 'boolean' },
+  });
+  if (values.help || sub === '--help' || sub === '-h' || sub === undefined) return help('exp');
+  if (sub !== 'show' && sub !== 'diff') throw new UsageError(`unknown exp command '${sub}' (show or diff)\n\n${HELP.exp}`);
+  const formats = (['json', 'csv', 'md'] as const).filter((f) => values[f]);
+  if (formats.length > 1) throw new UsageError(`choose one of --${formats.join(', --')}`);
+  const env = await openWorkspace(values);
+  const planner = await loadSpec(values, positionals, 'exp', env);
+  const table = await collectExperiments(planner.pipeline, env.store);
+  if (sub === 'show') {
+    if (positionals.length > 1) throw new UsageError(`exp show takes one spec\n\n${HELP.exp}`);
+    const by = values['sort-by'] as string | undefined;
+    if (by !== undefined && !table.metrics.includes(by)) throw new UsageError(`--sort-by: no metric '${by}' (metrics: ${table.metrics.join(', ') || 'none recorded'})`);
+    process.stdout.write(renderShow(table, by ? sortByMetric(table, by) : table.rows, formats[0] ?? 'table', !!values['only-changed']));
+    return 0;
+  }
+  if (positionals.length !== 3) throw new UsageError(`exp diff needs a spec and two runs\n\n${HELP.exp}`);
+  const [a, b] = positionals.slice(1).map((ref) => {
+    const hits = table.rows.filter((r) => (r.stage === ref && r.current) || (/^[0-9a-f]{4,32}$/.test(ref) && r.key.startsWith(ref)));
+    if (hits.length === 1) return hits[0]!;
+    if (hits.length > 1) throw new UsageError(`'${ref}' names ${hits.length} runs (${hits.map((h) => h.id).join(', ')}): give more of the key`);
+    throw new UsageError(`no run '${ref}' in ${table.spec} (see \`pipeline exp show ${positionals[0]}\`: a run id, or a stage variant for its current run)`);
+  });
+  const ra = (await env.store.readRun(a!.key))!;
+  const rb = (await env.store.readRun(b!.key))!;
+  const other = (await explainChange(ra.fingerprint, rb.fingerprint, { manifest: (d) => env.store.readManifest(d) })).filter((r) => r.kind !== 'param' && r.kind !== 'seed').map((r) => r.text);
+  process.stdout.write(renderDiff(diffRows(table, a!, b!, other), !!values.json));
+  return 0;
+}
+
+function cmdInit(argv: string[]): number {
+  const { values, positionals } = parse('init', argv, {});
+  if (values.help) return help('init');
+  if (positionals.length > 1) throw new UsageError(`init takes one folder, got ${positionals.length}\n\n${HELP.init}`);
+  const dir = positionals[0] ?? '.';
+  const written = initProject(dir);
+  const cd = dir === '.' ? '' : `cd ${dir} && `;
+  process.stdout.write(`${written.map((f) => `  wrote ${f}`).join('\n')}\nNext: ${cd}pipeline run pipeline.yaml\n`);
+  return 0;
+}
+
 function help(command: string): number {
   process.stdout.write(`${HELP[command]}\n`);
   return 0;
@@ -404,25 +570,41 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdGc(rest);
       case 'verify':
         return await cmdVerify(rest);
+      case 'init':
+        return cmdInit(rest);
+      case 'exp':
+        return await cmdExp(rest);
+      case '--version':
+      case '-V':
+      case 'version':
+        process.stdout.write(`${PACKAGE_VERSION}\n`);
+        return 0;
+      case 'help':
+        if (rest[0] && !HELP[rest[0]]) throw new UsageError(`no command '${rest[0]}'\n\n${HELP.main}`);
+        return help(rest[0] ?? 'main');
       case undefined:
       case '-h':
       case '--help':
-      case 'help':
         return help('main');
       default:
         throw new UsageError(`unknown command '${command}'\n\n${HELP.main}`);
     }
   } catch (e) {
-    if (e instanceof SpecError) {
-      process.stderr.write(`${e.diagnostics.map(formatDiagnostic).join('\n')}\n${e.diagnostics.length} problem${e.diagnostics.length > 1 ? 's' : ''} in the spec\n`);
-      return 2;
-    }
-    if (e instanceof UsageError) {
-      process.stderr.write(`pipeline: ${e.message}\n`);
-      return 2;
-    }
-    return internalError(e);
+    return reportError(e);
   }
+}
+
+/** Says what went wrong in the user's terms; the exit code for it. */
+function reportError(e: unknown): number {
+  if (e instanceof SpecError) {
+    process.stderr.write(`${e.diagnostics.map(formatDiagnostic).join('\n')}\n${e.diagnostics.length} problem${e.diagnostics.length > 1 ? 's' : ''} in the spec\n`);
+    return 2;
+  }
+  if (e instanceof UsageError) {
+    process.stderr.write(`pipeline: ${e.message}\n`);
+    return 2;
+  }
+  return internalError(e);
 }
 
 /** A bug or an environment the engine did not expect: one line, the trace kept in a file. */

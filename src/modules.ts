@@ -14,7 +14,10 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hashBytes, hashJson } from './cache/hash.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
 
-const definitions = new NodeCache({ stdTTL: 0, useClones: false });
+// Keyed by compiled file (named by content): each edit of a stage is a new key. In a long-lived
+// `run --watch` process, versions no longer used expire instead of piling up (an expired one that
+// is used again is only imported again, which Node answers from its module cache).
+const definitions = new NodeCache({ stdTTL: 3600, checkperiod: 600, useClones: false });
 
 /** A stage module still loading after this long is reported (a top-level await that never settles). */
 const LOAD_TIMEOUT_MS = Number(process.env.PIPELINE_MODULE_LOAD_TIMEOUT_MS) || 60_000;

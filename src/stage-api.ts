@@ -17,6 +17,12 @@ export interface StageContext<P = Record<string, unknown>> {
   params: P;
   /** Input name -> path (a list for inputs that gather several, e.g. every variant of a sweep). */
   inputs: Record<string, string | string[]>;
+  /**
+   * Inputs other stages wrote, labelled: input name -> one entry per path, in the order of
+   * `inputs`, with the producing stage's id and matrix values. A stage gathering a sweep reads
+   * which variant each path is (`{ stage: 'train[mode=joint]', matrix: { mode: 'joint' }, path }`).
+   */
+  variants: Record<string, Array<{ stage: string; matrix: Record<string, unknown>; path: string }>>;
   /** Output name -> path the stage must create (a file or a folder). Private until the stage succeeds. */
   outputs: Record<string, string>;
   /** A scratch folder, removed after the stage. */

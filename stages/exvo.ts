@@ -13,7 +13,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage } from '../src/stage-api.ts';
-import { COLUMNS, EMOTIONS, SPLITS, csvLine, fileId, parseCsv, type Clip, type Manifest, type Split } from './lib/exvo.ts';
+import { EMOTIONS, RowError, SPLITS, cell, columnIndex, csvLine, fileId, parseCsv, parseRow, type Clip, type Manifest, type Split } from './lib/exvo.ts';
 import { decodeWav, encodeWavFloat32, WavError } from './lib/wav.ts';
 
 interface Params {
@@ -23,8 +23,6 @@ interface Params {
   /** Only these splits (default all three). */
   splits: Split[];
 }
-
-class RowError extends Error {}
 
 export default defineStage<Params>({
   description: 'ExVo Multi-task corpus -> checked dataset (mono, one sample rate) with a clip manifest.',
@@ -59,39 +57,22 @@ export default defineStage<Params>({
     }
     const [header, ...rows] = parseCsv(text);
     if (!header) throw new Error(`${csvPath}: empty file`);
-    const col = new Map(header.map((h, i) => [h.trim(), i]));
-    const missing = COLUMNS.filter((c) => !col.has(c));
-    if (missing.length) throw new Error(`${csvPath}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (found: ${header.join(', ')})`);
+    const col = columnIndex(header, csvPath);
 
     await mkdir(join(out, 'wav'), { recursive: true });
     const clips: Clip[] = [];
     const skipped: string[] = [csvLine(['row', 'File_ID', 'reason'])];
     const seen = new Map<string, number>();
     const resampler = new Resamplers();
-    const wanted = new Set(ctx.params.splits);
+    const wanted = new Set<Split>(ctx.params.splits);
     for (let r = 0; r < rows.length; r++) {
       ctx.signal.throwIfAborted();
       const row = rows[r]!;
       const line = r + 2; // 1-based, after the header
-      const get = (c: string) => (row[col.get(c)!] ?? '').trim();
-      const id = fileId(get('File_ID'));
+      const id = fileId(cell(row, col, 'File_ID'));
       try {
-        if (!id) throw new RowError('empty File_ID');
-        if (seen.has(id)) throw new RowError(`duplicate File_ID ${id} (first on row ${seen.get(id)})`);
-        seen.set(id, line);
-        const split = get('Split') as Split;
-        if (!SPLITS.includes(split)) throw new RowError(`Split '${get('Split')}' is not one of ${SPLITS.join(', ')}`);
-        if (!wanted.has(split)) continue;
-        const labels = split === 'Test' ? null : EMOTIONS.map((e) => {
-          const raw = get(e);
-          const v = Number(raw);
-          if (raw === '' || !Number.isFinite(v)) throw new RowError(`${e} '${raw}' is not a number`);
-          if (v < 0 || v > 1) throw new RowError(`${e} ${v} is outside [0, 1]`);
-          return v;
-        });
-        const ageRaw = get('Age');
-        const age = ageRaw === '' ? null : Number(ageRaw);
-        if (age !== null && !Number.isFinite(age)) throw new RowError(`Age '${ageRaw}' is not a number`);
+        const info = parseRow(row, col, line, seen, wanted);
+        if (!info) continue;
         const wavPath = join(corpus, 'wav', `${id}.wav`);
         let bytes: Buffer;
         try {
@@ -124,7 +105,7 @@ export default defineStage<Params>({
         } else {
           await writeFile(dest, encodeWavFloat32(samples, sampleRate));
         }
-        clips.push({ id, split, subject: get('Subject_ID'), country: get('Country'), age, labels, wav: `wav/${id}.wav`, samples: samples.length });
+        clips.push({ ...info, wav: `wav/${id}.wav`, samples: samples.length });
       } catch (e) {
         if (!(e instanceof RowError)) throw e;
         const where = `${csvPath} row ${line}${id ? ` (File_ID ${id})` : ''}`;

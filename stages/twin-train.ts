@@ -128,6 +128,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   // Resume from the last finished epoch, if a killed attempt left one.
   let start = 0;
   let best: Best = NO_BEST;
+  let lastLoss: number | null = null;
   const ckpt = join(ctx.checkpointDir, 'checkpoint.json');
   if (existsSync(ckpt)) {
     const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { epoch: number; best: typeof best; manifest: never; s?: number[]; opt: { step: number; names: string[]; sizes: number[] } };
@@ -146,7 +147,9 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     if (s && c.s) tf.tidy(() => s.assign(tf.tensor1d(c.s!)));
     start = c.epoch + 1;
     best = c.best;
-    await writeFile(join(out, 'metrics.jsonl'), readFileSync(join(ctx.checkpointDir, 'metrics.jsonl')));
+    const done = readFileSync(join(ctx.checkpointDir, 'metrics.jsonl'), 'utf8');
+    await writeFile(join(out, 'metrics.jsonl'), done);
+    lastLoss = (JSON.parse(done.trim().split('\n').pop() ?? 'null') as { loss?: number } | null)?.loss ?? null;
     ctx.log.info(`resumed after epoch ${c.epoch + 1}`);
   }
 
@@ -212,6 +215,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     const n = stepsPerEpoch;
     const line = { epoch: epoch + 1, loss: sums.total / n, l1: sums.l1 / n, l2: twin ? sums.l2 / n : null, bt: twin ? sums.bt / n : null, s: s ? Array.from(s.dataSync()) : null, devCcc: meanCcc, devCccPerEmotion: Object.fromEntries(index.emotions.map((e, i) => [e, perEmotion[i]])), seconds: (Date.now() - t0) / 1000, tensors: tf.memory().numTensors - baseline };
     await appendFile(join(out, 'metrics.jsonl'), `${JSON.stringify(line)}\n`);
+    lastLoss = line.loss;
     ctx.log.info(`epoch ${epoch + 1}: loss ${line.loss.toFixed(4)} dev CCC ${meanCcc.toFixed(4)} (${line.seconds.toFixed(1)} s, ${line.tensors} tensors held)`);
     const offered = offerEpoch(best, epoch, meanCcc);
     best = offered.best;
@@ -225,6 +229,8 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     }
     await saveCheckpoint(ctx.checkpointDir, epoch, best, model, opt, trainable, s ? Array.from(s.dataSync()) : undefined, join(out, 'metrics.jsonl'));
   }
+  // The numbers `pipeline exp show` tabulates (declare `metrics: [result/metrics.json]`).
+  await writeFile(join(out, 'metrics.json'), JSON.stringify({ dev_ccc: best.ccc, best_epoch: best.epoch + 1, final_train_loss: lastLoss }, null, 2));
   await writeFile(join(out, 'info.json'), JSON.stringify({ stage: ctx.stageId, mode: p.mode, weights: p.weights, lambda: p.lambda, backend: choice.name, backendSummary: choice.summary, bestEpoch: best.epoch + 1, bestDevCcc: best.ccc, parameters: model.parameterCount(), seed: ctx.seed }, null, 2));
   model.dispose();
   opt.dispose();

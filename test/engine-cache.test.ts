@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { hashBytes } from '../src/cache/hash.ts';
 import { numbersWorkspace } from './helpers/fixtures.ts';
 import { ran } from './helpers/workspace.ts';
 
@@ -30,6 +31,9 @@ test('reruns exactly what a change touches, and status says why', async (t) => {
     ws.write('pipeline.yaml', ws.read('pipeline.yaml').replace('factor: 2', 'factor: 3'));
     const st = ws.run('status', 'pipeline.yaml');
     assert.match(st.stdout, /scale\s+stale: param factor 2 -> 3/);
+    const json = JSON.parse(ws.run('status', 'pipeline.yaml', '--json').stdout) as Array<{ stage: string; reasons: unknown[] }>;
+    assert.deepEqual(json.find((s) => s.stage === 'scale')!.reasons, [{ kind: 'param', name: 'factor', old: 2, new: 3, text: 'param factor 2 -> 3' }]);
+    assert.deepEqual(json.find((s) => s.stage === 'sum')!.reasons, [{ kind: 'upstream', name: 'scale', text: 'upstream scale will rerun' }]);
     assert.match(st.stdout, /sum\s+stale: upstream scale will rerun/);
     assert.match(st.stdout, /other\s+cached/);
     const r = ws.run('run', 'pipeline.yaml');
@@ -47,10 +51,12 @@ test('reruns exactly what a change touches, and status says why', async (t) => {
     assert.equal(ws.read('results/total.txt'), '18');
   });
 
-  await t.test('editing the stage module reruns it and what depends on it', () => {
+  await t.test('editing the stage module reruns it and what depends on it', async () => {
     ws.write('stages/scale.ts', ws.read('stages/scale.ts').replace('const OFFSET = 0;', 'const OFFSET = 1;'));
     const st = ws.run('status', 'pipeline.yaml');
     assert.match(st.stdout, /scale\s+stale: file stages\/scale.ts changed/);
+    const code = (JSON.parse(ws.run('status', 'pipeline.yaml', '--json').stdout) as Array<{ stage: string; reasons: Array<Record<string, unknown>> }>).find((s) => s.stage === 'scale')!.reasons;
+    assert.deepEqual(code.map((r) => [r.kind, r.name, r.new]), [['code', 'stages/scale.ts', await hashBytes(ws.read('stages/scale.ts'))]]);
     const r = ws.run('run', 'pipeline.yaml');
     assert.deepEqual(ran(r), ['scale', 'sum']);
     assert.equal(ws.read('results/total.txt'), '21');
@@ -65,10 +71,13 @@ test('reruns exactly what a change touches, and status says why', async (t) => {
     assert.deepEqual(ran(r), ['scale', 'sum']);
   });
 
-  await t.test('an input change reruns its readers only', () => {
+  await t.test('an input change reruns its readers only', async () => {
     ws.write('data/numbers.txt', '1 2 3 4\n');
     const st = ws.run('status', 'pipeline.yaml');
     assert.match(st.stdout, /scale\s+stale: input data\/numbers.txt changed/);
+    const [reason] = (JSON.parse(ws.run('status', 'pipeline.yaml', '--json').stdout) as Array<{ stage: string; reasons: Array<Record<string, unknown>> }>).find((s) => s.stage === 'scale')!.reasons;
+    assert.deepEqual({ ...reason, old: typeof reason!.old, new: reason!.new }, { kind: 'input', name: 'data/numbers.txt', old: 'string', new: await hashBytes('1 2 3 4\n'), text: 'input data/numbers.txt changed' });
+    assert.notEqual(reason!.old, reason!.new);
     const r = ws.run('run', 'pipeline.yaml');
     assert.deepEqual(ran(r), ['scale', 'sum']);
     assert.equal(ws.read('results/total.txt'), '34');

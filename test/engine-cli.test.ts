@@ -1,7 +1,7 @@
 // The repository's own specs and the CLI's help.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { CLI, ROOT } from './helpers/workspace.ts';
 
@@ -14,10 +14,16 @@ test('every spec under pipelines/ validates', () => {
   }
 });
 
-test('help for the tool and each command', () => {
-  for (const c of ['', 'run', 'status', 'validate', 'dag', 'gc']) {
+test('help for the tool and each command, as `<command> --help` and as `help <command>`; --version', () => {
+  for (const c of ['', 'run', 'status', 'validate', 'dag', 'gc', 'verify', 'exp', 'init']) {
     const r = cli(...(c ? [c, '--help'] : ['--help']));
     assert.equal(r.status, 0);
-    assert.match(r.stdout, /Usage: pipeline/);
+    assert.match(r.stdout, c ? new RegExp(`^Usage: pipeline ${c}\\b`) : /^pipeline — /);
+    if (c) assert.equal(cli('help', c).stdout, r.stdout);
   }
+  const nope = cli('help', 'rnu');
+  assert.equal(nope.status, 2);
+  assert.match(nope.stderr, /^pipeline: no command 'rnu'/);
+  const version = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).version as string;
+  assert.equal(cli('--version').stdout, `${version}\n`);
 });

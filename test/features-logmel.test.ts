@@ -11,6 +11,7 @@ import { LogMel, type LogMelConfig } from '../stages/lib/logmel.ts';
 import { readNpy } from '../stages/lib/npy.ts';
 import { decodeWav } from '../stages/lib/wav.ts';
 import { ROOT } from './helpers/workspace.ts';
+import { NEEDS, needs } from './helpers/provision.ts';
 
 const DIR = join(ROOT, 'test', 'fixtures', 'logmel');
 
@@ -68,11 +69,10 @@ for (const c of cases) {
   });
 }
 
-const HAS_WASM_TOOLCHAIN = spawnSync('sh', ['-c', 'command -v clang && command -v wasm-ld && command -v wasm-objdump']).status === 0;
 
-// Skipped, saying so, on a machine without the toolchain; under CI (which installs it) it must run.
-test('the committed WASM kernel is what its C source builds to', { skip: !HAS_WASM_TOOLCHAIN && !process.env.CI && 'needs clang, lld and wabt: apt-get install clang lld wabt' }, () => {
-  assert.ok(HAS_WASM_TOOLCHAIN, 'CI must have clang, lld and wabt (.ci/run installs them)');
+// Skipped, saying so, on a machine without the toolchain; under CI (where `npm test` installs it) it must run.
+test('the committed WASM kernel is what its C source builds to', needs('wasm'), () => {
+  assert.ok(NEEDS.wasm.present(), `needs ${NEEDS.wasm.packages.join(', ')}: apt-get install ${NEEDS.wasm.packages.join(' ')}`);
   const dir = join(ROOT, 'stages', 'lib', 'wasm');
   const tmp = mkdtempSync(join(tmpdir(), 'kernel-'));
   cpSync(dir, tmp, { recursive: true });

@@ -30,7 +30,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   const sub = readFileSync(join(report, 'submission.csv'), 'utf8').trim().split('\n');
   assert.equal(sub[0], 'File_ID,Awe,Excitement,Amusement,Awkwardness,Fear,Horror,Distress,Triumph,Sadness,Surprise');
   assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!));
-  assert.match(readFileSync(join(report, 'report.html'), 'utf8'), /<svg[\s\S]*<polyline[\s\S]*<rect/);
+  assert.match(readFileSync(join(report, 'report.html'), 'utf8'), /<figure class="chart" id="curves"><svg[\s\S]*<figure class="chart" id="per-emotion"><svg/);
   // No tensor leak: each training run holds the same number of tensors after every epoch.
   const views = ws.path('cache/views');
   const metricFiles = readdirSync(views, { recursive: true }).map(String).filter((p) => p.endsWith('metrics.jsonl'));

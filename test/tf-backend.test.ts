@@ -1,6 +1,7 @@
 // Backend choice on this kind of machine: no native TensorFlow (its install script cannot fetch
 // libtensorflow), no GPU adapter, so WASM, with the reasons said in one line.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../stages/lib/tf/backend.ts';
@@ -50,4 +51,15 @@ test('running out of the WASM heap during training is explained with what to cha
   const other = new Error('no labelled Val clips');
   assert.equal(explainBackendFailure(other, run), other);
   assert.equal(explainBackendFailure(trap, { ...run, backend: 'webgpu' }), trap);
+});
+
+test("tfjs's Node banner and platform notices stay off the console", () => {
+  const script = `const { startBackend } = await import(${JSON.stringify(new URL('../stages/lib/tf/backend.ts', import.meta.url).href)});
+const tf = await import('@tensorflow/tfjs-core');
+const choice = await startBackend('cpu');
+tf.add(tf.tensor([1, 2]), tf.tensor([3, 4])).dataSync();
+console.log('backend', choice.name);`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(`${r.stdout}${r.stderr}`.trim(), 'backend cpu');
 });

@@ -3,11 +3,11 @@
 // image-array features Dawn insists on and WebGPU compute never uses). What runs on WebGPU in a
 // child process (this project's convolution kernels, a small CNN's loss, gradients and a FusedAdamW
 // step) must agree with the WASM backend within 1e-4 relative. Needs gcc, libvulkan-dev and
-// mesa-vulkan-drivers (.ci/run installs them).
+// mesa-vulkan-drivers (`npm test` installs them as root: test/helpers/provision.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,9 +15,10 @@ import { Random } from '../src/random.ts';
 import { startBackend } from '../stages/lib/tf/backend.ts';
 import { computeCases, type CheckInput, type ConvCase } from './helpers/webgpu-cases.ts';
 import { relErr } from './helpers/compare.ts';
+import { LAVAPIPE_ICD, NEEDS, needs } from './helpers/provision.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const LAVAPIPE = '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json';
+const LAVAPIPE = LAVAPIPE_ICD;
 
 function inputs(): CheckInput {
   const rng = new Random(23);
@@ -36,8 +37,8 @@ function inputs(): CheckInput {
   return { convs, batch: normal(4 * 32 * 16) };
 }
 
-test('WebGPU (Dawn on lavapipe): convolution kernels and a FusedAdamW training step agree with WASM within 1e-4 relative', async () => {
-  assert.ok(existsSync(LAVAPIPE), `no lavapipe Vulkan driver (${LAVAPIPE}): apt-get install mesa-vulkan-drivers`);
+test('WebGPU (Dawn on lavapipe): convolution kernels and a FusedAdamW training step agree with WASM within 1e-4 relative', needs('webgpu'), async () => {
+  assert.ok(NEEDS.webgpu.present(), `no lavapipe Vulkan driver, Vulkan headers or gcc: apt-get install ${NEEDS.webgpu.packages.join(' ')}`);
   const dir = mkdtempSync(join(tmpdir(), 'lavapipe-'));
   try {
     const layer = join(ROOT, 'test', 'helpers', 'lavapipe-layer');

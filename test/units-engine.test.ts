@@ -1,8 +1,7 @@
 // The engine's core as small units on real files: the store's commit protocol under injected
 // failures, the fingerprint's code closure, the spec schema.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache } from '../src/cache/digests.ts';
@@ -12,16 +11,12 @@ import { Planner } from '../src/run/plan.ts';
 import { compilePipeline } from '../src/spec/compile.ts';
 import { SpecError } from '../src/diagnostics.ts';
 import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
+import { scratch } from './helpers/engine.ts';
 import { Workspace } from './helpers/workspace.ts';
 
 const FP = { engine: ENGINE_VERSION } as Fingerprint;
 const base = (key: string) => ({ key, stage: 's', spec: 'p.yaml', fingerprint: FP, startedAt: 'now', durationMs: 1 });
 
-function scratch(t: { after(f: () => void): void }): string {
-  const d = mkdtempSync(join(tmpdir(), 'pipeline-unit-'));
-  t.after(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
 
 test('commit: outputs stored first, the record last; a failure part-way leaves no record and no view', async (t) => {
   const d = scratch(t);

@@ -73,7 +73,10 @@ test('shell facts: which argument is a script, its words, the variables it reads
   assert.equal(shellScriptIndex(['sh', '-c'], false), -1);
   assert.equal(shellScriptIndex(['sh', '-c5', 's'], false), -1, 'a -c flag is letters only');
   assert.equal(shellScriptIndex(['sh', 'x-c', 's'], false), -1, 'a script file named x-c is not a -c flag');
-  assert.deepEqual(shellWords(`python3 train.py --lr 1 > "out dir/x";cat 'a.txt'|wc`), ['python3', 'train.py', '--lr', '1', 'out', 'dir/x', 'cat', 'a.txt', 'wc']);
+  assert.deepEqual(shellWords(`python3 train.py --lr 1 > "out dir/x";cat 'a.txt'|wc`), ['python3', 'train.py', '--lr', '1', 'cat', 'a.txt', 'wc']);
+  assert.deepEqual(shellWords(`sh "my script.sh" 'it''s' a\\ b "q\\"x" 2>>err.log x`), ['sh', 'my script.sh', 'its', 'a b', 'q"x', '2', 'x'], 'quotes and escapes removed, one word each');
+  assert.deepEqual(shellWords('a>b c >| d e&>f g <in.txt h'), ['a', 'c', 'e', 'g', 'in.txt', 'h'], 'what is written is not a word; what is read is');
+  assert.deepEqual(shellWords('  '), []);
   assert.deepEqual(shellEnvNames('echo $LR ${BATCH} ${SEED:-1} $HOME $PATH $1 $$ $PIPELINE_SEED $LR'), ['BATCH', 'LR', 'SEED']);
   const own = ['HOME', 'USER', 'LOGNAME', 'PWD', 'OLDPWD', 'SHELL', 'TERM', 'TMPDIR', 'PATH', 'IFS', 'PPID', 'RANDOM', 'LINENO', 'SECONDS', 'HOSTNAME', 'PIPELINE_STAGE', 'PIPELINE_SEED'];
   assert.deepEqual(shellEnvNames(own.map((n) => `$${n}`).join(' ')), [], "the shell's own variables and the machine's identity are not inputs");

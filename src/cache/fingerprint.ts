@@ -14,6 +14,8 @@ const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8'))
 /** Bumped when the engine changes how stages run or how fingerprints are built. */
 export const FINGERPRINT_FORMAT = 2;
 export const ENGINE_VERSION = `${pkg.version}/f${FINGERPRINT_FORMAT}`;
+/** The package's own version (`pipeline --version`). */
+export const PACKAGE_VERSION = pkg.version;
 
 export interface Fingerprint {
   /** Engine version and fingerprint format: a new engine may run stages differently. */
@@ -116,6 +118,12 @@ function packageVersion(fromDir: string, name: string): string {
  * cache, so unchanged code is neither read nor re-parsed), plus the packages they import.
  */
 const closures = new Map<string, Promise<{ code: Record<string, string>; packages: Record<string, string> }>>();
+
+/** Forgets what is known of stage code and package versions (`run --watch`, before each run). */
+export function forgetCodeClosures(): void {
+  closures.clear();
+  versionMemo.clear();
+}
 
 /** Memoized per process: within one command, a stage module's code does not change under us. */
 export function codeClosure(entry: string, workspace: string, digests: DigestCache): Promise<{ code: Record<string, string>; packages: Record<string, string> }> {

@@ -30,6 +30,7 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
       stageId: job.stageId,
       params: job.params,
       inputs: job.inputs,
+      variants: job.variants ?? {},
       outputs: job.outputs,
       workDir: job.workDir,
       checkpointDir: job.checkpointDir,

@@ -12,6 +12,8 @@ export interface StageJob {
   shell?: boolean;
   params: Record<string, unknown>;
   inputs: Record<string, string | string[]>;
+  /** Inputs read from other stages, each path labelled with the stage variant that wrote it. */
+  variants: Record<string, InputVariant[]>;
   /** Output name -> absolute path the stage must create. */
   outputs: Record<string, string>;
   workDir: string;
@@ -24,6 +26,15 @@ export interface StageJob {
   resources: Record<string, unknown>;
   /** The cache's root folder: inputs under it are other stages' outputs. */
   storeRoot: string;
+}
+
+/** One path of an input that another stage (a variant of a sweep, say) produced. */
+export interface InputVariant {
+  /** The producing stage's id, e.g. `train[mode=joint,w3=0.001]`. */
+  stage: string;
+  /** Its matrix values (empty for a stage without a matrix). */
+  matrix: Record<string, unknown>;
+  path: string;
 }
 
 export interface JobEvents {

@@ -58,17 +58,35 @@ export class LineReporter implements Reporter {
 
 interface Deferred {
   task?: ListrTaskWrapper<unknown, never, never>;
+  /** The stage's latest title, kept for a task listr2 has not started yet. */
+  title: string;
+  /** Set for stages that did not run (blocked, stopped): the task ends as skipped. */
+  skip?: string;
   resolve(): void;
   reject(e: Error): void;
   promise: Promise<void>;
 }
 
-/** listr2's task list, driven by the scheduler: each stage's task waits for its outcome. */
+/**
+ * listr2's task list as the renderer of the scheduler's events: one task per stage, settled when the
+ * scheduler settles the stage. The scheduler can settle a stage (cached, blocked) before listr2 has
+ * started its task, so each stage's latest title is kept here and applied when the task starts.
+ */
 export class ListrReporter implements Reporter {
-  constructor(private readonly listr2: typeof import('listr2')) {}
+  constructor(
+    private readonly listr2: typeof import('listr2'),
+    private readonly renderer: 'default' | 'silent' = 'default',
+  ) {}
   private readonly tasks = new Map<string, Deferred>();
   private runner: Promise<unknown> | undefined;
   private list: Listr | undefined;
+
+  private setTitle(id: string, title: string): void {
+    const d = this.tasks.get(id);
+    if (!d) return;
+    d.title = title;
+    if (d.task) d.task.title = title;
+  }
 
   plan(ids: string[]): void {
     for (const id of ids) {
@@ -78,7 +96,7 @@ export class ListrReporter implements Reporter {
         resolve = res;
         reject = rej;
       });
-      this.tasks.set(id, { resolve, reject, promise });
+      this.tasks.set(id, { resolve, reject, promise, title: `${id}: waiting` });
     }
     this.list = new this.listr2.Listr(
       ids.map((id) => ({
@@ -86,16 +104,17 @@ export class ListrReporter implements Reporter {
         task: async (_ctx: unknown, task: ListrTaskWrapper<unknown, never, never>) => {
           const d = this.tasks.get(id)!;
           d.task = task;
+          task.title = d.title;
           await d.promise;
+          if (d.skip) task.skip(d.skip);
         },
       })),
-      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false, showErrorMessage: true } } as never,
+      { concurrent: true, exitOnError: false, renderer: this.renderer, rendererOptions: { collapseErrors: false, showErrorMessage: true } } as never,
     );
     this.runner = this.list.run().catch(() => undefined);
   }
   start(id: string): void {
-    const t = this.tasks.get(id)?.task;
-    if (t) t.title = `${id}: running`;
+    this.setTitle(id, `${id}: running`);
   }
   progress(id: string, fraction: number | undefined, message?: string): void {
     const t = this.tasks.get(id)?.task;
@@ -104,12 +123,12 @@ export class ListrReporter implements Reporter {
   finish(id: string, state: StageState, detail?: string): void {
     const d = this.tasks.get(id);
     if (!d) return;
-    if (d.task) d.task.title = `${id}: ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`;
+    this.setTitle(id, `${id}: ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`);
     if (state === 'failed') d.reject(new Error(detail ?? 'failed'));
-    else if (state === 'blocked' || state === 'stopped') {
-      d.task?.skip(`${id}: ${STATE_LABEL[state]}`);
+    else {
+      if (state === 'blocked' || state === 'stopped') d.skip = d.title;
       d.resolve();
-    } else d.resolve();
+    }
   }
   message(text: string): void {
     process.stderr.write(`${text}\n`);
@@ -117,6 +136,10 @@ export class ListrReporter implements Reporter {
   async close(): Promise<void> {
     for (const d of this.tasks.values()) d.resolve();
     await this.runner;
+  }
+  /** Each stage's task title as listr2 holds it (what its renderer shows). */
+  titles(): string[] {
+    return (this.list?.tasks ?? []).map((t) => String(t.title));
   }
 }
 

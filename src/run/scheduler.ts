@@ -267,9 +267,12 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
   const outputs = Object.fromEntries(node.outputs.map((o) => [o, join(outDir, o)]));
   const own = (o: string) => outputs[o]!;
   const inputs: Record<string, string | string[]> = {};
+  const variants: StageJob['variants'] = {};
   for (const [name, spec] of Object.entries(node.inputs)) {
     const paths = spec.items.map((i) => (i.kind === 'path' ? join(workspace, i.path) : viewOf(i.ref)[0]!));
     inputs[name] = spec.list ? paths : paths[0]!;
+    const made = spec.items.flatMap((i) => (i.kind === 'output' ? [{ stage: i.ref.stage, matrix: planner.pipeline.stages.get(i.ref.stage)?.matrix ?? {}, path: viewOf(i.ref)[0]! }] : []));
+    if (made.length) variants[name] = made;
   }
   return {
     stageId: node.id,
@@ -280,6 +283,7 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
     shell: node.command?.shell,
     params: node.params,
     inputs,
+    variants,
     outputs,
     workDir: join(tmp, 'work'),
     checkpointDir: store.checkpointPath(key),

@@ -1,7 +1,7 @@
 // `pipeline status` and `run --dry-run`: for each stage, cached or stale and exactly why.
 import { join } from 'node:path';
 import type { DigestCache } from '../cache/digests.ts';
-import { explainChange } from './explain.ts';
+import { explainChange, stateReason, type Reason } from './explain.ts';
 import type { Evaluated, Planner } from './plan.ts';
 import type { Pipeline } from '../spec/model.ts';
 import type { CachedRun } from '../cache/store.ts';
@@ -9,8 +9,8 @@ import type { CachedRun } from '../cache/store.ts';
 export interface StageStatus {
   stage: string;
   state: 'cached' | 'stale';
-  /** Why it would rerun; empty when cached. */
-  reasons: string[];
+  /** Why it would rerun, each once; empty when cached. */
+  reasons: Reason[];
   /** The cache key, when it can be known before upstream stages rerun. */
   key: string | null;
 }
@@ -27,36 +27,37 @@ export async function pipelineStatus(planner: Planner, forced: Set<string> = new
     try {
       ev = (await planner.evaluate(node, planner.upstreamOf(node, known), true))!;
     } catch (e) {
-      out.push({ stage: id, state: 'stale', reasons: [`cannot compute its cache key: ${e instanceof Error ? e.message : String(e)}`], key: null });
+      out.push({ stage: id, state: 'stale', reasons: [stateReason('error', `cannot compute its cache key: ${e instanceof Error ? e.message : String(e)}`)], key: null });
       continue;
     }
-    const reasons: string[] = [];
+    const reasons: Reason[] = [];
     if (!staleUp.length) {
       const last = latestKeys.get(id);
       const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
       if (rec && (await store.hasOutputs(rec))) {
-        if (forced.has(id)) reasons.push('forced');
+        if (forced.has(id)) reasons.push(stateReason('forced', 'forced'));
         else {
           known.set(id, rec);
           out.push({ stage: id, state: 'cached', reasons, key: ev.key });
           continue;
         }
-      } else if (rec) reasons.push('outputs missing from the cache, or damaged there');
+      } else if (rec) reasons.push(stateReason('outputs-missing', 'outputs missing from the cache, or damaged there'));
     }
-    for (const u of staleUp) reasons.push(`upstream ${u} will rerun`);
-    for (const [rel, d] of Object.entries(ev.fingerprint.inputs)) if (d === 'missing') reasons.push(`input ${rel} does not exist`);
+    for (const u of staleUp) reasons.push({ kind: 'upstream', name: u, text: `upstream ${u} will rerun` });
+    for (const [rel, d] of Object.entries(ev.fingerprint.inputs)) if (d === 'missing') reasons.push({ kind: 'input', name: rel, old: null, new: null, text: `input ${rel} does not exist` });
     const latestKey = latestKeys.get(id)?.key;
     const latest = latestKey ? await store.readRun(latestKey) : undefined;
-    if (!latest) reasons.push('never run');
+    if (!latest) reasons.push(stateReason('never-run', 'never run'));
     else if (latest.key !== ev.key || reasons.length === 0) {
       const diff = await explainChange(latest.fingerprint, ev.fingerprint, {
         manifest: async (digest) => (await store.readManifest(digest)) ?? (await currentManifest(p, digests, ev.fingerprint.inputs, digest)),
       });
       // Upstream outputs not known yet show up as '?': "will rerun" above says it better.
-      reasons.push(...diff.filter((r) => !staleUp.some((u) => r.startsWith(`upstream ${u} `))));
+      reasons.push(...diff.filter((r) => !staleUp.some((u) => r.text.startsWith(`upstream ${u} `))));
     }
-    if (!reasons.length) reasons.push('no cached run with this fingerprint');
-    out.push({ stage: id, state: 'stale', reasons: [...new Set(reasons)], key: staleUp.length ? null : ev.key });
+    if (!reasons.length) reasons.push(stateReason('no-cached-run', 'no cached run with this fingerprint'));
+    const seen = new Set<string>();
+    out.push({ stage: id, state: 'stale', reasons: reasons.filter((r) => (seen.has(r.text) ? false : (seen.add(r.text), true))), key: staleUp.length ? null : ev.key });
   }
   return out;
 }

@@ -1,8 +1,8 @@
 // Spec file -> Pipeline: parse, apply --set, check the shape and every stage's params against
 // their schemas, expand matrices, resolve references, and find cycles. Every problem is collected
 // and thrown together as one SpecError.
-import { existsSync } from 'node:fs';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isWithin, pathProblem, type PathRole } from '../paths.ts';
 import { parseDuration } from './duration.ts';
@@ -15,6 +15,7 @@ import { SpecSource, yamlLib, type SpecPath } from './source.ts';
 import { exprText, parsePieces, type Expr } from './references.ts';
 import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
 import { findCycle, topoOrder } from '../run/graph.ts';
+import { SELF_PACKAGE } from '../bundle.js';
 
 export interface CompileOptions {
   workspace: string;
@@ -174,6 +175,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         outputs: [],
         outs: {},
         overwrite: [],
+        metrics: [],
+        plots: [],
         env: {},
         upstream: [],
         seed: typeof st.seed === 'number' ? st.seed : seed,
@@ -230,7 +233,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       } else {
         const shell = st.shell === true;
         const argv = typeof st.run === 'string' ? (shell ? [st.run] : splitArgs(st.run)) : Array.isArray(st.run) ? st.run.map(String) : [];
-        if (!argv.length || !argv[0]!.trim()) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
+        // An empty list is the schema's to report (`run` must be a non-empty list).
+        if (!(Array.isArray(st.run) && !st.run.length) && (!argv.length || !argv[0]!.trim())) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
         const script = shellScriptIndex(argv, shell);
         node.command = {
           shell,
@@ -272,6 +276,19 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
             }
           }
         }
+      }
+      for (const list of ['metrics', 'plots'] as const) {
+        if (!Array.isArray(st[list])) continue;
+        (st[list] as unknown[]).forEach((item, i) => {
+          if (typeof item !== 'string') return;
+          const [output, ...inside] = item.split('/');
+          const rel = inside.join('/');
+          if (!output || !node.outputs.includes(output)) {
+            diags.push(src.diagnostic([...at, list, i], `'${item}' must start with one of the stage's outputs (${node.outputs.join(', ') || 'it has none'}): <output>/<file inside it>`));
+          } else if (rel.split('/').some((seg) => seg === '..' || seg === '.') || item.endsWith('/')) {
+            diags.push(src.diagnostic([...at, list, i], `'${item}' must name a file inside output '${output}'`));
+          } else node[list].push([output, rel]);
+        });
       }
       if (isObj(st.env)) {
         for (const [name, value] of Object.entries(st.env)) {
@@ -409,13 +426,27 @@ function moduleOutsideProblem(abs: string, workspace: string, builtinRoot: strin
   return `resolves to ${r}, outside the workspace: copy the module into the workspace, or install it as a package and name it from node_modules`;
 }
 
-/** `absent` collects candidates that did not exist: one appearing later would change the answer. */
+/**
+ * Where `uses:` points: a workspace path, else one of the built-in stages (`stages/logmel.ts`);
+ * `rrtn-pipeline/stages/logmel.ts` names a built-in stage by package name, and `<package>/<file>`
+ * a stage module of another installed package (resolved from the workspace, as Node would).
+ * `absent` collects candidates that did not exist: one appearing later would change the answer.
+ */
 function locateModule(uses: string, workspace: string, builtinRoot: string | undefined, absent: string[]): StageNode['module'] | undefined {
   const candidates = [resolve(workspace, uses)];
-  if (builtinRoot && !isAbsolute(uses)) candidates.push(resolve(builtinRoot, uses));
+  const bare = !isAbsolute(uses) && !uses.startsWith('.');
+  if (builtinRoot && bare) candidates.push(resolve(builtinRoot, uses.startsWith(`${SELF_PACKAGE}/`) ? uses.slice(SELF_PACKAGE.length + 1) : uses));
   for (const abs of candidates) {
     if (existsSync(abs)) return { rel: relative(workspace, abs).split('\\').join('/'), abs };
     absent.push(abs);
+  }
+  if (bare && !uses.startsWith(`${SELF_PACKAGE}/`)) {
+    try {
+      const abs = createRequire(join(workspace, 'package.json')).resolve(uses);
+      return { rel: relative(workspace, abs).split('\\').join('/'), abs };
+    } catch {
+      // not an installed package's file either
+    }
   }
   return undefined;
 }

@@ -46,6 +46,9 @@ export interface StageNode {
   outs: Record<string, string>;
   /** Outputs whose outs path may replace a file or folder no stage wrote (`overwrite: true`). */
   overwrite: string[];
+  /** `metrics:` and `plots:`: files inside the stage's outputs, as [output, path inside ('' for a file output)]. */
+  metrics: Array<[string, string]>;
+  plots: Array<[string, string]>;
   env: Record<string, Template>;
   /** Stage ids this one waits for (data references and `needs`). */
   upstream: string[];

@@ -156,7 +156,7 @@ function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Di
 }
 
 function branchName(s: JsonSchema): string {
-  if (s.type === 'array' || s.$ref) return 'a list';
+  if (s.type === 'array' || s.$ref) return typeof s.minItems === 'number' && s.minItems > 0 ? 'a non-empty list' : 'a list';
   return `a ${String(s.type ?? 'value')}`;
 }
 
@@ -173,7 +173,7 @@ function valueAt(root: unknown, path: SpecPath): unknown {
 
 export function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
+  if (Array.isArray(v)) return v.length ? 'a list' : 'an empty list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
   return `${typeof v} ${String(v)}`;

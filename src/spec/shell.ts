@@ -49,12 +49,26 @@ export function shellScriptIndex(argv: string[], shell: boolean): number {
   return -1;
 }
 
-/** The words of a shell script, roughly: split at blanks and operators, quotes removed. */
+const WORD_OR_OPERATOR = /((?:'[^']*'|"(?:\\.|[^"\\])*"|\\.|[^\s;|&<>()`'"\\])+)|([;|&<>()`]+)/g;
+
+/**
+ * The words of a shell script, roughly: split at blanks and operators, quotes removed ("a b" is
+ * one word). The target of an output redirection (`> out.txt`, `2>> log`) is left out: it is what
+ * the script writes, not code it runs.
+ */
 export function shellWords(script: string): string[] {
-  return script
-    .split(/[\s;|&<>()`]+/)
-    .map((w) => w.replace(/^['"]|['"]$/g, ''))
-    .filter(Boolean);
+  const out: string[] = [];
+  let writeTarget = false;
+  for (const m of script.matchAll(WORD_OR_OPERATOR)) {
+    if (m[2] !== undefined) {
+      writeTarget = m[2].includes('>');
+      continue;
+    }
+    const word = m[1]!.replace(/'([^']*)'|"((?:\\.|[^"\\])*)"|\\(.)/g, (_, sq: string | undefined, dq: string | undefined, esc: string | undefined) => sq ?? (dq !== undefined ? dq.replace(/\\([\\"$`])/g, '$1') : esc!));
+    if (!writeTarget && word) out.push(word);
+    writeTarget = false;
+  }
+  return out;
 }
 
 /** Variables the shell itself sets, and the machine's identity: not a stage's input. */

@@ -10,6 +10,11 @@ import { readdirSync } from 'node:fs';
 import '@tensorflow/tfjs';
 import { registerTrainingKernels } from './kernels.ts';
 
+// tfjs prints a banner on first use under Node ("Hi, looks like you are running TensorFlow.js in
+// Node.js...") and platform notices through its warn(), which PROD turns off (in tfjs 4 the flag
+// gates only these messages). The stage's log says which backend runs and why instead.
+tf.env().set('PROD', true);
+
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 

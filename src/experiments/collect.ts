@@ -1,0 +1,185 @@
+// Experiments, compared: every recorded run of every stage that declares `metrics:` in a spec
+// (each variant of a sweep, and each earlier run kept in the cache), with the params that differ
+// between them and the numbers from their metrics files. Read from run records and stored
+// objects only: nothing reruns.
+import { readFile } from 'node:fs/promises';
+import type { CachedRun, RunRecord, Store } from '../cache/store.ts';
+import { explainChange } from '../run/explain.ts';
+import type { Pipeline, StageNode } from '../spec/model.ts';
+
+export interface ExpRow {
+  /** The run's key, shortened (enough to name it in `exp diff`). */
+  id: string;
+  key: string;
+  /** The stage variant that ran, e.g. `train[mode=joint,w3=0.001]`. */
+  stage: string;
+  /** The latest run of this variant for this spec (what the workspace shows now). */
+  current: boolean;
+  committedAt: string;
+  /** Params flattened to dotted names (lists as JSON text), plus `seed`. */
+  params: Record<string, unknown>;
+  /** Numbers from the metrics files, flattened to dotted names. */
+  metrics: Record<string, number>;
+  /** Past runs: how the current run of the same variant differs from this one. */
+  changed: string[];
+  /** `plots:` series by file (`output/path`): rows of a JSON list, JSON Lines or CSV. */
+  plots: Record<string, unknown[]>;
+}
+
+export interface ExpTable {
+  spec: string;
+  rows: ExpRow[];
+  /** Params whose values differ between rows. */
+  params: string[];
+  metrics: string[];
+  /** Metric -> id of the best row ('max' or 'min' is better, by its name). */
+  best: Record<string, string>;
+  direction: Record<string, 'max' | 'min'>;
+}
+
+const LOWER_IS_BETTER = /loss|error|\berr\b|mse|mae|rmse|(^|[._])p(_?value)?$|seconds|time|duration/i;
+
+export function metricDirection(name: string): 'max' | 'min' {
+  return LOWER_IS_BETTER.test(name) ? 'min' : 'max';
+}
+
+/** Dotted names -> leaves: numbers only for metrics; everything for params (lists as JSON text). */
+export function flatten(value: unknown, keep: (v: unknown) => boolean, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, keep, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix && keep(value)) out[prefix] = Array.isArray(value) ? JSON.stringify(value) : value;
+  return out;
+}
+
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** The bytes of a file inside a run's output, from the store (undefined if gone). */
+async function outputFile(store: Store, rec: CachedRun, output: string, inside: string): Promise<string | undefined> {
+  const out = rec.outputs[output];
+  if (!out) return undefined;
+  let digest: string | undefined;
+  if (out.kind === 'file') digest = inside ? undefined : out.digest;
+  else digest = (await store.readManifest(out.digest))?.find((f) => f.path === inside)?.digest;
+  if (!digest) return undefined;
+  return readFile(store.objectPath(digest), 'utf8').catch(() => undefined);
+}
+
+async function readMetrics(store: Store, rec: RunRecord, node: StageNode): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [output, inside] of node.metrics) {
+    const text = await outputFile(store, rec, output, inside);
+    if (text === undefined) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      continue; // not JSON: nothing to tabulate
+    }
+    // One metrics file: its names as they are; several: prefixed by the file's name.
+    const prefix = node.metrics.length > 1 ? (inside || output).split('/').pop()!.replace(/\.json$/, '') : '';
+    Object.assign(out, flatten(value, isNumber, prefix));
+  }
+  return out as Record<string, number>;
+}
+
+/** A series file's rows: a JSON list, JSON Lines, or CSV with a header (numbers as numbers). */
+export function parseSeries(text: string): unknown[] | undefined {
+  const t = text.trim();
+  try {
+    if (t.startsWith('[')) return JSON.parse(t) as unknown[];
+    if (t.startsWith('{')) return t.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+  } catch {
+    return undefined;
+  }
+  const [head, ...lines] = t.split(/\r?\n/).filter((l) => l.length);
+  if (!head) return [];
+  const cols = head.split(',');
+  return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i] ?? `c${i}`, v !== '' && Number.isFinite(Number(v)) ? Number(v) : v])));
+}
+
+async function readPlots(store: Store, rec: RunRecord, node: StageNode): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [output, inside] of node.plots) {
+    const text = await outputFile(store, rec, output, inside);
+    const rows = text === undefined ? undefined : parseSeries(text);
+    if (rows) out[inside ? `${output}/${inside}` : output] = rows;
+  }
+  return out;
+}
+
+/** The matrix values a variant id names (`train[lr=0.1,w=a]` -> { lr: 0.1, w: 'a' }): a command stage's only params. */
+export function matrixOf(stageId: string): Record<string, unknown> {
+  const m = /\[(.*)\]$/.exec(stageId);
+  if (!m) return {};
+  const out: Record<string, unknown> = {};
+  for (const part of m[1]!.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const text = part.slice(eq + 1);
+    const n = Number(text);
+    out[part.slice(0, eq)] = text !== '' && Number.isFinite(n) ? n : text;
+  }
+  return out;
+}
+
+/** Every recorded run of the spec's stages that declare metrics. */
+export async function collectExperiments(p: Pipeline, store: Store): Promise<ExpTable> {
+  const byKey = new Map<string, StageNode>();
+  for (const n of p.stages.values()) if ((n.metrics.length || n.plots.length) && !byKey.has(n.key)) byKey.set(n.key, n);
+  const latest = await store.readLatest(p.specRel);
+  const records: RunRecord[] = [];
+  for (const key of await store.runKeys()) {
+    const rec = await store.readRun(key);
+    if (rec && rec.spec === p.specRel && byKey.has(rec.stage.split('[')[0]!)) records.push(rec);
+  }
+  const currentOf = new Map<string, RunRecord>();
+  for (const rec of records) if (latest.get(rec.stage)?.key === rec.key) currentOf.set(rec.stage, rec);
+  const rows: ExpRow[] = [];
+  for (const rec of records) {
+    const node = p.stages.get(rec.stage) ?? byKey.get(rec.stage.split('[')[0]!)!;
+    const cur = currentOf.get(rec.stage);
+    const changed = cur && cur.key !== rec.key ? (await explainChange(rec.fingerprint, cur.fingerprint, { manifest: (d) => store.readManifest(d) })).map((r) => r.text) : [];
+    rows.push({
+      id: rec.key.slice(0, 8),
+      key: rec.key,
+      stage: rec.stage,
+      current: cur?.key === rec.key,
+      committedAt: new Date(rec.committedAt).toISOString(),
+      params: { ...matrixOf(rec.stage), ...flatten(rec.fingerprint.params, () => true), seed: rec.fingerprint.seed },
+      metrics: await readMetrics(store, rec, node),
+      changed,
+      plots: await readPlots(store, rec, node),
+    });
+  }
+  // Spec order, the current run of each variant first, then newest first.
+  const order = new Map(p.order.map((id, i) => [id, i]));
+  rows.sort((a, b) => (order.get(a.stage) ?? 1e9) - (order.get(b.stage) ?? 1e9) || a.stage.localeCompare(b.stage) || Number(b.current) - Number(a.current) || b.committedAt.localeCompare(a.committedAt));
+  const allParams = [...new Set(rows.flatMap((r) => Object.keys(r.params)))];
+  const params = allParams.filter((k) => new Set(rows.map((r) => JSON.stringify(r.params[k] ?? null))).size > 1);
+  const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))];
+  const best: Record<string, string> = {};
+  const direction: Record<string, 'max' | 'min'> = {};
+  for (const m of metrics) {
+    direction[m] = metricDirection(m);
+    let top: ExpRow | undefined;
+    for (const r of rows) {
+      const v = r.metrics[m];
+      if (v === undefined) continue;
+      if (!top || (direction[m] === 'max' ? v > top.metrics[m]! : v < top.metrics[m]!)) top = r;
+    }
+    if (top) best[m] = top.id;
+  }
+  return { spec: p.specRel, rows, params, metrics, best, direction };
+}
+
+/** Rows sorted by one metric, best first; rows without it last. */
+export function sortByMetric(t: ExpTable, metric: string): ExpRow[] {
+  const sign = t.direction[metric] === 'min' ? 1 : -1;
+  return [...t.rows].sort((a, b) => {
+    const x = a.metrics[metric];
+    const y = b.metrics[metric];
+    if (x === undefined || y === undefined) return (x === undefined ? 1 : 0) - (y === undefined ? 1 : 0);
+    return sign * (x - y);
+  });
+}
+

@@ -1,0 +1,90 @@
+// The engine in-process, on a real temp workspace: compile a spec, plan and run it without the CLI
+// (no child Node process per call), so unit tests of the cache, the compiler and the scheduler run
+// in milliseconds and mutation testing can afford them.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DigestCache } from '../../src/cache/digests.ts';
+import { Store } from '../../src/cache/store.ts';
+import { StageModules } from '../../src/modules.ts';
+import { Planner } from '../../src/run/plan.ts';
+import type { Reporter, StageState } from '../../src/run/progress.ts';
+import { runPipeline, type RunOptions, type RunSummary } from '../../src/run/scheduler.ts';
+import { compilePipeline, type CompileOptions } from '../../src/spec/compile.ts';
+import type { Pipeline } from '../../src/spec/model.ts';
+
+/** A temp folder removed after the test. */
+export function scratch(t: { after(f: () => void): void }, files: Record<string, string> = {}): string {
+  const d = mkdtempSync(join(tmpdir(), 'pipeline-unit-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  for (const [p, c] of Object.entries(files)) put(d, p, c);
+  return d;
+}
+
+export function put(dir: string, path: string, content: string): void {
+  mkdirSync(dirname(join(dir, path)), { recursive: true });
+  writeFileSync(join(dir, path), content);
+}
+
+/** What a run told its reporter: each stage's final state and every message. */
+export class RecordingReporter implements Reporter {
+  readonly states = new Map<string, StageState>();
+  readonly details = new Map<string, string | undefined>();
+  readonly started: string[] = [];
+  readonly messages: string[] = [];
+  planned: string[] = [];
+  plan(ids: string[]): void {
+    this.planned = ids;
+  }
+  start(id: string): void {
+    this.started.push(id);
+  }
+  progress(): void {}
+  finish(id: string, state: StageState, detail?: string): void {
+    this.states.set(id, state);
+    this.details.set(id, detail);
+  }
+  message(text: string): void {
+    this.messages.push(text);
+  }
+  async close(): Promise<void> {}
+}
+
+/** The engine over one workspace and its cache (`<dir>/cache`), as the CLI wires it. */
+export class Engine {
+  readonly cache: string;
+  readonly store: Store;
+  readonly corrupt: string[] = [];
+  constructor(readonly dir: string) {
+    this.cache = join(dir, 'cache');
+    this.store = new Store(this.cache);
+    this.store.onCorrupt = (what) => this.corrupt.push(what);
+  }
+
+  /** Fresh digests and modules each call, as a new CLI process would have. */
+  private parts() {
+    const digests = new DigestCache(join(this.cache, 'state.json'));
+    return { digests, modules: new StageModules(this.cache, this.dir, digests) };
+  }
+
+  async compile(spec = 'p.yaml', opts: Partial<CompileOptions> = {}): Promise<Pipeline> {
+    const { modules } = this.parts();
+    return compilePipeline(spec, { workspace: this.dir, modules, cacheDir: this.cache, displayName: spec, env: {}, ...opts });
+  }
+
+  async planner(spec = 'p.yaml', opts: Partial<CompileOptions> = {}): Promise<Planner> {
+    const { digests, modules } = this.parts();
+    await digests.load();
+    const p = await compilePipeline(spec, { workspace: this.dir, modules, cacheDir: this.cache, displayName: spec, env: {}, ...opts });
+    return new Planner(p, this.store, digests, modules);
+  }
+
+  /** One `pipeline run`: returns the summary and what the reporter was told. */
+  async run(spec = 'p.yaml', run: Partial<RunOptions> = {}, compile: Partial<CompileOptions> = {}): Promise<RunSummary & { reporter: RecordingReporter }> {
+    const planner = await this.planner(spec, compile);
+    const reporter = new RecordingReporter();
+    await this.store.clearTemp();
+    const summary = await runPipeline(planner, { targets: [], force: [], forceAll: false, jobs: 2, keepGoing: false, reporter, signal: new AbortController().signal, ...run });
+    return { ...summary, reporter };
+  }
+}

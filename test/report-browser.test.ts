@@ -1,0 +1,111 @@
+// The evaluation report as a reader sees it: a small real pipeline (synthetic corpus to evaluation,
+// two models, two epochs) writes report.html, which headless Chromium (Debian's, driven by
+// puppeteer-core) opens from disk: no console errors, no network requests, every chart present
+// and drawn, every model in each legend, axes titled, legends clear of the plots. The screenshot
+// is kept as a test artifact in reports/report-screenshot.png.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { CHROMIUM, NEEDS, needs } from './helpers/provision.ts';
+import { ROOT, Workspace } from './helpers/workspace.ts';
+
+const SPEC = `seed: 3
+stages:
+  corpus:
+    uses: stages/synth-vocal-bursts.ts
+    params: { clips: 80 }
+  dataset:
+    uses: stages/exvo.ts
+    inputs: { corpus: "\${stages.corpus.outputs.corpus}" }
+  features:
+    uses: stages/logmel.ts
+    inputs: { dataset: "\${stages.dataset.outputs.dataset}" }
+  views:
+    uses: stages/distort.ts
+    inputs: { features: "\${stages.features.outputs.features}" }
+  train:
+    uses: stages/twin-train.ts
+    matrix: { mode: [vanilla, joint] }
+    inputs: { features: "\${stages.features.outputs.features}", policy: "\${stages.views.outputs.policy}" }
+    params: { mode: "\${matrix.mode}", channels: [4, 8, 8, 8], projector: 8, epochs: 2, crop: 32, batch: 8 }
+  evaluate:
+    uses: stages/evaluate.ts
+    inputs: { runs: "\${stages.train.outputs.result}", features: "\${stages.features.outputs.features}" }
+    params: { resamples: 100 }
+    outs: { report: results/report }
+`;
+
+interface Chart {
+  id: string;
+  width: number;
+  height: number;
+  marks: number;
+  legend: string[];
+  axisTitles: string[];
+  legendOverlapsPlot: boolean;
+}
+
+test('report.html renders in headless Chromium: no errors, every chart drawn with every model, axes titled', { ...needs('chromium'), timeout: 240_000 }, async (t) => {
+  assert.ok(NEEDS.chromium.present(), `no Chromium at ${CHROMIUM}: apt-get install ${NEEDS.chromium.packages.join(' ')}`);
+  const ws = new Workspace({ 'p.yaml': SPEC });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 0, r.stderr);
+
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  const external: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warn') errors.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`page error: ${String(e)}`));
+  page.on('request', (req) => {
+    if (!req.url().startsWith('file:')) external.push(req.url());
+  });
+  await page.setViewport({ width: 1200, height: 900 });
+  await page.goto(pathToFileURL(ws.path('results/report/report.html')).href, { waitUntil: 'load' });
+  const charts = (await page.$$eval('figure.chart', (figs) =>
+    figs.map((f) => {
+      const svg = f.querySelector('svg');
+      const box = svg?.getBoundingClientRect();
+      const legend = svg?.querySelector('.role-legend');
+      const lb = legend?.getBoundingClientRect();
+      // What the plots draw: every mark group and axis, in page coordinates.
+      const frames = [...(svg?.querySelectorAll('.role-mark, .role-axis') ?? [])].map((g) => g.getBoundingClientRect());
+      const overlaps = !!lb && frames.some((fb) => lb.left < fb.right && fb.left < lb.right && lb.top < fb.bottom && fb.top < lb.bottom);
+      return {
+        id: f.id,
+        width: box?.width ?? 0,
+        height: box?.height ?? 0,
+        marks: svg ? svg.querySelectorAll('.mark-line path, .mark-rect path, .mark-symbol path, .mark-rule line').length : 0,
+        legend: [...(svg?.querySelectorAll('.role-legend-label text') ?? [])].map((x) => x.textContent ?? ''),
+        axisTitles: [...(svg?.querySelectorAll('.role-axis-title text') ?? [])].map((x) => x.textContent ?? ''),
+        legendOverlapsPlot: overlaps,
+      };
+    }),
+  )) as Chart[];
+  mkdirSync(join(ROOT, 'reports'), { recursive: true });
+  await page.screenshot({ path: join(ROOT, 'reports', 'report-screenshot.png'), fullPage: true });
+
+  assert.deepEqual(errors, [], 'no console errors or warnings');
+  assert.deepEqual(external, [], 'no network requests: the page is self-contained');
+  assert.deepEqual(charts.map((c) => c.id), ['curves', 'per-emotion']);
+  const models = ['mode=vanilla', 'mode=joint'];
+  for (const c of charts) {
+    assert.ok(c.width > 300 && c.height > 150, `${c.id}: drawn at ${c.width} x ${c.height}`);
+    assert.deepEqual([...c.legend].sort(), [...models].sort(), `${c.id}: every model in the legend`);
+    assert.equal(c.legendOverlapsPlot, false, `${c.id}: the legend sits clear of the plots`);
+  }
+  // Curves: 3 panels x 2 models lines; per emotion: 10 emotions x 2 models bars and whiskers.
+  assert.ok(charts[0]!.marks >= 6, `curves: ${charts[0]!.marks} marks`);
+  assert.ok(charts[1]!.marks >= 40, `per-emotion: ${charts[1]!.marks} marks`);
+  assert.deepEqual(charts[0]!.axisTitles.filter((x) => x === 'epoch').length, 3);
+  assert.ok(charts[0]!.axisTitles.includes('CCC (−1 to 1)'));
+  assert.ok(charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI'));
+  assert.ok(charts[1]!.axisTitles.includes('emotion'));
+});

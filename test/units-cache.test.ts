@@ -1,0 +1,553 @@
+// The cache as units, in-process on real files: canonical JSON and the key, the code closure, the
+// digest cache, and the store's checks of what it serves (records, objects, manifests, views,
+// indexes). Exact values, milliseconds each: `npm run mutate` runs these against src/cache/.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
+import { codeClosure, codeLabel, ENGINE_VERSION, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
+import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
+import { OBJECT_MTIME_MS, Store, type RunRecord } from '../src/cache/store.ts';
+import { readSealed, writeSealed } from '../src/fsutil.ts';
+import { put, scratch } from './helpers/engine.ts';
+
+const HEX32 = /^[0-9a-f]{32}$/;
+
+test('canonical JSON: keys sorted at every depth, arrays kept in order, non-finite numbers tagged apart from null', async () => {
+  assert.equal(canonicalJson({ b: 1, a: { d: [2, { y: 2, x: 1 }], c: null } }), '{"a":{"c":null,"d":[2,{"x":1,"y":2}]},"b":1}');
+  assert.equal(canonicalJson([Infinity, -Infinity, NaN, null]), '[{"$number":"Infinity"},{"$number":"-Infinity"},{"$number":"NaN"},null]');
+  assert.equal(canonicalJson('s'), '"s"');
+  assert.equal(await hashJson({ a: 1, b: 2 }), await hashJson({ b: 2, a: 1 }));
+  assert.notEqual(await hashJson({ a: [1, 2] }), await hashJson({ a: [2, 1] }));
+  assert.notEqual(await hashJson({ a: Infinity }), await hashJson({ a: null }));
+  assert.equal(await hashJson({ a: 1 }), await hashBytes('{"a":1}'));
+  for (const v of [1, 'x', null, true, [1, { a: [2] }], { a: { b: 'c' } }]) assert.equal(jsonExact(v), true, JSON.stringify(v));
+  for (const v of [NaN, Infinity, undefined, () => 1, 1n, Symbol('s'), [1, NaN], { a: undefined }, { a: { b: -Infinity } }]) assert.equal(jsonExact(v), false, String(v));
+});
+
+test('file hashes equal the hash of the same bytes, across the 4 MiB chunk boundary and for concurrent reads', async (t) => {
+  const d = scratch(t);
+  const sizes = [0, 1, 4 << 20, (4 << 20) + 3, (8 << 20) + 1];
+  const bytes = sizes.map((n) => {
+    const b = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) b[i] = (i * 2654435761) >>> 24;
+    writeFileSync(join(d, `f${n}`), b);
+    return b;
+  });
+  const got = await Promise.all(sizes.map((n) => hashFile(join(d, `f${n}`))));
+  for (let i = 0; i < sizes.length; i++) {
+    assert.equal(got[i]!.size, sizes[i]);
+    assert.equal(got[i]!.digest, await hashBytes(bytes[i]!), `size ${sizes[i]}`);
+    assert.match(got[i]!.digest, HEX32);
+  }
+  assert.notEqual(got[2]!.digest, got[3]!.digest);
+  await assert.rejects(hashFile(join(d, 'none')), /ENOENT/);
+  assert.equal((await hashFile(join(d, 'f1'))).digest, got[1]!.digest, 'a failed read leaves the hasher usable');
+});
+
+const FP: Fingerprint = {
+  engine: ENGINE_VERSION,
+  kind: 'command',
+  code: { 'a.py': 'd1' },
+  packages: { p: '1.0.0' },
+  command: { argv: ['python3', 'a.py'], shell: false },
+  params: { lr: 0.1, layers: [1, 2] },
+  inputs: { 'data.csv': 'd2' },
+  upstream: { 'prep.o': 'd3' },
+  env: { A: '1' },
+  shellEnv: { B: null },
+  seed: 1,
+  version: null,
+  outputs: ['o'],
+  extras: { backend: 'cpu' },
+};
+
+test('the cache key: a 128-bit hex digest over every fingerprint field, blind to key order', async () => {
+  assert.match(ENGINE_VERSION, new RegExp(`^\\d+\\.\\d+\\.\\d+.*/f${FINGERPRINT_FORMAT}$`));
+  const key = await fingerprintKey(FP);
+  assert.match(key, HEX32);
+  const reordered = Object.fromEntries(Object.entries(FP).reverse()) as unknown as Fingerprint;
+  assert.equal(await fingerprintKey(reordered), key);
+  const changes: Array<Partial<Fingerprint>> = [
+    { engine: '0.0.0/f1' },
+    { kind: 'module' },
+    { code: { 'a.py': 'd9' } },
+    { packages: { p: '1.0.1' } },
+    { command: { argv: ['python3', 'a.py'], shell: true } },
+    { params: { lr: 0.2, layers: [1, 2] } },
+    { params: { lr: 0.1, layers: [2, 1] } },
+    { inputs: { 'data.csv': 'd9' } },
+    { upstream: { 'prep.o': 'd9' } },
+    { env: { A: '2' } },
+    { shellEnv: { B: '' } },
+    { seed: 2 },
+    { version: 1 },
+    { outputs: ['o', 'p'] },
+    { extras: { backend: 'webgpu' } },
+  ];
+  const keys = new Set([key]);
+  for (const c of changes) keys.add(await fingerprintKey({ ...FP, ...c }));
+  assert.equal(keys.size, changes.length + 1, 'each field changes the key');
+});
+
+test('import specifiers: every import form, comments left out, URLs in strings kept', () => {
+  const src = `import a from './a.ts';
+import { b, c } from "../b.js";
+import * as d from 'd-pkg';
+import './side.ts';
+export { e } from './e.ts';
+export * from '@scope/f/sub';
+const g = await import('./g.ts');
+const h = require('h');
+// import x from './commented.ts';
+/* import y from './block.ts'; */
+const url = 'http://example.org/x'; import z from './z.ts';
+`;
+  assert.deepEqual(importSpecifiers(src).sort(), ['../b.js', './a.ts', './e.ts', './g.ts', './side.ts', './z.ts', '@scope/f/sub', 'd-pkg', 'h'].sort());
+});
+
+test('code labels: workspace files by relative path, the tool\'s own files as pipeline:<path>', () => {
+  assert.equal(codeLabel('/w/stages/a.ts', '/w'), 'stages/a.ts');
+  assert.equal(codeLabel(join(PACKAGE_ROOT, 'src', 'stage-api.ts'), '/elsewhere'), 'pipeline:src/stage-api.ts');
+});
+
+test('the code closure follows local imports (.js naming .ts, folder index), records package versions, skips node built-ins', async (t) => {
+  const w = scratch(t, {
+    'stages/m.ts': "import { a } from './lib/a.js';\nimport { i } from './dir';\nimport fs from 'node:fs';\nimport path from 'path';\nimport x from '@s/p/deep/x.js';\nimport q from 'q';\nimport r from 'r';\nimport gone from './gone.ts';\n",
+    'stages/lib/a.ts': "export { b } from '../../b.ts';\n",
+    'b.ts': "import m from './stages/m.ts';\nexport const b = 1;\n",
+    'stages/dir/index.ts': 'export const i = 1;\n',
+    'node_modules/@s/p/package.json': '{"version":"1.2.3"}',
+    'node_modules/q/package.json': '{"name":"q"}',
+  });
+  const digests = new DigestCache(join(w, 'state.json'));
+  const { code, packages } = await codeClosure(join(w, 'stages/m.ts'), w, digests);
+  assert.deepEqual(Object.keys(code).sort(), ['b.ts', 'stages/dir/index.ts', 'stages/lib/a.ts', 'stages/m.ts']);
+  assert.equal(code['b.ts'], await hashBytes(readFileSync(join(w, 'b.ts'))));
+  assert.deepEqual(packages, { '@s/p': '1.2.3', q: 'unknown', r: 'not installed' });
+  // Import lists are remembered by file digest, so unchanged code is not parsed again.
+  assert.deepEqual(digests.cachedImports(code['stages/lib/a.ts']!), ['../../b.ts']);
+});
+
+test('digest cache: trusts a file by size, mtime and inode; rehashes on any change; never remembers a file written this second', async (t) => {
+  const w = scratch(t, { 'f.txt': 'aaaa', 'new.txt': 'n' });
+  const f = join(w, 'f.txt');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(f, old, old);
+  const state = join(w, 'cache', 'state.json');
+  const one = new DigestCache(state);
+  const d1 = (await one.file(f)).digest;
+  assert.equal(d1, await hashBytes('aaaa'));
+  await one.file(join(w, 'new.txt')); // just written: racy, not kept
+  await one.save();
+  const saved = (await readSealed<{ files: Record<string, unknown[]> }>(state)) as { files: Record<string, unknown[]> };
+  assert.deepEqual(Object.keys(saved.files), [f]);
+  assert.deepEqual(saved.files[f]!, [4, statSync(f).mtimeMs, statSync(f).ino, d1]);
+
+  // Same size, same mtime, same inode: the remembered digest (the contents are not read).
+  writeFileSync(f, 'bbbb');
+  utimesSync(f, old, old);
+  const two = new DigestCache(state);
+  await two.load();
+  assert.equal((await two.file(f)).digest, d1);
+  // An edit in place with the same size and a new mtime: rehashed.
+  const later = new Date(old.getTime() + 1000);
+  utimesSync(f, later, later);
+  assert.equal((await two.file(f)).digest, await hashBytes('bbbb'));
+  assert.deepEqual(two.observed.get(f), [4, statSync(f).mtimeMs, statSync(f).ino]);
+
+  // A damaged state file is dropped: every file is hashed again.
+  writeFileSync(state, '{"version":1,"files":{},"imports":{}}');
+  const three = new DigestCache(state);
+  await three.load();
+  assert.ok(!existsSync(state));
+  writeFileSync(f, 'cccc');
+  utimesSync(f, old, old);
+  assert.equal((await three.file(f)).digest, await hashBytes('cccc'));
+  // A state file of another shape, sealed: dropped too.
+  await writeSealed(state, { version: 2, files: {}, imports: {} });
+  await new DigestCache(state).load();
+  assert.ok(!existsSync(state));
+});
+
+test('digest cache: folders by their file list, missing paths as missing, forget() drops a folder and what is inside only', async (t) => {
+  const w = scratch(t, { 'd/a.txt': 'a', 'd/sub/b.txt': 'bb', 'd2/c.txt': 'c' });
+  const c = new DigestCache(join(w, 'state.json'));
+  const d = await c.path(join(w, 'd'));
+  assert.equal(d.kind, 'dir');
+  assert.equal(d.files, 2);
+  assert.equal(d.size, 3);
+  assert.deepEqual(d.manifest, [
+    { path: 'a.txt', size: 1, digest: await hashBytes('a') },
+    { path: 'sub/b.txt', size: 2, digest: await hashBytes('bb') },
+  ]);
+  assert.deepEqual(d, await digestFresh(join(w, 'd')));
+  assert.equal(d.digest, (await dirDigest(d.manifest!)).digest);
+  assert.deepEqual(await c.path(join(w, 'none')), { kind: 'missing', digest: '', size: 0, files: 0 });
+  assert.deepEqual(await c.path(join(w, 'd', 'a.txt', 'x')), { kind: 'missing', digest: '', size: 0, files: 0 });
+  const f = await c.path(join(w, 'd', 'a.txt'));
+  assert.deepEqual(f, { kind: 'file', digest: await hashBytes('a'), size: 1, files: 1 });
+  const d2 = await c.path(join(w, 'd2'));
+  // Memoized within a command until forgotten.
+  writeFileSync(join(w, 'd', 'a.txt'), 'A');
+  writeFileSync(join(w, 'd2', 'c.txt'), 'C');
+  assert.equal((await c.path(join(w, 'd'))).digest, d.digest);
+  c.forget(join(w, 'd'));
+  assert.notEqual((await c.path(join(w, 'd'))).digest, d.digest);
+  assert.notEqual((await c.path(join(w, 'd', 'a.txt'))).digest, f.digest, 'a file inside is forgotten with its folder');
+  assert.equal((await c.path(join(w, 'd2'))).digest, d2.digest, "a sibling whose name starts the same is not forgotten");
+  // The folder's order and the file names are part of the digest.
+  const m = d.manifest!;
+  assert.notEqual((await dirDigest([m[1]!, m[0]!])).digest, d.digest);
+  assert.notEqual((await dirDigest([{ ...m[0]!, path: 'z.txt' }, m[1]!])).digest, d.digest);
+  // prune() forgets files that are gone.
+  const p = new DigestCache(join(w, 'state.json'));
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(join(w, 'd2', 'c.txt'), old, old);
+  await p.file(join(w, 'd2', 'c.txt'));
+  assert.equal(await p.prune(), 0);
+  writeFileSync(join(w, 'gone.txt'), 'g');
+  utimesSync(join(w, 'gone.txt'), old, old);
+  await p.file(join(w, 'gone.txt'));
+  (await import('node:fs')).rmSync(join(w, 'gone.txt'));
+  assert.equal(await p.prune(), 1);
+});
+
+// --- The store -----------------------------------------------------------------------------------
+
+const base = (key: string): Omit<RunRecord, 'outputs' | 'committedAt'> => ({ key, stage: 's', spec: 'p.yaml', fingerprint: FP, startedAt: 'now', durationMs: 1 });
+
+/** Commits a run with one file output `f` ("file body") and one folder output `d` (two files). */
+async function commitSample(store: Store, w: string, key: string, body = 'file body') {
+  const out = join(w, `out-${key.slice(0, 4)}-${Math.random().toString(36).slice(2)}`);
+  put(out, 'f', body);
+  put(out, 'd/x.txt', 'x');
+  put(out, 'd/sub/y.txt', 'yy');
+  return store.commit(out, ['f', 'd'], base(key));
+}
+
+function storeIn(t: { after(f: () => void): void }) {
+  const w = scratch(t);
+  const store = new Store(join(w, 'cache'));
+  const dropped: string[] = [];
+  store.onCorrupt = (what) => dropped.push(what);
+  return { w, store, dropped };
+}
+
+test('store: the record of a commit names each output by kind, digest, size and file count', async (t) => {
+  const { w, store } = storeIn(t);
+  const before = Date.now();
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  assert.ok(rec.committedAt >= before && rec.committedAt <= Date.now());
+  assert.deepEqual(rec.outputs.f, { kind: 'file', digest: await hashBytes('file body'), size: 9, files: 1 });
+  assert.equal(rec.outputs.d!.kind, 'dir');
+  assert.equal(rec.outputs.d!.size, 3);
+  assert.equal(rec.outputs.d!.files, 2);
+  assert.equal(store.objectPath(rec.outputs.f!.digest), join(store.root, 'objects', rec.outputs.f!.digest.slice(0, 2), rec.outputs.f!.digest.slice(2)));
+  assert.equal(readFileSync(store.objectPath(rec.outputs.f!.digest), 'utf8'), 'file body');
+  assert.deepEqual(await store.readManifest(rec.outputs.d!.digest), [
+    { path: 'sub/y.txt', size: 2, digest: await hashBytes('yy') },
+    { path: 'x.txt', size: 1, digest: await hashBytes('x') },
+  ].sort((a, b) => (a.path < b.path ? -1 : 1)));
+  assert.deepEqual(await store.runKeys(), ['a'.repeat(32)]);
+  assert.equal(readFileSync(store.viewPath(rec.key, 'f'), 'utf8'), 'file body');
+  assert.deepEqual(await store.outputObjectSizes(rec.outputs.d!), (await store.readManifest(rec.outputs.d!.digest))!.map((f) => [f.digest, f.size]));
+  assert.deepEqual(await store.outputObjects(rec.outputs.f!), [rec.outputs.f!.digest]);
+});
+
+test('store: a record is served only when sealed, well formed and filed under its own key', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const key = 'a'.repeat(32);
+  const rec = await commitSample(store, w, key);
+  assert.deepEqual((await store.readRun(key))?.outputs, rec.outputs);
+  assert.equal(await store.readRun('b'.repeat(32)), undefined);
+  assert.deepEqual(dropped, [], 'a record that does not exist is not corrupt');
+  const bad: Array<[string, unknown]> = [
+    ['another key', { ...rec, key: 'c'.repeat(32) }],
+    ['a key that is not a digest', { ...rec, key: 'zz' }],
+    ['no fingerprint', { ...rec, fingerprint: 'x' }],
+    ['no commit time', { ...rec, committedAt: 'now' }],
+    ['an output of no kind', { ...rec, outputs: { f: { ...rec.outputs.f, kind: 'link' } } }],
+    ['an output digest of the wrong form', { ...rec, outputs: { f: { ...rec.outputs.f, digest: 'XYZ' } } }],
+    ['an output without a size', { ...rec, outputs: { f: { ...rec.outputs.f, size: '9' } } }],
+    ['an output without a file count', { ...rec, outputs: { f: { ...rec.outputs.f, files: undefined } } }],
+    ['outputs as a list', { ...rec, outputs: [rec.outputs.f] }],
+  ];
+  for (const [why, value] of bad) {
+    await writeSealed(store.runPath(key), value as object);
+    dropped.length = 0;
+    assert.equal(await store.readRun(key), undefined, why);
+    assert.deepEqual(dropped, ['a corrupt run record'], why);
+    assert.ok(!existsSync(store.runPath(key)), `${why}: dropped`);
+  }
+  // Not sealed (hand-written or cut short): dropped too.
+  writeFileSync(store.runPath(key), JSON.stringify(rec));
+  assert.equal(await store.readRun(key), undefined);
+});
+
+test('store: a hit checks every object by stat (missing, resized, written since, not a file); --verify rehashes', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const fObj = store.objectPath(rec.outputs.f!.digest);
+  const xObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'x.txt')!.digest);
+  assert.equal(await store.hasOutputs(rec), true);
+  assert.equal(await store.hasOutputs(rec, true), true);
+  const recommit = () => commitSample(store, w, 'a'.repeat(32));
+
+  // Written since it was stored (mtime moved): dropped, not served.
+  utimesSync(xObj, new Date(), new Date());
+  assert.equal(await store.hasOutputs(rec), false);
+  assert.match(dropped.pop()!, /^a corrupt object \(modified after it was stored\)$/);
+  assert.ok(!existsSync(xObj));
+  // Missing: not served, nothing to drop.
+  assert.equal(await store.hasOutputs(rec), false);
+  assert.deepEqual(dropped, []);
+  await recommit();
+  assert.equal(await store.hasOutputs(rec), true);
+  assert.equal(statSync(xObj).mtimeMs, OBJECT_MTIME_MS, 'a rerun stores a fresh, stamped object');
+
+  // Resized (the stamp put back by hand).
+  chmodSync(fObj, 0o644);
+  truncateSync(fObj, 3);
+  utimesSync(fObj, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  assert.equal(await store.hasOutputs(rec), false);
+  assert.match(dropped.pop()!, /size 3, recorded 9/);
+  await recommit();
+
+  // Same size, stamp put back: only a rehash tells.
+  chmodSync(fObj, 0o644);
+  writeFileSync(fObj, 'FILE BODY');
+  utimesSync(fObj, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  assert.equal(await store.hasOutputs(rec), true);
+  assert.equal(await store.hasOutputs(rec, true), false);
+  assert.match(dropped.pop()!, /content does not match its digest/);
+  await recommit();
+  assert.equal(readFileSync(fObj, 'utf8'), 'file body', 'the damaged object was replaced by fresh bytes');
+
+  // A folder where an object should be.
+  (await import('node:fs')).rmSync(fObj);
+  mkdirSync(fObj);
+  assert.equal(await store.hasOutputs(rec), false);
+  assert.match(dropped.pop()!, /not a regular file/);
+
+  // A folder output whose manifest is gone or lists another number of files.
+  await recommit();
+  (await import('node:fs')).rmSync(store.manifestPath(rec.outputs.d!.digest));
+  assert.equal(await store.hasOutputs(rec), false);
+  await recommit();
+  assert.equal(await store.hasOutputs({ ...rec, outputs: { d: { ...rec.outputs.d!, files: 3 } } }), false);
+});
+
+test('store: a stored object replaced under the same name by other bytes is refreshed on the next commit', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const obj = store.objectPath(rec.outputs.f!.digest);
+  const ino = statSync(obj).ino;
+  // Same size, stamp intact, wrong bytes (what only `verify` could see): a rerun replaces it.
+  chmodSync(obj, 0o644);
+  writeFileSync(obj, 'XXXX BODY');
+  utimesSync(obj, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  await commitSample(store, w, 'b'.repeat(32));
+  assert.equal(readFileSync(obj, 'utf8'), 'file body');
+  assert.notEqual(statSync(obj).ino, ino);
+  assert.equal(statSync(obj).mtimeMs, OBJECT_MTIME_MS);
+  assert.equal(statSync(obj).mode & 0o222, 0);
+  assert.ok(!readdirSync(join(obj, '..')).some((f) => f.includes('.obj-')), 'no temp object left');
+});
+
+test('store: manifests are checked against the digest they are filed under', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const digest = rec.outputs.d!.digest;
+  const good = readFileSync(store.manifestPath(digest), 'utf8');
+  const m = JSON.parse(good) as Array<{ path: string; size: number; digest: string }>;
+  const bad: Array<[string, string]> = [
+    ['not JSON', '{'],
+    ['not a list', '{}'],
+    ['an entry without a size', JSON.stringify([{ path: 'x', digest: 'd' }])],
+    ['an entry without a path', JSON.stringify([{ size: 1, digest: 'd' }])],
+    ['an entry without a digest', JSON.stringify([{ path: 'x', size: 1 }])],
+    ['a renamed file', JSON.stringify([{ ...m[0], path: 'renamed' }, m[1]])],
+  ];
+  for (const [why, text] of bad) {
+    writeFileSync(store.manifestPath(digest), text);
+    assert.equal(await store.readManifest(digest), undefined, why);
+    assert.deepEqual(dropped.splice(0), ['a corrupt folder manifest'], why);
+    assert.ok(!existsSync(store.manifestPath(digest)));
+  }
+  // saveManifest writes one back (and leaves a good one alone).
+  await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
+  assert.equal(readFileSync(store.manifestPath(digest), 'utf8'), good);
+  await store.saveManifest({ kind: 'file', digest: 'f'.repeat(32), size: 1, files: 1 });
+  assert.ok(!existsSync(store.manifestPath('f'.repeat(32))), 'files have no manifest');
+});
+
+test('store: a view that differs from the run is named file by file and rebuilt from the objects', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const view = store.viewPath(rec.key, 'd');
+  assert.deepEqual(await store.viewProblems(rec, 'd'), []);
+  assert.deepEqual(await store.viewProblems(rec, 'f'), []);
+  (await import('node:fs')).rmSync(join(view, 'x.txt'));
+  writeFileSync(join(view, 'extra.txt'), 'e');
+  assert.deepEqual((await store.viewProblems(rec, 'd')).sort(), ['d/extra.txt: added', 'd/x.txt: removed']);
+  const rebuilt = await store.ensureView(rec, 'd');
+  assert.equal(rebuilt, view);
+  assert.deepEqual(readdirSync(view, { recursive: true }).map(String).sort(), ['sub', 'sub/y.txt', 'x.txt']);
+  assert.equal(readFileSync(join(view, 'x.txt'), 'utf8'), 'x');
+  // A view that is a file where a folder was, or gone.
+  (await import('node:fs')).rmSync(view, { recursive: true });
+  writeFileSync(view, 'oops');
+  assert.deepEqual(await store.viewProblems(rec, 'd'), ['d: not a folder']);
+  (await import('node:fs')).rmSync(view);
+  assert.deepEqual(await store.viewProblems(rec, 'd'), ['d: missing']);
+  assert.equal(await store.ensureView(rec, 'd'), view);
+  // A file output's view checked like an object.
+  (await import('node:fs')).rmSync(store.viewPath(rec.key, 'f'));
+  assert.deepEqual(await store.viewProblems(rec, 'f'), ['f: missing']);
+  assert.equal(readFileSync(await store.ensureView(rec, 'f'), 'utf8'), 'file body');
+  await assert.rejects(store.ensureView(rec, 'nope'), /has no output 'nope'/);
+  // Without its manifest the view cannot be checked or rebuilt.
+  (await import('node:fs')).rmSync(store.manifestPath(rec.outputs.d!.digest));
+  assert.deepEqual(await store.viewProblems(rec, 'd'), ['d: the cache lost its file list']);
+});
+
+test('store: a stage that wrote into a view it read loses that view and the objects it changed, nothing else', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  assert.deepEqual(await store.dropWrittenView(rec, 'd'), []);
+  const view = store.viewPath(rec.key, 'd');
+  const yObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'sub/y.txt')!.digest);
+  const xObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'x.txt')!.digest);
+  chmodSync(join(view, 'sub', 'y.txt'), 0o644);
+  writeFileSync(join(view, 'sub', 'y.txt'), 'YY'); // through the hardlink: the object changed too
+  assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/sub/y.txt: modified after it was stored']);
+  assert.ok(!existsSync(view));
+  assert.ok(!existsSync(yObj));
+  assert.ok(existsSync(xObj));
+  assert.ok(existsSync(store.viewPath(rec.key, 'f')), 'the other output stays');
+});
+
+test('store: the latest-run index keeps well-formed entries and is rewritten only when something changed', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  assert.deepEqual(await store.readLatest('p.yaml'), new Map());
+  await store.writeLatest('dir/p.yaml', new Map([['s', rec]]));
+  const path = store.latestPath('dir/p.yaml');
+  assert.equal(path, join(store.root, 'latest', 'dir%2Fp.yaml.json'));
+  const got = await store.readLatest('dir/p.yaml');
+  assert.deepEqual({ ...got.get('s'), at: undefined }, { key: rec.key, outputs: rec.outputs, committedAt: rec.committedAt, at: undefined });
+  const ino = statSync(path).ino;
+  await store.writeLatest('dir/p.yaml', new Map([['s', rec]]));
+  assert.equal(statSync(path).ino, ino, 'nothing changed: not rewritten');
+  await store.writeLatest('dir/p.yaml', new Map([['s', { ...rec, committedAt: rec.committedAt + 1 }]]));
+  assert.notEqual(statSync(path).ino, ino);
+  // Other stages' entries are kept; a malformed entry is left out.
+  const rec2 = { ...rec, key: 'b'.repeat(32) };
+  await store.writeLatest('dir/p.yaml', new Map([['t', rec2]]));
+  assert.deepEqual([...(await store.readLatest('dir/p.yaml')).keys()], ['s', 't']);
+  await writeSealed(path, { s: { ...rec, at: 'x' }, t: { key: 'bad' } });
+  assert.deepEqual([...(await store.readLatest('dir/p.yaml')).keys()], ['s']);
+  assert.deepEqual([...(await store.allLatest()).keys()], ['dir/p.yaml']);
+  // Not an index (a list, or a seal that does not match): dropped.
+  writeFileSync(path, '[]');
+  assert.deepEqual(await store.readLatest('dir/p.yaml'), new Map());
+  assert.deepEqual(dropped.splice(0), ['a corrupt latest-run index']);
+  writeFileSync(path, readFileSync(store.runPath(rec.key), 'utf8').replace('"stage":"s"', '"stage":"t"'));
+  assert.deepEqual(await store.readLatest('dir/p.yaml'), new Map());
+  assert.deepEqual(dropped, ['a corrupt latest-run index']);
+  assert.ok(!existsSync(path));
+});
+
+test('store: the published-outputs index belongs to one workspace', async (t) => {
+  const { store, dropped } = storeIn(t);
+  assert.deepEqual(await store.readPublished('/w1'), {});
+  await store.writePublished('/w1', { 'a.txt': 'd1' });
+  await store.writePublished('/w2', { 'a.txt': 'd2' });
+  assert.deepEqual(await store.readPublished('/w1'), { 'a.txt': 'd1' });
+  assert.deepEqual(await store.readPublished('/w2'), { 'a.txt': 'd2' });
+  const file = join(store.root, 'published', `${await hashBytes('/w1')}.json`);
+  for (const v of [{ workspace: '/w2', paths: {} }, { workspace: '/w1', paths: { a: 1 } }, { workspace: '/w1' }]) {
+    await writeSealed(file, v);
+    assert.deepEqual(await store.readPublished('/w1'), {});
+    assert.deepEqual(dropped.splice(0), ['a corrupt published-outputs index']);
+  }
+});
+
+test('store: publish swaps in a copy (never a link to an object), replaces a folder whole, leaves no temp files', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const dest = join(w, 'ws', 'res');
+  await store.publish(rec.outputs.d!, dest);
+  assert.deepEqual(readdirSync(dest, { recursive: true }).map(String).sort(), ['sub', 'sub/y.txt', 'x.txt']);
+  const obj = store.objectPath(rec.outputs.f!.digest);
+  await store.publish(rec.outputs.f!, join(w, 'ws', 'f'));
+  assert.notEqual(statSync(join(w, 'ws', 'f')).ino, statSync(obj).ino);
+  assert.equal(statSync(join(w, 'ws', 'f')).mode & 0o777, 0o644);
+  // A folder replaced by another holds exactly the new files; a folder replaced by a file.
+  writeFileSync(join(dest, 'stale.txt'), 's');
+  writeFileSync(join(w, 'ws', '.res.new-123'), 'left by a killed run');
+  await store.publish(rec.outputs.d!, dest);
+  assert.ok(!existsSync(join(dest, 'stale.txt')));
+  await store.publish(rec.outputs.f!, dest);
+  assert.equal(readFileSync(dest, 'utf8'), 'file body');
+  assert.deepEqual(readdirSync(join(w, 'ws')).sort(), ['f', 'res']);
+  // materializeInto without copy: hardlinks of the objects (views).
+  await store.materializeInto(rec.outputs.f!, join(w, 'linked'));
+  assert.equal(statSync(join(w, 'linked')).ino, statSync(obj).ino);
+  (await import('node:fs')).rmSync(store.manifestPath(rec.outputs.d!.digest));
+  await assert.rejects(store.materializeInto(rec.outputs.d!, join(w, 'x')), /the cache lost the file list .*`pipeline run --force`/);
+});
+
+test('store: verify removes objects whose bytes or stamp are wrong and the views built on them', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const all = await store.objectDigests();
+  assert.equal(all.size, 3);
+  for (const [d, o] of all) assert.equal(o.path, store.objectPath(d));
+  const fObj = store.objectPath(rec.outputs.f!.digest);
+  chmodSync(fObj, 0o644);
+  writeFileSync(fObj, 'FILE BODY');
+  utimesSync(fObj, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  const xObj = [...all.values()].find((o) => o.size === 1)!.path;
+  utimesSync(xObj, new Date(), new Date());
+  const seen: number[] = [];
+  const r = await store.verifyObjects((done, total) => seen.push(done * 10 + total));
+  assert.equal(r.checked, 3);
+  assert.deepEqual(r.corrupt.sort(), [rec.outputs.f!.digest, [...all].find(([, o]) => o.path === xObj)![0]].sort());
+  assert.deepEqual(seen, [13, 23, 33]);
+  assert.ok(!existsSync(fObj) && !existsSync(xObj));
+  assert.ok(!existsSync(join(store.root, 'views')));
+  assert.equal((await store.objectDigests()).size, 1);
+});
+
+test('store: deleting a run removes its record, view and log; temp folders are cleared', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  put(join(store.root, 'logs'), `${rec.key}.log`, 'log');
+  await store.deleteRun(rec.key);
+  assert.ok(!existsSync(store.runPath(rec.key)));
+  assert.ok(!existsSync(store.viewPath(rec.key)));
+  assert.ok(!existsSync(store.logPath(rec.key)));
+  assert.deepEqual(await store.runKeys(), []);
+  const tmp = await store.makeTemp('stage[a=1/b]');
+  assert.match(tmp, /\/tmp\/stage_a_1_b_-\d+-/);
+  assert.deepEqual(await store.clearTemp(), []);
+  assert.ok(!existsSync(store.tmpDir));
+  assert.equal(await store.deleteManifestsExcept(new Set()), 1);
+  assert.equal(await store.deleteManifestsExcept(new Set()), 0);
+});
+
+test('store: a commit whose log cannot be moved still commits; the log lands beside the record', async (t) => {
+  const { w, store } = storeIn(t);
+  const out = join(w, 'o1');
+  put(out, 'f', 'x');
+  put(w, 'stage.log', 'line\n');
+  const rec = await store.commit(out, ['f'], base('d'.repeat(32)), join(w, 'stage.log'));
+  assert.equal(readFileSync(store.logPath(rec.key), 'utf8'), 'line\n');
+  const out2 = join(w, 'o2');
+  put(out2, 'f', 'x');
+  const rec2 = await store.commit(out2, ['f'], base('e'.repeat(32)), join(w, 'no.log'));
+  assert.ok(await store.readRun(rec2.key));
+});

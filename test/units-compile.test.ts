@@ -1,0 +1,288 @@
+// Spec compilation as a unit, in-process on real spec files: what a spec compiles to (matrices,
+// references, params, overrides, paths, ordering) and each mistake named at its line and column.
+// Command stages only, so no stage module is bundled: milliseconds per test (`npm run mutate`).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SpecError, UsageError } from '../src/diagnostics.ts';
+import type { Pipeline } from '../src/spec/model.ts';
+import { Engine, scratch } from './helpers/engine.ts';
+
+async function compile(t: { after(f: () => void): void }, spec: string, opts: Parameters<Engine['compile']>[1] = {}, files: Record<string, string> = {}): Promise<Pipeline> {
+  const w = scratch(t, { 'p.yaml': spec, ...files });
+  return new Engine(w).compile('p.yaml', opts).catch((e: unknown) => {
+    // The temp workspace's path, written WS in expectations.
+    if (e instanceof SpecError) for (const d of e.diagnostics) d.message = d.message.split(w).join('WS');
+    throw e;
+  });
+}
+
+/** The diagnostics a spec gets, as `line:col path: message`. */
+async function problems(t: { after(f: () => void): void }, spec: string, opts: Parameters<Engine['compile']>[1] = {}, files: Record<string, string> = {}): Promise<string[]> {
+  const err = await compile(t, spec, opts, files).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof SpecError, `expected a SpecError, got ${String(err)}`);
+  return err.diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`);
+}
+
+const SWEEP = `name: sweep
+seed: 7
+params:
+  lr: 0.1
+  tag: base
+stages:
+  prep:
+    run: [sh, -c, 'echo \${params.tag} > "$0"', '\${outputs.data}']
+    outs: { data: out/data.txt }
+    deps: [raw.csv]
+  train:
+    matrix:
+      lr: [0.1, 0.01]
+      w: [a, b]
+      exclude:
+        - { lr: 0.01, w: b }
+    run: [python3, train.py, --lr, '\${matrix.lr}', --in, '\${stages.prep.outputs.data}', --out, '\${outputs.model}']
+    outs: { model: 'models/\${matrix.w}-\${matrix.lr}' }
+    seed: 3
+    env: { W: 'w=\${matrix.w}', DATA: '\${stages.prep.outputs.data}' }
+    resources: { time: '1:30' }
+  score:
+    matrix: { w: [a, b] }
+    run: [python3, score.py, '\${stages.train.outputs.model}']
+    outs: { s: null }
+  gather:
+    run: [python3, gather.py, '\${stages.train.outputs.model}']
+    outs: { all: { path: all.txt, overwrite: true } }
+    executor: inline
+  pinned:
+    run: [cat, '\${stages.train[lr=0.01,w=a].outputs.model}']
+    needs: [prep]
+    version: v\${params.tag}
+  reader:
+    run: [cat, out/data.txt]
+    deps: [out/data.txt]
+`;
+
+test('a sweep compiles to its variants, each reading what it names, in dependency order', async (t) => {
+  const p = await compile(t, SWEEP);
+  assert.equal(p.name, 'sweep');
+  assert.equal(p.specRel, 'p.yaml');
+  assert.deepEqual([...p.stages.keys()], [
+    'prep',
+    'train[lr=0.1,w=a]',
+    'train[lr=0.1,w=b]',
+    'train[lr=0.01,w=a]',
+    'score[w=a]',
+    'score[w=b]',
+    'gather',
+    'pinned',
+    'reader',
+  ]);
+  const order = p.order;
+  const before = (a: string, b: string) => assert.ok(order.indexOf(a) < order.indexOf(b), `${a} before ${b}`);
+  for (const v of ['train[lr=0.1,w=a]', 'train[lr=0.1,w=b]', 'train[lr=0.01,w=a]']) before('prep', v);
+  before('train[lr=0.01,w=a]', 'score[w=a]');
+  before('train[lr=0.1,w=b]', 'gather');
+  before('prep', 'reader');
+
+  const prep = p.stages.get('prep')!;
+  assert.equal(prep.kind, 'command');
+  assert.equal(prep.seed, 7);
+  assert.equal(prep.executor, 'process');
+  assert.deepEqual(prep.deps, ['raw.csv']);
+  assert.deepEqual(prep.outputs, ['data']);
+  assert.deepEqual(prep.outs, { data: 'out/data.txt' });
+  assert.deepEqual(prep.command, { shell: false, script: 2, argv: [['sh'], ['-c'], ['echo base > "$0"'], [{ own: 'data' }]] });
+
+  const train = p.stages.get('train[lr=0.01,w=a]')!;
+  assert.equal(train.key, 'train');
+  assert.deepEqual(train.matrix, { lr: 0.01, w: 'a' });
+  assert.equal(train.seed, 3);
+  assert.deepEqual(train.upstream, ['prep']);
+  assert.equal(train.timeLimitMs, 90_000);
+  assert.deepEqual(train.resources, { time: '1:30' });
+  assert.deepEqual(train.outs, { model: 'models/a-0.01' });
+  assert.deepEqual(train.command!.argv, [['python3'], ['train.py'], ['--lr'], ['0.01'], ['--in'], [{ ref: [{ stage: 'prep', output: 'data' }] }], ['--out'], [{ own: 'model' }]]);
+  assert.deepEqual(train.env, { W: ['w=a'], DATA: [{ ref: [{ stage: 'prep', output: 'data' }] }] });
+
+  // A variant reads the upstream variants that share its matrix values.
+  const score = p.stages.get('score[w=b]')!;
+  assert.deepEqual(score.upstream, ['train[lr=0.1,w=b]']);
+  assert.deepEqual(score.command!.argv[2], [{ ref: [{ stage: 'train[lr=0.1,w=b]', output: 'model' }] }]);
+  assert.deepEqual(p.stages.get('score[w=a]')!.upstream, ['train[lr=0.1,w=a]', 'train[lr=0.01,w=a]']);
+  // A stage without the matrix gathers every variant.
+  const gather = p.stages.get('gather')!;
+  assert.deepEqual(gather.upstream, ['train[lr=0.1,w=a]', 'train[lr=0.1,w=b]', 'train[lr=0.01,w=a]']);
+  assert.deepEqual(gather.outs, { all: 'all.txt' });
+  assert.deepEqual(gather.overwrite, ['all']);
+  assert.equal(gather.executor, 'inline');
+  assert.deepEqual(p.stages.get('train[lr=0.1,w=a]')!.overwrite, []);
+  // An exact variant id, and needs.
+  const pinned = p.stages.get('pinned')!;
+  assert.deepEqual(pinned.upstream, ['train[lr=0.01,w=a]', 'prep']);
+  assert.equal(pinned.version, 'vbase');
+  assert.deepEqual(pinned.outputs, []);
+  assert.equal(prep.version, undefined);
+  // A command that reads a path another stage publishes waits for it.
+  assert.deepEqual(p.stages.get('reader')!.upstream, ['prep']);
+  assert.deepEqual(p.envRead, {});
+});
+
+test('--set edits params and stage keys before checking; values are YAML', async (t) => {
+  const p = await compile(t, SWEEP, { sets: ['tag=next', 'params.lr=0.5', 'stages.prep.seed=11', 'stages.gather.executor=process', 'stages.prep.deps=[a.csv, "b c.csv"]'] });
+  const prep = p.stages.get('prep')!;
+  assert.deepEqual(prep.command!.argv[2], ['echo next > "$0"']);
+  assert.equal(prep.seed, 11);
+  assert.deepEqual(prep.deps, ['a.csv', 'b c.csv']);
+  assert.equal(p.stages.get('gather')!.executor, 'process');
+  assert.equal(p.stages.get('pinned')!.version, 'vnext');
+  const usage = async (sets: string[]) => compile(t, SWEEP, { sets }).then(() => 'compiled', (e: unknown) => (e instanceof UsageError ? e.message : `other: ${String(e)}`));
+  assert.equal(await usage(['lr']), "--set expects key.path=value, got 'lr'");
+  assert.equal(await usage(['=1']), "--set expects key.path=value, got '=1'");
+  assert.equal(await usage(['a..b=1']), "--set 'a..b=1': empty name in 'a..b'");
+  assert.equal(await usage(['stages.trian.seed=1']), "--set 'stages.trian.seed=1': p.yaml has no stage 'trian' (did you mean 'train'?)");
+  assert.equal(await usage(['stages.zzzzzz.seed=1']), "--set 'stages.zzzzzz.seed=1': p.yaml has no stage 'zzzzzz' (stages: prep, train, score, gather, pinned, reader)");
+  assert.equal(await usage(['stages.prep=1']), "--set 'stages.prep=1': name a key of stage 'prep', e.g. stages.prep.params.NAME=value");
+  assert.match(await usage(['lrr=1']), /^--set 'lrr=1': p.yaml declares no parameter 'lrr' \(did you mean 'lr'\?\); a stage's own param/);
+  assert.match(await usage(['params.zzzzz=1']), /declares no parameter 'zzzzz' \(params: lr, tag\)/);
+});
+
+test('the spec default executor and seed apply where a stage names none', async (t) => {
+  const p = await compile(t, 'executor: inline\nseed: 5\nstages:\n  a:\n    run: echo "a b" c\n  b:\n    run: echo $HOME\n    shell: true\n');
+  const a = p.stages.get('a')!;
+  assert.equal(a.executor, 'inline');
+  assert.equal(a.seed, 5);
+  assert.deepEqual(a.command, { shell: false, script: -1, argv: [['echo'], ['a b'], ['c']] });
+  assert.deepEqual(p.stages.get('b')!.command, { shell: true, script: 0, argv: [['echo $HOME']] });
+  assert.equal(p.name, 'p.yaml');
+  const q = await compile(t, 'stages:\n  a:\n    run: [echo]\n');
+  assert.equal(q.stages.get('a')!.seed, 0);
+  assert.equal(q.stages.get('a')!.executor, 'process');
+});
+
+test('environment references: the value, a default, and what was read recorded', async (t) => {
+  const p = await compile(t, 'stages:\n  a:\n    run: [echo, "${env.A}", "${env.B:-dflt}", "${env.C:-x}"]\n', { env: { A: 'from-env', C: '' } });
+  assert.deepEqual(p.stages.get('a')!.command!.argv, [['echo'], ['from-env'], ['dflt'], ['x']]);
+  assert.deepEqual(p.envRead, { A: 'from-env', B: null, C: '' });
+});
+
+test('inputs: workspace paths, one output, or a list; a sweep read whole becomes a list', async (t) => {
+  const spec = `stages:
+  s:
+    matrix: { k: [1, 2] }
+    run: [echo]
+    outs: { o: null }
+  one:
+    run: [cat, '\${stages.s[k=1].outputs.o}']
+`;
+  const p = await compile(t, spec + `  reads:
+    run: [echo]
+    inputs:
+      table: data/t.csv
+      all: '\${stages.s.outputs.o}'
+      one: '\${stages.s[k=2].outputs.o}'
+      pair: [a.txt, '\${stages.s[k=1].outputs.o}']
+`);
+  assert.deepEqual(p.stages.get('one')!.upstream, ['s[k=1]']);
+  const r = p.stages.get('reads')!;
+  assert.deepEqual(r.inputs, {
+    table: { list: false, items: [{ kind: 'path', path: 'data/t.csv' }] },
+    all: { list: true, items: [{ kind: 'output', ref: { stage: 's[k=1]', output: 'o' } }, { kind: 'output', ref: { stage: 's[k=2]', output: 'o' } }] },
+    one: { list: false, items: [{ kind: 'output', ref: { stage: 's[k=2]', output: 'o' } }] },
+    pair: { list: true, items: [{ kind: 'path', path: 'a.txt' }, { kind: 'output', ref: { stage: 's[k=1]', output: 'o' } }] },
+  });
+  assert.deepEqual(r.upstream, ['s[k=1]', 's[k=2]']);
+});
+
+test('graph mistakes: a cycle (shown from the first stage, as data flows), matrices with no or clashing variants, one path published twice', async (t) => {
+  const spec = `stages:
+  a:
+    run: [cat, '\${stages.c.outputs.o}']
+    outs: { o: a.txt }
+  b:
+    run: [cat, '\${stages.a.outputs.o}']
+    outs: { o: null }
+  c:
+    run: [cat, '\${stages.b.outputs.o}']
+    outs: { o: null }
+  none:
+    matrix: { k: [1], exclude: [{ k: 1 }] }
+    run: [echo]
+  clash:
+    matrix: { k: [1, '1'] }
+    run: [echo]
+  twice:
+    run: [echo]
+    outs: { o: a.txt }
+`;
+  assert.deepEqual(await problems(t, spec), [
+    '2:3 stages.a: dependency cycle: a -> b -> c -> a',
+    '12:32 stages.none.matrix.exclude: every combination of the matrix is excluded: the stage would have no variant',
+    `15:13 stages.clash.matrix: two variants would both be named 'clash[k=1]' ({"k":1} and {"k":"1"}): make the matrix values distinct as text`,
+    "19:16 stages.twice.outs.o: 'a.txt' is published by both a and twice: each outs path needs exactly one producer",
+  ]);
+  const variants = await problems(t, 'stages:\n  s:\n    matrix: { k: [1, 2] }\n    run: [echo]\n    outs: { o: "same" }\n');
+  assert.deepEqual(variants, ["5:16 stages.s.outs.o: 'same' is published by both s[k=1] and s[k=2]: each outs path needs exactly one producer (use ${matrix.<key>} in the path to give each variant its own)"]);
+  const mixed = await problems(t, "stages:\n  s:\n    run: [echo]\n    outs: { o: null }\n  t:\n    run: [echo]\n    inputs: { x: 'dir/\${stages.s.outputs.o}' }\n");
+  assert.deepEqual(mixed, ['7:18 stages.t.inputs.x: an input is either a workspace path or one ${stages.<id>.outputs.<name>} reference, not a mix']);
+});
+
+test('each mistake is named at its line and column, all of them at once, in file order', async (t) => {
+  const spec = `params: { lr: 0.1 }
+stages:
+  both:
+    uses: stages/x.ts
+    run: [echo]
+  neither:
+    outs: { o: null }
+  empty:
+    run: []
+  blank:
+    run: ['  ', x]
+  ref:
+    run: [cat, '\${stages.prepp.outputs.data}', '\${stages.prep.outputs.dta}']
+  prep:
+    run: [echo, '\${outputs.data}', '\${outputs.undeclared}']
+    outs: { data: null }
+  p1:
+    run: [echo, '\${params.lrr}', '\${matrix.k}', '\${env.UNSET_VAR_X}']
+  p2:
+    run: [echo]
+    params: { a: '\${stages.prep.outputs.data}' }
+  p3:
+    run: [echo]
+    needs: [prepp]
+    resources: { time: soon }
+  clash1:
+    run: [echo]
+    outs: { o: res }
+  clash2:
+    run: [echo]
+    outs: { o: res/inner }
+  out1:
+    run: [echo]
+    outs: { o: ../outside }
+  out2:
+    run: [echo]
+    deps: [/etc/passwd]
+`;
+  assert.deepEqual(await problems(t, spec), [
+    '5:5 stages.both.run: give either `uses` (a stage module) or `run` (a command), not both',
+    '6:3 stages.neither: a stage needs `uses: <stage module>` or `run: <command>`',
+    '9:10 stages.empty.run: must be a string or a non-empty list, got an empty list',
+    '11:10 stages.blank.run: the command is empty: give the program to run (and its arguments)',
+    "13:16 stages.ref.run[1]: unknown stage 'prepp' in ${stages.prepp.outputs.data} (did you mean 'prep'?)",
+    "13:48 stages.ref.run[2]: stage 'prep' has no output 'dta' (did you mean 'data'?)",
+    '15:10 stages.prep.run: ${outputs.undeclared} is not declared under outs (declared: data)',
+    "18:17 stages.p1.run[1]: unknown reference ${params.lrr}: no such parameter (did you mean 'lr'?)",
+    '18:34 stages.p1.run[2]: unknown reference ${matrix.k}: this stage has no matrix',
+    '18:49 stages.p1.run[3]: environment variable UNSET_VAR_X is not set (set it, or give a default: ${env.UNSET_VAR_X:-value})',
+    "21:18 stages.p2.params.a: ${stages.prep.outputs.data} can only appear in a stage's inputs, run or env",
+    "24:13 stages.p3.needs[0]: unknown stage 'prepp' in needs (did you mean 'prep'?)",
+    "25:24 stages.p3.resources.time: bad time limit 'soon': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d",
+    "31:16 stages.clash2.outs.o: 'res/inner' lies inside 'res', published by clash1 and clash2: each outs path needs exactly one producer",
+    "34:16 stages.out1.outs.o: path '../outside' resolves outside the workspace (WS); stage paths must stay inside it",
+    "37:12 stages.out2.deps[0]: path '/etc/passwd' resolves outside the workspace (WS); stage paths must stay inside it",
+  ]);
+});

@@ -1,0 +1,212 @@
+// The scheduler's decide-run-commit path in-process, on real workspaces with small shell stages:
+// what runs, what is served from the cache, what a failure leaves behind, what reaches the
+// workspace. Fast enough for `npm run mutate` (no CLI process per run).
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ListrReporter } from '../src/run/progress.ts';
+import { resolveStageNames } from '../src/run/scheduler.ts';
+import { UsageError } from '../src/diagnostics.ts';
+import { Engine, scratch } from './helpers/engine.ts';
+
+const CHAIN = `stages:
+  prep:
+    run: [sh, -c, 'tr a-z A-Z < raw.txt > "$0"; echo prep >> runs.log', '\${outputs.data}']
+    deps: [raw.txt]
+    outs: { data: out/data.txt }
+  count:
+    run: [sh, -c, 'wc -c < "$0" | tr -d " " > "$1"; echo count >> runs.log', '\${stages.prep.outputs.data}', '\${outputs.n}']
+    outs: { n: out/n.txt }
+  side:
+    run: [sh, -c, 'echo side > "$0"; echo side >> runs.log', '\${outputs.o}']
+    outs: { o: out/side.txt }
+`;
+
+function workspace(t: { after(f: () => void): void }, spec = CHAIN, files: Record<string, string> = {}) {
+  const w = scratch(t, { 'p.yaml': spec, 'raw.txt': 'hello\n', ...files });
+  const runs = () => (existsSync(join(w, 'runs.log')) ? readFileSync(join(w, 'runs.log'), 'utf8').split('\n').filter(Boolean) : []);
+  const clearRuns = () => writeFileSync(join(w, 'runs.log'), '');
+  return { w, e: new Engine(w), runs, clearRuns, read: (p: string) => readFileSync(join(w, p), 'utf8') };
+}
+
+const states = (r: { reporter: { states: Map<string, string> } }) => Object.fromEntries(r.reporter.states);
+
+test('a first run runs and publishes every stage; a second serves all from the cache and runs nothing', async (t) => {
+  const { e, runs, clearRuns, read } = workspace(t);
+  const r1 = await e.run();
+  assert.equal(r1.ok, true);
+  assert.deepEqual(states(r1), { prep: 'done', count: 'done', side: 'done' });
+  assert.deepEqual(runs().sort(), ['count', 'prep', 'side']);
+  assert.equal(read('out/data.txt'), 'HELLO\n');
+  assert.equal(read('out/n.txt'), '6\n');
+  assert.deepEqual(r1.reporter.planned, ['prep', 'count', 'side']);
+  // The latest index names each stage's run; each has a record and a view.
+  const latest = await e.store.readLatest('p.yaml');
+  assert.deepEqual([...latest.keys()].sort(), ['count', 'prep', 'side']);
+  for (const [id, ptr] of latest) {
+    assert.equal(ptr.key, r1.results.get(id)!.key);
+    assert.equal((await e.store.readRun(ptr.key))?.stage, id);
+  }
+  assert.deepEqual(await e.store.readPublished(e.dir), {
+    'out/data.txt': latest.get('prep')!.outputs.data!.digest,
+    'out/n.txt': latest.get('count')!.outputs.n!.digest,
+    'out/side.txt': latest.get('side')!.outputs.o!.digest,
+  });
+  clearRuns();
+  const r2 = await e.run();
+  assert.deepEqual(states(r2), { prep: 'cached', count: 'cached', side: 'cached' });
+  assert.deepEqual(r2.reporter.started, []);
+  assert.deepEqual(runs(), []);
+  for (const id of ['prep', 'count', 'side']) assert.equal(r2.results.get(id)!.key, r1.results.get(id)!.key);
+  assert.match(r1.reporter.details.get('prep')!, /^\d+\.\d s$/);
+});
+
+test('an edited input reruns what reads it; an upstream output with the same bytes leaves its readers cached', async (t) => {
+  const spec = CHAIN.replace("'tr a-z A-Z < raw.txt > \"$0\"", "'tr a-z A-Z < raw.txt | cut -c1-3 > \"$0\"");
+  const { w, e, runs, clearRuns, read } = workspace(t, spec);
+  await e.run();
+  assert.equal(read('out/data.txt'), 'HEL\n');
+  clearRuns();
+  writeFileSync(join(w, 'raw.txt'), 'help me');
+  const r = await e.run();
+  assert.deepEqual(states(r), { prep: 'done', count: 'cached', side: 'cached' });
+  assert.deepEqual(runs(), ['prep']);
+  clearRuns();
+  writeFileSync(join(w, 'raw.txt'), 'world');
+  const r2 = await e.run();
+  assert.deepEqual(states(r2), { prep: 'done', count: 'done', side: 'cached' });
+  assert.deepEqual(runs(), ['prep', 'count']);
+  assert.equal(read('out/data.txt'), 'WOR\n');
+});
+
+test('a failing stage commits nothing, blocks what reads it, stops the rest; --keep-going lets independent stages finish', async (t) => {
+  const spec = CHAIN.replace("echo prep >> runs.log'", "echo prep >> runs.log; echo broken >&2; exit 3'");
+  const { e, read } = workspace(t, spec);
+  const r = await e.run('p.yaml', { jobs: 1 });
+  assert.equal(r.ok, false);
+  assert.deepEqual(states(r), { prep: 'failed', count: 'blocked', side: 'stopped' });
+  const prep = r.results.get('prep')!;
+  assert.match(prep.error!, /exit(ed)? (with )?(code )?3|code 3/);
+  assert.ok(prep.logFile && prep.logTail?.includes('broken'), 'the failed log is kept with its tail');
+  assert.equal(readFileSync(prep.logFile, 'utf8').trim().split('\n').pop(), 'broken');
+  assert.equal(await e.store.readRun(prep.key!), undefined, 'no record for the failed key');
+  assert.deepEqual(await e.store.runKeys(), []);
+  assert.ok(!existsSync(join(e.dir, 'out', 'data.txt')));
+  assert.deepEqual(readdirSync(e.store.tmpDir), [], 'no stage folder left');
+  const r2 = await e.run('p.yaml', { jobs: 1, keepGoing: true });
+  assert.deepEqual(states(r2), { prep: 'failed', count: 'blocked', side: 'done' });
+  assert.equal(read('out/side.txt'), 'side\n');
+  assert.deepEqual([...(await e.store.readLatest('p.yaml')).keys()], ['side']);
+});
+
+test('a missing input fails its stage by name; a stage that writes nothing it declared fails', async (t) => {
+  const { w, e } = workspace(t);
+  (await import('node:fs')).rmSync(join(w, 'raw.txt'));
+  const r = await e.run('p.yaml', { keepGoing: true });
+  assert.equal(r.results.get('prep')!.error, "input 'raw.txt' does not exist in the workspace");
+  const lazy = workspace(t, 'stages:\n  a:\n    run: [sh, -c, "true", "${outputs.o}"]\n    outs: { o: null }\n');
+  const r2 = await lazy.e.run();
+  assert.equal(r2.results.get('a')!.error, "the stage did not write its output 'o'");
+});
+
+test('targets run with what they read; --force reruns one stage; unknown names are usage errors', async (t) => {
+  const { e, runs, clearRuns } = workspace(t);
+  const r = await e.run('p.yaml', { targets: ['count'] });
+  assert.deepEqual(states(r), { prep: 'done', count: 'done' });
+  clearRuns();
+  const r2 = await e.run('p.yaml', { force: ['prep'] });
+  assert.deepEqual(states(r2), { prep: 'done', count: 'cached', side: 'done' });
+  assert.deepEqual(runs().sort(), ['prep', 'side']);
+  clearRuns();
+  const r3 = await e.run('p.yaml', { forceAll: true });
+  assert.deepEqual(states(r3), { prep: 'done', count: 'done', side: 'done' });
+  const p = (await e.planner()).pipeline;
+  assert.deepEqual(resolveStageNames(p, ['side', 'prep']), ['side', 'prep']);
+  assert.throws(() => resolveStageNames(p, ['cout']), (err: unknown) => err instanceof UsageError && err.message === "no stage named 'cout' in p.yaml (stages: prep, count, side)");
+});
+
+test('variants with the same key run once; a sweep key names every variant', async (t) => {
+  const spec = `stages:
+  s:
+    matrix: { k: [1, 2, 3] }
+    run: [sh, -c, 'sleep 0.2; echo same > "$0"; echo s >> runs.log', '\${outputs.o}']
+    outs: { o: null }
+`;
+  const { e, runs } = workspace(t, spec);
+  const r = await e.run('p.yaml', { jobs: 3 });
+  assert.deepEqual(states(r), { 's[k=1]': 'done', 's[k=2]': 'cached', 's[k=3]': 'cached' });
+  assert.deepEqual(runs(), ['s']);
+  assert.deepEqual(resolveStageNames((await e.planner()).pipeline, ['s']), ['s[k=1]', 's[k=2]', 's[k=3]']);
+});
+
+test('a stage that writes into what it read fails; the damaged output is dropped and its producer reruns', async (t) => {
+  const spec = `stages:
+  make:
+    run: [sh, -c, 'echo good > "$0"; echo make >> runs.log', '\${outputs.o}']
+    outs: { o: null }
+  vandal:
+    run: [sh, -c, 'chmod u+w "$0"; echo BAD! > "$0"; echo ok > "$1"', '\${stages.make.outputs.o}', '\${outputs.o}']
+    outs: { o: null }
+`;
+  const { e, runs, clearRuns } = workspace(t, spec);
+  const r = await e.run();
+  assert.deepEqual(states(r), { make: 'done', vandal: 'failed' });
+  assert.match(r.results.get('vandal')!.error!, /^the stage wrote into its input \(make\.o: modified after it was stored\): stages must not modify what they read/);
+  // The vandal mended: the producer reruns (its object was dropped), the reader gets clean bytes.
+  clearRuns();
+  writeFileSync(join(e.dir, 'p.yaml'), spec.replace(`'chmod u+w "$0"; echo BAD! > "$0"; echo ok > "$1"'`, `'cat "$0" > "$1"'`));
+  const r2 = await e.run();
+  assert.deepEqual(states(r2), { make: 'done', vandal: 'done' });
+  assert.deepEqual(runs(), ['make']);
+  const rec = await e.store.readRun(r2.results.get('vandal')!.key!);
+  assert.equal(readFileSync(e.store.objectPath(rec!.outputs.o!.digest), 'utf8'), 'good\n');
+});
+
+// (Time limits are checked through the CLI in trust-processes.test.ts: a second per run is too slow here.)
+test('an aborted run stops its stages and blocks what waits on them', async (t) => {
+  const stop = new AbortController();
+  setTimeout(() => stop.abort(new Error('interrupted')), 100);
+  const { e } = workspace(t, 'stages:\n  slow:\n    run: [sleep, "5"]\n  after:\n    run: [echo]\n    needs: [slow]\n');
+  const started = Date.now();
+  const r = await e.run('p.yaml', { signal: stop.signal });
+  assert.ok(Date.now() - started < 3000);
+  assert.deepEqual(states(r), { slow: 'stopped', after: 'blocked' });
+  assert.equal(r.ok, false);
+  assert.deepEqual(await e.store.runKeys(), []);
+});
+
+test('outs: a user file is never replaced unasked; an edited published output is kept aside; overwrite: true replaces', async (t) => {
+  const { w, e, read } = workspace(t, CHAIN, { 'out/side.txt': 'mine\n' });
+  const r = await e.run('p.yaml', { keepGoing: true });
+  assert.equal(r.results.get('side')!.state, 'failed');
+  assert.match(r.results.get('side')!.error!, /^outs path 'out\/side.txt' already exists and no stage of this pipeline wrote it: move it away, or let the stage replace it with `outs: \{ o: \{ path: out\/side.txt, overwrite: true \} \}`$/);
+  assert.equal(read('out/side.txt'), 'mine\n');
+  // Edited after the pipeline wrote it: kept aside, the output put back.
+  chmodSync(join(w, 'out', 'data.txt'), 0o644);
+  writeFileSync(join(w, 'out', 'data.txt'), 'edited');
+  const r2 = await e.run('p.yaml', { keepGoing: true });
+  assert.equal(r2.results.get('prep')!.state, 'cached');
+  assert.equal(read('out/data.txt'), 'HELLO\n');
+  const aside = readdirSync(join(w, 'out')).find((f) => f.startsWith('data.txt.edited-'))!;
+  assert.match(aside, /^data\.txt\.edited-\d{8}T\d{6}$/);
+  assert.equal(read(`out/${aside}`), 'edited');
+  assert.ok(r2.reporter.messages.some((m) => m === `out/data.txt was changed since the pipeline wrote it: your version is kept as out/${aside}, and stage prep's output put back`));
+  // The same path, allowed.
+  writeFileSync(join(w, 'p.yaml'), CHAIN.replace('outs: { o: out/side.txt }', 'outs: { o: { path: out/side.txt, overwrite: true } }'));
+  const r3 = await e.run();
+  assert.equal(r3.ok, true);
+  assert.equal(read('out/side.txt'), 'side\n');
+});
+
+test('on a terminal (listr2), a stage settled before its task started shows its state, not "waiting"', async () => {
+  const r = new ListrReporter(await import('listr2'), 'silent');
+  r.plan(['a', 'b', 'c', 'd']);
+  r.finish('a', 'cached'); // the scheduler settles cached stages at once
+  r.start('b');
+  r.finish('b', 'done', '1.0 s');
+  r.finish('c', 'blocked');
+  r.finish('d', 'failed', 'exit code 3');
+  await r.close();
+  assert.deepEqual(r.titles(), ['a: cached', 'b: done (1.0 s)', 'c: not run (an upstream stage failed)', 'd: FAILED (exit code 3)']);
+});
