@@ -21,6 +21,7 @@ import { startReaper } from './executors/groups.ts';
 import { pickReporter } from './run/progress.ts';
 import { resolveStageNames, runPipeline } from './run/scheduler.ts';
 import { compilePipeline } from './spec/compile.ts';
+import { parseDuration } from './spec/duration.ts';
 import { StageModules } from './modules.ts';
 import { Planner } from './run/plan.ts';
 import { pipelineStatus, type StageStatus } from './run/status.ts';
@@ -120,11 +121,16 @@ Writes a new project into dir (default: the current folder), ready to run: pipel
 RRTN stages by package name, then your own), stages/summary.ts (a TypeScript stage importing the
 stage API from 'rrtn-pipeline'), scripts/report.sh (a command stage). Never replaces a file.
   -h, --help            this help`,
-  gc: `Usage: pipeline gc [--dry-run] [--max-size SIZE]
+  gc: `Usage: pipeline gc [--dry-run] [--max-size SIZE] [--forget-after DURATION]
 
-Removes cached runs and objects that no spec's latest run uses.
-      --max-size SIZE   remove unused entries, oldest first, only until the cache is under SIZE (e.g. 20G)
-  -n, --dry-run         say what would be removed
+Removes cached runs and objects that no latest run of any workspace using this cache needs (a cache
+can be shared: each workspace registers when it runs). A workspace whose folder has been gone for
+--forget-after (default 14d) is forgotten, saying so, and the runs only it used become removable.
+      --max-size SIZE   count every byte the cache holds (objects, checkpoints, compiled modules,
+                        logs, memos) and remove unused entries, oldest first, only until it is
+                        under SIZE (e.g. 20G): unused runs, then checkpoints, then compiled modules
+      --forget-after D  how long a workspace may be gone before it is forgotten (14d, 12h, 0)
+  -n, --dry-run         list what would be removed and why; remove nothing
 ${COMMON_HELP}`,
 };
 
@@ -268,7 +274,7 @@ async function cmdRun(argv: string[]): Promise<number> {
   const sets = (values.set as string[] | undefined) ?? [];
   const fullRun = !targets.length && !force.length && !values['force-all'] && !values.verify;
   const specAbs = positionals[0] ? resolve(env.workspace, positionals[0]) : '';
-  const snapshotFile = snapshotPath(env.store, relative(env.workspace, specAbs));
+  const snapshotFile = snapshotPath(env.store, env.workspace, relative(env.workspace, specAbs));
   if (fullRun && !values['dry-run'] && specAbs && !existsSync(join(env.store.root, 'lock'))) {
     const started = Date.now();
     const same = await unchangedSince(snapshotFile, specAbs, sets, process.env);
@@ -277,7 +283,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       for (const f of same.headlines) if (existsSync(f)) say(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
       say(`${same.name}: ${same.stages.length} stages: ${same.stages.length} cached (nothing changed since the last run) in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
       if (values.json) {
-        const latest = await env.store.readLatest(relative(env.workspace, specAbs));
+        const latest = await env.store.readLatest(env.workspace, relative(env.workspace, specAbs));
         writeRunJson(same.name, relative(env.workspace, specAbs), true, started, same.stages.map((id) => ({ id, state: 'cached', key: latest.get(id)?.key })));
       }
       return 0;
@@ -359,6 +365,7 @@ async function cmdRun(argv: string[]): Promise<number> {
       const published = (p: string) => outs.some((o) => p === o || p.startsWith(`${o}/`));
       await writeSnapshot({
         file: snapshotFile,
+        workspace: pipeline.workspace,
         specRel: pipeline.specRel,
         name: pipeline.name,
         spec: specAbs,
@@ -459,7 +466,7 @@ async function cmdDag(argv: string[]): Promise<number> {
 }
 
 async function cmdGc(argv: string[]): Promise<number> {
-  const { values } = parse('gc', argv, { 'dry-run': { type: 'boolean', short: 'n' }, 'max-size': { type: 'string' } });
+  const { values } = parse('gc', argv, { 'dry-run': { type: 'boolean', short: 'n' }, 'max-size': { type: 'string' }, 'forget-after': { type: 'string' } });
   if (values.help) return help('gc');
   let maxSize: number | undefined;
   try {
@@ -467,14 +474,20 @@ async function cmdGc(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+  const forgetAfter = values['forget-after'] as string | undefined;
+  const forgetAfterMs = forgetAfter === undefined ? undefined : /^0+$/.test(forgetAfter) ? 0 : parseDuration(forgetAfter);
+  if (forgetAfter !== undefined && forgetAfterMs === undefined) throw new UsageError(`--forget-after: bad duration '${forgetAfter}' (e.g. 14d, 12h, 0)`);
   const env = await openWorkspace(values);
   const lock = await acquireLock(env.store.root, 'pipeline gc', (o) => process.stderr.write(`waiting for pid ${o.pid} (${o.command})\n`));
   try {
-    const r = await collectGarbage(env.store, { dryRun: !!values['dry-run'], maxSize });
+    const dryRun = !!values['dry-run'];
+    const r = await collectGarbage(env.store, { dryRun, maxSize, forgetAfterMs });
     await env.digests.prune();
     await env.digests.save();
-    const verb = values['dry-run'] ? 'would remove' : 'removed';
-    process.stdout.write(`gc: ${verb} ${r.runsRemoved} runs and ${r.objectsRemoved} objects (${formatSize(r.bytesFreed)}); ${formatSize(r.bytesKept)} kept\n`);
+    for (const n of r.notes) process.stderr.write(`gc: ${n}\n`);
+    if (dryRun) for (const x of r.removed) process.stdout.write(`would remove ${x.what}, ${formatSize(x.bytes)}: ${x.why}\n`);
+    const verb = dryRun ? 'would remove' : 'removed';
+    process.stdout.write(`gc: ${verb} ${r.runsRemoved} runs and ${r.objectsRemoved} objects (${formatSize(r.bytesFreed)} in all); ${formatSize(r.bytesKept)} kept\n`);
     return 0;
   } finally {
     await lock.release();

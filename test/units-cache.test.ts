@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
 import { codeClosure, codeLabel, ENGINE_VERSION, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
-import { OBJECT_MTIME_MS, Store, type RunRecord } from '../src/cache/store.ts';
+import { OBJECT_MTIME_MS, Store, workspaceId, type RunRecord } from '../src/cache/store.ts';
 import { readSealed, writeSealed } from '../src/fsutil.ts';
 import { put, scratch } from './helpers/engine.ts';
 
@@ -432,30 +432,30 @@ test('store: a stage that wrote into a view it read loses that view and the obje
 test('store: the latest-run index keeps well-formed entries and is rewritten only when something changed', async (t) => {
   const { w, store, dropped } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
-  assert.deepEqual(await store.readLatest('p.yaml'), new Map());
-  await store.writeLatest('dir/p.yaml', new Map([['s', rec]]));
-  const path = store.latestPath('dir/p.yaml');
-  assert.equal(path, join(store.root, 'latest', 'dir%2Fp.yaml.json'));
-  const got = await store.readLatest('dir/p.yaml');
+  assert.deepEqual(await store.readLatest('/w', 'p.yaml'), new Map());
+  await store.writeLatest('/w', 'dir/p.yaml', new Map([['s', rec]]));
+  const path = store.latestPath('/w', 'dir/p.yaml');
+  assert.equal(path, join(store.root, 'latest', workspaceId('/w'), 'dir%2Fp.yaml.json'));
+  const got = await store.readLatest('/w', 'dir/p.yaml');
   assert.deepEqual({ ...got.get('s'), at: undefined }, { key: rec.key, outputs: rec.outputs, committedAt: rec.committedAt, at: undefined });
   const ino = statSync(path).ino;
-  await store.writeLatest('dir/p.yaml', new Map([['s', rec]]));
+  await store.writeLatest('/w', 'dir/p.yaml', new Map([['s', rec]]));
   assert.equal(statSync(path).ino, ino, 'nothing changed: not rewritten');
-  await store.writeLatest('dir/p.yaml', new Map([['s', { ...rec, committedAt: rec.committedAt + 1 }]]));
+  await store.writeLatest('/w', 'dir/p.yaml', new Map([['s', { ...rec, committedAt: rec.committedAt + 1 }]]));
   assert.notEqual(statSync(path).ino, ino);
   // Other stages' entries are kept; a malformed entry is left out.
   const rec2 = { ...rec, key: 'b'.repeat(32) };
-  await store.writeLatest('dir/p.yaml', new Map([['t', rec2]]));
-  assert.deepEqual([...(await store.readLatest('dir/p.yaml')).keys()], ['s', 't']);
+  await store.writeLatest('/w', 'dir/p.yaml', new Map([['t', rec2]]));
+  assert.deepEqual([...(await store.readLatest('/w', 'dir/p.yaml')).keys()], ['s', 't']);
   await writeSealed(path, { s: { ...rec, at: 'x' }, t: { key: 'bad' } });
-  assert.deepEqual([...(await store.readLatest('dir/p.yaml')).keys()], ['s']);
-  assert.deepEqual([...(await store.allLatest()).keys()], ['dir/p.yaml']);
+  assert.deepEqual([...(await store.readLatest('/w', 'dir/p.yaml')).keys()], ['s']);
+  assert.deepEqual([...(await store.allLatest()).keys()], [`${workspaceId('/w')}/dir/p.yaml`]);
   // Not an index (a list, or a seal that does not match): dropped.
   writeFileSync(path, '[]');
-  assert.deepEqual(await store.readLatest('dir/p.yaml'), new Map());
+  assert.deepEqual(await store.readLatest('/w', 'dir/p.yaml'), new Map());
   assert.deepEqual(dropped.splice(0), ['a corrupt latest-run index']);
   writeFileSync(path, readFileSync(store.runPath(rec.key), 'utf8').replace('"stage":"s"', '"stage":"t"'));
-  assert.deepEqual(await store.readLatest('dir/p.yaml'), new Map());
+  assert.deepEqual(await store.readLatest('/w', 'dir/p.yaml'), new Map());
   assert.deepEqual(dropped, ['a corrupt latest-run index']);
   assert.ok(!existsSync(path));
 });

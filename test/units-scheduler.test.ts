@@ -42,7 +42,7 @@ test('a first run runs and publishes every stage; a second serves all from the c
   assert.equal(read('out/n.txt'), '6\n');
   assert.deepEqual(r1.reporter.planned, ['prep', 'count', 'side']);
   // The latest index names each stage's run; each has a record and a view.
-  const latest = await e.store.readLatest('p.yaml');
+  const latest = await e.store.readLatest(e.dir, 'p.yaml');
   assert.deepEqual([...latest.keys()].sort(), ['count', 'prep', 'side']);
   for (const [id, ptr] of latest) {
     assert.equal(ptr.key, r1.results.get(id)!.key);
@@ -97,7 +97,7 @@ test('a failing stage commits nothing, blocks what reads it, stops the rest; --k
   const r2 = await e.run('p.yaml', { jobs: 1, keepGoing: true });
   assert.deepEqual(states(r2), { prep: 'failed', count: 'blocked', side: 'done' });
   assert.equal(read('out/side.txt'), 'side\n');
-  assert.deepEqual([...(await e.store.readLatest('p.yaml')).keys()], ['side']);
+  assert.deepEqual([...(await e.store.readLatest(e.dir, 'p.yaml')).keys()], ['side']);
 });
 
 test('a missing input fails its stage by name; a stage that writes nothing it declared fails', async (t) => {

@@ -14,7 +14,7 @@ import { ENGINE_VERSION } from './fingerprint.ts';
 import { canonicalJson } from './hash.ts';
 import { importStageDefinition } from '../modules.ts';
 import { CORRUPT, readSealed, sayDropped, writeSealed } from '../fsutil.ts';
-import { OBJECT_MTIME_MS, type CachedRun, type Store } from './store.ts';
+import { OBJECT_MTIME_MS, workspaceId, type CachedRun, type Store } from './store.ts';
 
 /** What a snapshot is valid for: the pipeline, its spec file, the --set overrides and the environment read. */
 interface SnapshotScope {
@@ -42,8 +42,8 @@ interface Snapshot extends SnapshotScope {
 /** A signature this recent may hide a change within the same mtime tick: not trusted. */
 const RACY_MS = 1000;
 
-export function snapshotPath(store: Store, specRel: string): string {
-  return join(store.root, 'snapshots', `${encodeURIComponent(specRel)}.json`);
+export function snapshotPath(store: Store, workspace: string, specRel: string): string {
+  return join(store.root, 'snapshots', workspaceId(workspace), `${encodeURIComponent(specRel)}.json`);
 }
 
 export function signature(path: string): StatSignature {
@@ -102,7 +102,8 @@ export async function dropAllSnapshots(store: Store): Promise<void> {
 
 export interface SnapshotInput extends SnapshotScope {
   file: string;
-  /** The spec's workspace-relative path (names its latest-run index). */
+  /** The workspace and the spec's path in it (name its latest-run index). */
+  workspace: string;
   specRel: string;
   /** Paths read while computing keys, with their signatures then. */
   observed: Iterable<[string, StatSignature]>;
@@ -128,7 +129,7 @@ export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
   // change to them (damage included) sends the next run down the path that checks them. Written
   // by rename (a new inode each time), they need no racy-mtime margin.
   const state = s.runs.flatMap((run) => [s.store.runPath(run.key), ...Object.values(run.outputs).flatMap((o) => (o.kind === 'dir' ? [s.store.manifestPath(o.digest)] : []))]);
-  for (const p of [...state, s.store.latestPath(s.specRel)]) paths.push([p, signature(p)]);
+  for (const p of [...state, s.store.latestPath(s.workspace, s.specRel)]) paths.push([p, signature(p)]);
   const outs: Array<[string, StatSignature]> = [];
   const walk = (p: string) => {
     const sig = signature(p);

@@ -5,7 +5,8 @@
 //   runs/<key>.json            a completed stage run: its fingerprint and output digests
 //   views/<key>/<output>       outputs as the stage wrote them (hardlinks of objects), read by downstream stages
 //   manifests/<digest>.json    a folder output's file list
-//   latest/<spec>.json         stage -> key of its latest run, for each spec
+//   latest/<ws>/<spec>.json    stage -> key of its latest run, for each workspace and spec
+//   workspaces/<ws>.json       each workspace that ran with this cache (a cache may be shared)
 //   logs/<key>.log             the log of the run that produced a record
 //   tmp/                       private folders of stages in flight (stale ones are removed on the next run)
 //   checkpoints/<key>/         a stage's checkpoints, kept until that key succeeds (resume after a kill)
@@ -18,6 +19,7 @@
 // stat alone, that each object is a regular file of the recorded size with the stamp; `verify`
 // rehashes contents for the rest. Engine state read back (records, manifests, indexes) is checked
 // for shape and, for manifests, against their own digest: anything corrupt is dropped and rebuilt.
+import { createHash } from 'node:crypto';
 import { chmod, copyFile, constants, mkdir, readdir, rename, rm, stat, unlink, link, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { lstatSync, readFileSync } from 'node:fs';
@@ -82,6 +84,19 @@ export interface LatestPointer extends CachedRun {
   at: string;
 }
 
+/** A workspace that runs with this cache: where it is, when it last ran, since when it is gone. */
+export interface WorkspaceEntry {
+  workspace: string;
+  lastRun: string;
+  /** Set by gc when the folder is found missing (cleared if it comes back). */
+  goneSince?: string;
+}
+
+/** A short, stable name for a workspace folder in cache paths: several workspaces may share a cache. */
+export function workspaceId(workspace: string): string {
+  return createHash('sha256').update(workspace).digest('hex').slice(0, 16);
+}
+
 export class Store {
   constructor(readonly root: string) {}
 
@@ -127,16 +142,17 @@ export class Store {
     this.onCorrupt(`a corrupt ${what}`, path);
   }
 
-  latestPath(spec: string): string {
-    return join(this.root, 'latest', `${encodeURIComponent(spec)}.json`);
+  /** The latest-run index of one spec in one workspace (a shared cache holds many workspaces). */
+  latestPath(workspace: string, spec: string): string {
+    return join(this.root, 'latest', workspaceId(workspace), `${encodeURIComponent(spec)}.json`);
   }
 
   /**
-   * Stage id -> its latest run, for one spec: one small file per spec, read once per command, so
-   * a no-op rerun need not open one record per stage.
+   * Stage id -> its latest run, for one spec of one workspace: one small file per spec, read once
+   * per command, so a no-op rerun need not open one record per stage.
    */
-  async readLatest(spec: string): Promise<Map<string, LatestPointer>> {
-    return new Map(Object.entries(await this.readLatestIndex(this.latestPath(spec))));
+  async readLatest(workspace: string, spec: string): Promise<Map<string, LatestPointer>> {
+    return new Map(Object.entries(await this.readLatestIndex(this.latestPath(workspace, spec))));
   }
 
   /** A latest index with its malformed entries left out (and the file dropped if it is not an index). */
@@ -150,8 +166,8 @@ export class Store {
     return Object.fromEntries(Object.entries(index).filter(([, v]) => isCachedRun(v))) as Record<string, LatestPointer>;
   }
 
-  async writeLatest(spec: string, latest: Map<string, CachedRun>): Promise<void> {
-    const path = this.latestPath(spec);
+  async writeLatest(workspace: string, spec: string, latest: Map<string, CachedRun>): Promise<void> {
+    const path = this.latestPath(workspace, spec);
     const cur = await this.readLatestIndex(path);
     let changed = false;
     const at = new Date().toISOString();
@@ -161,6 +177,43 @@ export class Store {
       changed = true;
     }
     if (changed) await writeSealed(path, cur);
+  }
+
+  private workspacePath(workspace: string): string {
+    return join(this.root, 'workspaces', `${workspaceId(workspace)}.json`);
+  }
+
+  /** Records that a workspace runs with this cache (gc keeps what its latest runs use). */
+  async registerWorkspace(workspace: string): Promise<void> {
+    await writeSealed(this.workspacePath(workspace), { workspace, lastRun: new Date().toISOString() } satisfies WorkspaceEntry);
+  }
+
+  /** Every registered workspace, by id. */
+  async workspaces(): Promise<Map<string, WorkspaceEntry>> {
+    const out = new Map<string, WorkspaceEntry>();
+    const dir = join(this.root, 'workspaces');
+    for (const f of await readdirIfExists(dir)) {
+      if (!f.endsWith('.json')) continue;
+      const v = await readSealed<WorkspaceEntry>(join(dir, f));
+      if (v === undefined) continue;
+      if (v === CORRUPT || !isObj(v) || typeof v.workspace !== 'string' || workspaceId(v.workspace) !== f.slice(0, -5)) {
+        await this.dropCorrupt(join(dir, f), 'workspace record');
+        continue;
+      }
+      out.set(f.slice(0, -5), v);
+    }
+    return out;
+  }
+
+  /** Marks a workspace gone (first time seen missing), or back. */
+  async updateWorkspace(entry: WorkspaceEntry): Promise<void> {
+    await writeSealed(this.workspacePath(entry.workspace), entry);
+  }
+
+  /** Forgets a workspace: its latest-run indexes and its record (gc, once it has been gone a while). */
+  async forgetWorkspace(id: string): Promise<void> {
+    await rm(join(this.root, 'latest', id), { recursive: true, force: true });
+    await rm(join(this.root, 'workspaces', `${id}.json`), { force: true });
   }
 
   /**
@@ -185,13 +238,22 @@ export class Store {
     return join(this.root, 'published', `${await hashBytes(workspace)}.json`);
   }
 
-  /** Every latest pointer: spec -> stage -> key. */
+  /**
+   * Every latest pointer, by index (`<workspace id>/<spec>`): what gc keeps. Indexes an older
+   * engine wrote per spec only (`latest/<spec>.json`) are kept too: whose they are is not known.
+   */
   async allLatest(): Promise<Map<string, Map<string, LatestPointer>>> {
     const out = new Map<string, Map<string, LatestPointer>>();
-    for (const f of await readdirIfExists(join(this.root, 'latest'))) {
-      if (!f.endsWith('.json')) continue;
-      const spec = decodeURIComponent(f.slice(0, -5));
-      out.set(spec, await this.readLatest(spec));
+    const root = join(this.root, 'latest');
+    for (const f of await readdirIfExists(root)) {
+      const p = join(root, f);
+      if (f.endsWith('.json')) {
+        out.set(decodeURIComponent(f.slice(0, -5)), new Map(Object.entries(await this.readLatestIndex(p))));
+        continue;
+      }
+      for (const g of await readdirIfExists(p)) {
+        if (g.endsWith('.json')) out.set(`${f}/${decodeURIComponent(g.slice(0, -5))}`, new Map(Object.entries(await this.readLatestIndex(join(p, g)))));
+      }
     }
     return out;
   }

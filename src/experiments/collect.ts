@@ -126,7 +126,7 @@ export function matrixOf(stageId: string): Record<string, unknown> {
 export async function collectExperiments(p: Pipeline, store: Store): Promise<ExpTable> {
   const byKey = new Map<string, StageNode>();
   for (const n of p.stages.values()) if ((n.metrics.length || n.plots.length) && !byKey.has(n.key)) byKey.set(n.key, n);
-  const latest = await store.readLatest(p.specRel);
+  const latest = await store.readLatest(p.workspace, p.specRel);
   const records: RunRecord[] = [];
   for (const key of await store.runKeys()) {
     const rec = await store.readRun(key);

@@ -75,7 +75,8 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const order = p.order.filter((id) => selected.has(id));
   const results = new Map<string, StageResult>();
   const records = new Map<string, CachedRun | undefined>();
-  const latest = await planner.store.readLatest(p.specRel);
+  const latest = await planner.store.readLatest(p.workspace, p.specRel);
+  await planner.store.registerWorkspace(p.workspace);
   const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the second waits for the first.
@@ -140,7 +141,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   }
   await digests.save();
   await planner.store.writePublished(p.workspace, rc.published);
-  await planner.store.writeLatest(p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
+  await planner.store.writeLatest(p.workspace, p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
   const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
   return { ok, results };
 }

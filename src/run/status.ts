@@ -19,7 +19,7 @@ export async function pipelineStatus(planner: Planner, forced: Set<string> = new
   const { pipeline: p, store, digests } = planner;
   const known = new Map<string, CachedRun | undefined>();
   const out: StageStatus[] = [];
-  const latestKeys = await store.readLatest(p.specRel);
+  const latestKeys = await store.readLatest(p.workspace, p.specRel);
   for (const id of p.order) {
     const node = p.stages.get(id)!;
     const staleUp = node.upstream.filter((u) => !known.get(u));
