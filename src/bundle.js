@@ -103,7 +103,7 @@ export async function bundle(entryPoints, outdir, options = {}) {
 }
 
 /** The engine's entry points, bundled into dist/ (the CLI, the module-stage worker, the reaper, the stage API). */
-const ENGINE_ENTRIES = { cli: 'src/cli.ts', worker: 'src/executors/worker.ts', reaper: 'src/executors/reaper.ts', 'stage-api': 'src/stage-api.ts' };
+const ENGINE_ENTRIES = { cli: 'src/cli/main.ts', worker: 'src/executors/worker.ts', reaper: 'src/executors/reaper.ts', 'stage-api': 'src/stage-api.ts' };
 
 /**
  * Builds dist/ of the package at `root` (relocatable: it is packed and installed as it is), each

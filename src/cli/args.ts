@@ -1,0 +1,88 @@
+// The command line's shared parts: options every command takes, argument parsing, opening a
+// workspace and its cache, compiling the spec a command names.
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DigestCache } from '../cache/digests.ts';
+import { UsageError } from '../diagnostics.ts';
+import { PACKAGE_ROOT } from '../cache/fingerprint.ts';
+import { compilePipeline } from '../spec/compile.ts';
+import { StageModules } from '../modules.ts';
+import { Planner } from '../run/plan.ts';
+import { Store } from '../cache/store.ts';
+import { HELP } from './help.ts';
+
+/** Signals that stop a run cleanly (SIGHUP: the terminal went away). */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** process.exit as it was at start (an inline stage's run replaces it while it runs). */
+export const exitNow = process.exit.bind(process);
+
+export const COMMON = {
+  workspace: { type: 'string', short: 'C' },
+  'cache-dir': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+export function parse(command: string, argv: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+    return { values: r.values as Values, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]}\n\n${HELP[command]}`);
+  }
+}
+
+export interface Env {
+  workspace: string;
+  store: Store;
+  digests: DigestCache;
+  modules: StageModules;
+}
+
+export async function openWorkspace(values: Values): Promise<Env> {
+  const workspace = resolve((values.workspace as string | undefined) ?? process.cwd());
+  const cacheDir = resolve(workspace, (values['cache-dir'] as string | undefined) ?? process.env.PIPELINE_CACHE_DIR ?? 'cache');
+  const problem = makeCacheDir(cacheDir);
+  if (problem) throw new UsageError(`cannot use ${cacheDir} as the cache folder: ${problem} (pick another with --cache-dir or $PIPELINE_CACHE_DIR)`);
+  const store = new Store(cacheDir);
+  const digests = new DigestCache(resolve(cacheDir, 'state.json'));
+  await digests.load();
+  return { workspace, store, digests, modules: new StageModules(cacheDir, workspace, digests) };
+}
+
+/**
+ * Creates the cache folder one level at a time from its nearest existing parent (Node's recursive
+ * mkdir spins forever under /proc), on a real filesystem only. Returns why it cannot, or undefined.
+ */
+export function makeCacheDir(dir: string): string | undefined {
+  const missing: string[] = [];
+  let p = dir;
+  while (!existsSync(p)) {
+    missing.unshift(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  const real = realpathSync(p);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(real)) return `${real} is a virtual filesystem, not storage`;
+  if (!statSync(real).isDirectory()) return `${p} is not a folder`;
+  for (const m of missing) {
+    try {
+      mkdirSync(m);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return undefined;
+}
+
+export async function loadSpec(values: Values, positionals: string[], command: string, env: Env): Promise<Planner> {
+  const spec = positionals[0];
+  if (!spec) throw new UsageError(`missing <spec>\n\n${HELP[command]}`);
+  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, cacheDir: env.store.root });
+  return new Planner(pipeline, env.store, env.digests, env.modules);
+}
