@@ -2,10 +2,12 @@
 // references, params, overrides, paths, ordering) and each mistake named at its line and column.
 // Command stages only, so no stage module is bundled: milliseconds per test (`npm run mutate`).
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { SpecError, UsageError } from '../src/diagnostics.ts';
 import type { Pipeline } from '../src/spec/model.ts';
 import { Engine, scratch } from './helpers/engine.ts';
+import { ROOT } from './helpers/workspace.ts';
 
 async function compile(t: { after(f: () => void): void }, spec: string, opts: Parameters<Engine['compile']>[1] = {}, files: Record<string, string> = {}): Promise<Pipeline> {
   const w = scratch(t, { 'p.yaml': spec, ...files });
@@ -285,4 +287,55 @@ stages:
     "34:16 stages.out1.outs.o: path '../outside' resolves outside the workspace (WS); stage paths must stay inside it",
     "37:12 stages.out2.deps[0]: path '/etc/passwd' resolves outside the workspace (WS); stage paths must stay inside it",
   ]);
+});
+
+const MODULE = (extra = '') => `import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: { type: 'object', additionalProperties: false, properties: { n: { type: 'integer', default: 2 } } }, inputs: ['data'], outputs: ['o'], ${extra} run() {} });
+`;
+
+test('module stages: params checked and defaulted by the module schema, inputs and outputs named by the module, built-ins by package name', async (t) => {
+  const files = { 'stages/m.ts': MODULE(), 'stages/bad.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'nope' }, outputs: ['o'], run() {} });\n", 'd.txt': 'x' };
+  const ok = await compile(t, `stages:
+  m:
+    uses: stages/m.ts
+    inputs: { data: d.txt }
+  b:
+    uses: rrtn-pipeline/stages/exvo.ts
+    inputs: { corpus: '\${stages.m.outputs.o}' }
+`, { builtinRoot: ROOT }, files);
+  const m = ok.stages.get('m')!;
+  assert.equal(m.kind, 'module');
+  assert.deepEqual(m.params, { n: 2 });
+  assert.deepEqual(m.outputs, ['o']);
+  assert.deepEqual(m.deps, ['d.txt'], "a module stage's workspace inputs are its deps");
+  assert.equal(m.module!.rel, 'stages/m.ts');
+  const b = ok.stages.get('b')!;
+  assert.equal(b.module!.abs, join(ROOT, 'stages', 'exvo.ts'));
+  assert.deepEqual(b.upstream, ['m']);
+  assert.deepEqual(b.outputs, ['dataset']);
+
+  assert.deepEqual(await problems(t, `stages:
+  m:
+    uses: stages/m.ts
+    params: { n: 1.5, x: 1 }
+    inputs: { dta: d.txt }
+    outs: { p: out.txt }
+    deps: [d.txt]
+  nope:
+    uses: stages/none.ts
+  bad:
+    uses: stages/bad.ts
+`, {}, files), [
+    "2:3 stages.m: stage module 'stages/m.ts' needs input 'data'",
+    '4:18 stages.m.params.n: must be integer, got number 1.5',
+    "4:23 stages.m.params.x: unknown key 'x' (did you mean 'n'?)",
+    "5:15 stages.m.inputs.dta: stage module 'stages/m.ts' has no input 'dta' (did you mean 'data'?)",
+    "6:13 stages.m.outs.p: stage module 'stages/m.ts' has no output 'p' (its outputs: o)",
+    "7:5 stages.m.deps: `deps` is for command stages: a module stage reads what its `inputs` name (add the files there)",
+    "9:11 stages.nope.uses: unknown stage module 'stages/none.ts': no such file in the workspace",
+    "11:11 stages.bad.uses: stage module 'stages/bad.ts' has an invalid params schema: schema is invalid: data/type must be equal to one of the allowed values, data/type must be array, data/type must match a schema in anyOf",
+  ]);
+  const usage = await compile(t, 'stages:\n  m:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n', { sets: ['stages.m.params.nn=3'] }, files).catch((e: unknown) => e);
+  assert.ok(usage instanceof UsageError);
+  assert.equal(usage.message, "--set 'stages.m.params.nn=3': stage module 'stages/m.ts' has no param 'nn' (did you mean 'n'?)");
 });

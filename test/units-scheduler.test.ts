@@ -210,3 +210,61 @@ test('on a terminal (listr2), a stage settled before its task started shows its 
   await r.close();
   assert.deepEqual(r.titles(), ['a: cached', 'b: done (1.0 s)', 'c: not run (an upstream stage failed)', 'd: FAILED (exit code 3)']);
 });
+
+test("a stage's fingerprint: scripts a command names are code (also inside sh -c and --opt=file), $VARS it reads, env and sweep references, a module's own facts", async (t) => {
+  const up = (d: string) => ({ key: d.repeat(32), committedAt: 1, outputs: { o: { kind: 'file' as const, digest: d.repeat(32), size: 1, files: 1 } } });
+  const spec = `stages:
+  s:
+    matrix: { k: [1, 2] }
+    run: [echo]
+    outs: { o: null }
+  cmd:
+    run: [python3, scripts/train.py, --config=cfg.json, --flag, -x, '\${stages.s.outputs.o}', '--out=\${outputs.o}']
+    env: { A: 'a-\${stages.s[k=1].outputs.o}' }
+    outs: { o: null }
+  sh:
+    run: [sh, -c, 'sh scripts/eval.sh $LR_TEST_VAR "$HOME" > out.txt', '\${outputs.o}']
+    outs: { o: null }
+  mod:
+    uses: stages/m.ts
+    params: { n: 3 }
+`;
+  const { e } = workspace(t, spec, {
+    'scripts/train.py': 'print(1)\n',
+    'scripts/eval.sh': 'echo 1\n',
+    'cfg.json': '{}\n',
+    'out.txt': 'written by the script, not code\n',
+    '-x': 'a file named like a flag is not read as code\n',
+    'stages/m.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'object', properties: { n: { type: 'number' } } }, outputs: ['o'], fingerprint: (p) => ({ device: `gpu${(p as { n: number }).n}` }), run() {} });\n",
+  });
+  process.env.LR_TEST_VAR = '0.5';
+  t.after(() => delete process.env.LR_TEST_VAR);
+  const planner = await e.planner();
+  const p = planner.pipeline;
+  const ups = new Map([['s[k=1]', up('a')], ['s[k=2]', up('b')]]);
+  const cmd = (await planner.evaluate(p.stages.get('cmd')!, ups))!.fingerprint;
+  const digest = async (f: string) => (await import('../src/cache/hash.ts')).hashBytes(readFileSync(join(e.dir, f)));
+  assert.deepEqual(cmd.command, { argv: ['python3', 'scripts/train.py', '--config=cfg.json', '--flag', '-x', `@${'a'.repeat(32)}`, `@${'b'.repeat(32)}`, '--out=${outputs.o}'], shell: false });
+  assert.deepEqual(cmd.code, { 'scripts/train.py': await digest('scripts/train.py'), 'cfg.json': await digest('cfg.json') });
+  assert.deepEqual(cmd.upstream, { 's[k=1].o': 'a'.repeat(32), 's[k=2].o': 'b'.repeat(32) });
+  assert.deepEqual(cmd.env, { A: `a-@${'a'.repeat(32)}` });
+  assert.deepEqual(cmd.shellEnv, {});
+  assert.equal(cmd.kind, 'command');
+  assert.deepEqual(cmd.outputs, ['o']);
+  // Upstream outputs not known yet: no key, unless a partial answer is asked for (status).
+  assert.equal(await planner.evaluate(p.stages.get('cmd')!, new Map([['s[k=1]', up('a')]])), undefined);
+  const partial = (await planner.evaluate(p.stages.get('cmd')!, new Map([['s[k=1]', up('a')]]), true))!.fingerprint;
+  assert.deepEqual(partial.command!.argv.slice(5, 7), [`@${'a'.repeat(32)}`, '@?']);
+
+  const sh = (await planner.evaluate(p.stages.get('sh')!, new Map()))!.fingerprint;
+  assert.deepEqual(sh.code, { 'scripts/eval.sh': await digest('scripts/eval.sh') });
+  assert.deepEqual(sh.shellEnv, { LR_TEST_VAR: '0.5' });
+  assert.equal(p.envRead.LR_TEST_VAR, '0.5');
+
+  const mod = (await planner.evaluate(p.stages.get('mod')!, new Map()))!;
+  assert.deepEqual(mod.fingerprint.extras, { device: 'gpu3' });
+  assert.deepEqual(mod.fingerprint.params, { n: 3 });
+  assert.ok('stages/m.ts' in mod.fingerprint.code && 'pipeline:src/stage-api.ts' in mod.fingerprint.code);
+  assert.deepEqual(planner.facts.map((f) => f.extras), [{ device: 'gpu3' }]);
+  assert.match(mod.key, /^[0-9a-f]{32}$/);
+});
