@@ -537,6 +537,12 @@ export class Store {
     await rm(this.logPath(key), { force: true });
   }
 
+  /** The stored object of one file inside an output ('' for a file output), if the store has its list. */
+  async objectIn(out: OutputDigest, inside: string): Promise<string | undefined> {
+    const hit = (await this.outputFiles(out))?.find(([rel]) => rel === inside);
+    return hit && this.objectPath(hit[1]);
+  }
+
   /** Object digests an output uses. */
   async outputObjects(out: OutputDigest): Promise<string[]> {
     return ((await this.outputFiles(out)) ?? []).map(([, d]) => d);

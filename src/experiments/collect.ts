@@ -53,15 +53,11 @@ export function flatten(value: unknown, keep: (v: unknown) => boolean, prefix = 
 
 const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
-/** The bytes of a file inside a run's output, from the store (undefined if gone). */
+/** The text of a file inside a run's output, from the store (undefined if gone). */
 async function outputFile(store: Store, rec: CachedRun, output: string, inside: string): Promise<string | undefined> {
   const out = rec.outputs[output];
-  if (!out) return undefined;
-  let digest: string | undefined;
-  if (out.kind === 'file') digest = inside ? undefined : out.digest;
-  else digest = (await store.readManifest(out.digest))?.find((f) => f.path === inside)?.digest;
-  if (!digest) return undefined;
-  return readFile(store.objectPath(digest), 'utf8').catch(() => undefined);
+  const obj = out && (await store.objectIn(out, inside));
+  return obj === undefined ? undefined : readFile(obj, 'utf8').catch(() => undefined);
 }
 
 async function readMetrics(store: Store, rec: RunRecord, node: StageNode): Promise<Record<string, number>> {
