@@ -2,6 +2,7 @@
 // JSON a script reads (`run --json`, `validate --json`, `status --json`), through the real CLI.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { ExpRow } from '../src/experiments/collect.ts';
 import { Workspace } from './helpers/workspace.ts';
 
 const SPEC = `params: { scale: 2 }
@@ -28,17 +29,6 @@ export default defineStage({
 });
 `;
 
-interface Row {
-  id: string;
-  key: string;
-  stage: string;
-  current: boolean;
-  params: Record<string, unknown>;
-  metrics: Record<string, number>;
-  changed: string[];
-  plots: Record<string, unknown[]>;
-}
-
 test('exp show and exp diff compare every variant and every past run from the cache, without rerunning', async (t) => {
   const ws = new Workspace({ 'p.yaml': SPEC, 'stages/gather.ts': GATHER });
   t.after(() => ws.dispose());
@@ -57,7 +47,7 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.equal(ws.run('run', 'p.yaml', '--set', 'scale=3').code, 0);
   const show = ws.run('exp', 'show', 'p.yaml', '--json');
   assert.equal(show.code, 0, show.stderr);
-  const table = JSON.parse(show.stdout) as { rows: Row[]; params: string[]; metrics: string[]; best: Record<string, string>; direction: Record<string, string> };
+  const table = JSON.parse(show.stdout) as { rows: ExpRow[]; params: string[]; metrics: string[]; best: Record<string, string>; direction: Record<string, string> };
   assert.deepEqual(table.rows.map((r) => [r.stage, r.current, r.metrics['loss.dev']]), [
     ['train[lr=0.1]', true, 3],
     ['train[lr=0.1]', false, 2],
