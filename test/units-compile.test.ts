@@ -2,11 +2,12 @@
 // references, params, overrides, paths, ordering) and each mistake named at its line and column.
 // Command stages only, so no stage module is bundled: milliseconds per test (`npm run mutate`).
 import assert from 'node:assert/strict';
+import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SpecError, UsageError } from '../src/diagnostics.ts';
 import type { Pipeline } from '../src/spec/model.ts';
-import { Engine, scratch } from './helpers/engine.ts';
+import { Engine, put, scratch } from './helpers/engine.ts';
 import { ROOT } from './helpers/workspace.ts';
 
 async function compile(t: { after(f: () => void): void }, spec: string, opts: Parameters<Engine['compile']>[1] = {}, files: Record<string, string> = {}): Promise<Pipeline> {
@@ -338,4 +339,123 @@ test('module stages: params checked and defaulted by the module schema, inputs a
   const usage = await compile(t, 'stages:\n  m:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n', { sets: ['stages.m.params.nn=3'] }, files).catch((e: unknown) => e);
   assert.ok(usage instanceof UsageError);
   assert.equal(usage.message, "--set 'stages.m.params.nn=3': stage module 'stages/m.ts' has no param 'nn' (did you mean 'n'?)");
+});
+
+test('where `uses` may point: the workspace, built-ins, installed packages (even above the workspace); never elsewhere, links included; a module that fails to load', async (t) => {
+  // root/ws is the workspace; root/node_modules is where Node would find packages for it.
+  const root = scratch(t, {
+    'ws/stages/m.ts': MODULE(),
+    'ws/stages/throws.ts': "throw new Error('boom at load\\nsecond line');\n",
+    'ws/d.txt': 'x',
+    'node_modules/pkg/package.json': '{ "name": "pkg", "version": "1.0.0" }',
+    'node_modules/pkg/st.ts': MODULE(),
+    'x.ts': MODULE(),
+  });
+  const ws = join(root, 'ws');
+  symlinkSync(join(root, 'x.ts'), join(ws, 'stages', 'link.ts'));
+  put(ws, 'p.yaml', `stages:
+  fromPkg:
+    uses: pkg/st.ts
+    inputs: { data: d.txt }
+  builtin:
+    uses: stages/exvo.ts
+    inputs: { corpus: d.txt }
+`);
+  const ok = await new Engine(ws).compile('p.yaml', { builtinRoot: ROOT });
+  assert.equal(ok.stages.get('fromPkg')!.module!.abs, join(root, 'node_modules', 'pkg', 'st.ts'));
+  assert.equal(ok.stages.get('fromPkg')!.module!.rel, '../node_modules/pkg/st.ts');
+  assert.equal(ok.stages.get('builtin')!.module!.abs, join(ROOT, 'stages', 'exvo.ts'), 'a bare path not in the workspace is a built-in stage');
+
+  put(ws, 'p.yaml', `stages:
+  up:
+    uses: ../x.ts
+  linked:
+    uses: stages/link.ts
+  throws:
+    uses: stages/throws.ts
+  reader:
+    run: [cat, '\${stages.throws.outputs.o}']
+  builtinNoRoot:
+    uses: rrtn-pipeline/stages/exvo.ts
+`);
+  const err = await new Engine(ws).compile('p.yaml').catch((e: unknown) => e);
+  assert.ok(err instanceof SpecError);
+  assert.deepEqual(
+    err.diagnostics.map((d) => `${d.line}:${d.col} ${d.message.split(root).join('ROOT')}`),
+    [
+      "3:11 stage module '../x.ts' resolves to ROOT/x.ts, outside the workspace: copy the module into the workspace, or install it as a package and name it from node_modules",
+      "5:11 stage module 'stages/link.ts' resolves to ROOT/x.ts, outside the workspace: copy the module into the workspace, or install it as a package and name it from node_modules",
+      "7:11 cannot load stage module 'stages/throws.ts': boom at load",
+      "11:11 unknown stage module 'rrtn-pipeline/stages/exvo.ts': no such file in the workspace",
+    ],
+    'a reference to a stage that failed to load adds nothing',
+  );
+  put(ws, 'p.yaml', 'stages:\n  m:\n    uses: stages/none.ts\n');
+  const withRoot = await new Engine(ws).compile('p.yaml', { builtinRoot: ROOT }).catch((e: unknown) => e);
+  assert.ok(withRoot instanceof SpecError);
+  assert.equal(withRoot.diagnostics[0]!.message, "unknown stage module 'stages/none.ts': no such file in the workspace or among the built-in stages");
+});
+
+test('metrics and plots name files inside the stage own outputs', async (t) => {
+  const ok = await compile(t, `stages:
+  s:
+    run: [echo]
+    outs: { o: out, r: res }
+    metrics: [o/m.json, r/deep/er.json]
+    plots: [o/curve.jsonl]
+`);
+  const s = ok.stages.get('s')!;
+  assert.deepEqual(s.metrics, [['o', 'm.json'], ['r', 'deep/er.json']]);
+  assert.deepEqual(s.plots, [['o', 'curve.jsonl']]);
+  assert.deepEqual(await problems(t, `stages:
+  s:
+    run: [echo]
+    outs: { o: out }
+    metrics: [q/m.json, o/../x.json, o/./x.json, o/, /o/x.json, o/a/..]
+  none:
+    run: [echo]
+    plots: [o/p.json]
+`), [
+    "5:15 stages.s.metrics[0]: 'q/m.json' must start with one of the stage's outputs (o): <output>/<file inside it>",
+    "5:25 stages.s.metrics[1]: 'o/../x.json' must name a file inside output 'o'",
+    "5:38 stages.s.metrics[2]: 'o/./x.json' must name a file inside output 'o'",
+    "5:50 stages.s.metrics[3]: 'o/' must name a file inside output 'o'",
+    "5:54 stages.s.metrics[4]: '/o/x.json' must start with one of the stage's outputs (o): <output>/<file inside it>",
+    "5:65 stages.s.metrics[5]: 'o/a/..' must name a file inside output 'o'",
+    "8:13 stages.none.plots[0]: 'o/p.json' must start with one of the stage's outputs (it has none): <output>/<file inside it>",
+  ]);
+});
+
+test('a workspace path one stage reads and another publishes orders them, either way round; variant names spell each value', async (t) => {
+  const p = await compile(t, `stages:
+  reader:
+    run: [cat, res/inner.txt]
+    deps: [res/inner.txt, top]
+  folder:
+    run: [echo]
+    outs: { o: res }
+  nested:
+    run: [echo]
+    outs: { o: top/sub }
+  unrelated:
+    run: [echo]
+    outs: { o: resx }
+    deps: [re]
+  flags:
+    matrix: { on: [true], x: [1.5], name: ['a b'], obj: [{ k: 1 }] }
+    run: [echo]
+`);
+  assert.deepEqual(p.stages.get('reader')!.upstream, ['folder', 'nested']);
+  assert.deepEqual(p.stages.get('unrelated')!.upstream, [], 'a shared prefix that is not a folder is no overlap');
+  assert.deepEqual([...p.stages.keys()].filter((k) => k.startsWith('flags')), ['flags[on=true,x=1.5,name=a b,obj={"k":1}]']);
+});
+
+test('the spec file itself: missing, or not YAML', async (t) => {
+  const w = scratch(t, { 'bad.yaml': 'stages:\n  a: [\n' });
+  const missing = await new Engine(w).compile('nope.yaml').catch((e: unknown) => e);
+  assert.ok(missing instanceof UsageError);
+  assert.equal(missing.message, 'spec file not found: nope.yaml');
+  const bad = await new Engine(w).compile('bad.yaml').catch((e: unknown) => e);
+  assert.ok(bad instanceof SpecError, String(bad));
+  assert.equal(bad.diagnostics[0]!.line, 3);
 });
