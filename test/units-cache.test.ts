@@ -2,7 +2,7 @@
 // digest cache, and the store's checks of what it serves (records, objects, manifests, views,
 // indexes). Exact values, milliseconds each: `npm run mutate` runs these against src/cache/.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
@@ -550,4 +550,65 @@ test('store: a commit whose log cannot be moved still commits; the log lands bes
   put(out2, 'f', 'x');
   const rec2 = await store.commit(out2, ['f'], base('e'.repeat(32)), join(w, 'no.log'));
   assert.ok(await store.readRun(rec2.key));
+});
+
+test('digest cache: a changed size or a new inode alone is a change; folders are observed as folders; the state file is written only when it changed', async (t) => {
+  const w = scratch(t, { 'f.txt': 'aaaa', 'd/x.txt': 'x' });
+  const f = join(w, 'f.txt');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(f, old, old);
+  const state = join(w, 'cache', 'state.json');
+  const c = new DigestCache(state);
+  await c.file(f);
+  // Same mtime and inode, other size.
+  writeFileSync(f, 'aaaaa');
+  utimesSync(f, old, old);
+  assert.equal((await c.file(f)).digest, await hashBytes('aaaaa'));
+  // Same size and mtime, another inode (a file renamed over it).
+  put(w, 'g.txt', 'bbbbb');
+  utimesSync(join(w, 'g.txt'), old, old);
+  renameSync(join(w, 'g.txt'), f);
+  assert.equal((await c.file(f)).digest, await hashBytes('bbbbb'));
+  await c.path(join(w, 'd'));
+  assert.equal(c.observed.get(join(w, 'd'))![0], -1, 'a folder is observed by mtime and inode, never by size');
+
+  await c.save();
+  assert.ok(existsSync(state));
+  rmSync(state);
+  await c.save();
+  assert.ok(!existsSync(state), 'nothing changed since the last save: not written again');
+  c.rememberImports('d'.repeat(32), ['./x.ts']);
+  await c.save();
+  assert.ok(existsSync(state), 'remembered imports are a change');
+  const again = new DigestCache(state);
+  await again.load();
+  assert.deepEqual(again.cachedImports('d'.repeat(32)), ['./x.ts']);
+  assert.equal(await again.prune(), 0);
+  rmSync(state);
+  await again.save();
+  assert.ok(!existsSync(state), 'a prune that removed nothing is no change');
+  rmSync(f);
+  assert.equal(await again.prune(), 1);
+  await again.save();
+  const saved = (await readSealed<{ files: Record<string, unknown> }>(state)) as { files: Record<string, unknown> };
+  assert.ok(!(f in saved.files), 'a pruned file is gone from the saved state');
+  const fresh = new DigestCache(join(w, 'none', 'state.json'));
+  await fresh.save();
+  assert.ok(!existsSync(join(w, 'none')), 'a cache that learned nothing writes nothing');
+});
+
+test('store: deleting a run twice, or one with no view or log, is fine; manifests kept are kept; run keys are the records only', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const view = await store.ensureView(rec, 'd');
+  assert.ok(existsSync(join(view, 'sub', 'y.txt')));
+  put(join(store.root, 'runs'), 'junk.tmp', 'x');
+  assert.deepEqual(await store.runKeys(), [rec.key]);
+  await store.deleteRun(rec.key);
+  assert.ok(!existsSync(store.viewPath(rec.key)));
+  await store.deleteRun(rec.key);
+  const manifests = readdirSync(join(store.root, 'manifests'));
+  assert.equal(manifests.length, 1);
+  assert.equal(await store.deleteManifestsExcept(new Set([rec.outputs.d!.digest])), 0);
+  assert.deepEqual(readdirSync(join(store.root, 'manifests')), manifests);
 });
