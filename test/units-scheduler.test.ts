@@ -268,3 +268,45 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
   assert.deepEqual(planner.facts.map((f) => f.extras), [{ device: 'gpu3' }]);
   assert.match(mod.key, /^[0-9a-f]{32}$/);
 });
+
+test('a failed log is kept under a safe name for each variant, its tail is the last 20 lines that say something; a stage past its time limit fails saying so', async (t) => {
+  const spec = `stages:
+  s:
+    matrix: { k: ['a b/c'] }
+    run: [sh, -c, 'for i in $(seq 1 30); do echo "line $i"; echo; done; exit 1']
+  slow:
+    run: [sleep, '5']
+    resources: { time: 1s }
+`;
+  const { e } = workspace(t, spec);
+  const started = Date.now();
+  const r = await e.run('p.yaml', { keepGoing: true });
+  const s = r.results.get('s[k=a b/c]')!;
+  assert.equal(s.state, 'failed');
+  assert.equal(s.logFile, join(e.store.root, 'logs', 'failed', 's_k=a_b_c_.log'));
+  assert.deepEqual(s.logTail, Array.from({ length: 20 }, (_, i) => `line ${i + 11}`));
+  const slow = r.results.get('slow')!;
+  assert.equal(slow.state, 'failed');
+  assert.equal(slow.error, 'the stage ran past its time limit of 1 s (resources.time) and was stopped');
+  assert.ok(Date.now() - started < 4000, 'stopped at its limit, not when it ended');
+  assert.match(r.reporter.details.get('slow')!, /time limit/);
+});
+
+test("a command's env renders references to upstream outputs; a stage's detail is its duration; a workspace file already equal to the output is taken as published", async (t) => {
+  const spec = `stages:
+  prep:
+    run: [sh, -c, 'printf data > "$0"', '\${outputs.o}']
+    outs: { o: out/o.txt }
+  use:
+    run: [sh, -c, 'cat "$IN" > "$0"', '\${outputs.r}']
+    env: { IN: '\${stages.prep.outputs.o}' }
+    outs: { r: out/r.txt }
+`;
+  const { e, read } = workspace(t, spec, { 'out/o.txt': 'data' });
+  const r = await e.run();
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(read('out/r.txt'), 'data');
+  assert.match(r.reporter.details.get('use')!, /^\d+\.\d s$/);
+  assert.ok(Number(r.reporter.details.get('use')!.split(' ')[0]) < 30, 'a duration, not a timestamp');
+  assert.equal((await e.store.readPublished(e.dir))['out/o.txt'], r.results.get('prep')!.record!.outputs.o!.digest);
+});
