@@ -106,6 +106,7 @@ test('Ctrl-C stops child processes, cleans temp folders and exits 130', async (t
   }, 5000);
   assert.equal(readdirSync(ws.path('cache/tmp')).length, 0);
   assert.ok(!existsSync(ws.path('cache/lock')), 'lock released');
+  assert.deepEqual(readdirSync(ws.path('cache/leases')), [], 'lease released');
 });
 
 test('two stages with the same fingerprint in one run: computed once', (t) => {
@@ -125,19 +126,20 @@ test('two stages with the same fingerprint in one run: computed once', (t) => {
   assert.equal(ws.read('b.txt'), 'same\n');
 });
 
-test('two runs on one workspace: the second waits, then finds everything cached', async (t) => {
+test('two runs on one workspace at once: each stage is computed by one of them, the other waits for it and takes its result', async (t) => {
   const ws = numbersWorkspace();
   ws.write('pipeline.yaml', ws.read('pipeline.yaml').replace("run: [sh, -c, 'wc", "run: [sh, -c, 'sleep 1.5; wc"));
   t.after(() => ws.dispose());
   const first = ws.start('run', 'pipeline.yaml');
-  await waitFor(() => ws.exists('cache/lock'));
+  await waitFor(() => ws.exists('cache/keys') && readdirSync(ws.path('cache/keys')).length > 0);
   const second = ws.start('run', 'pipeline.yaml');
   const [r1, r2] = await Promise.all([first.done, second.done]);
   assert.equal(r1.code, 0, r1.stderr);
   assert.equal(r2.code, 0, r2.stderr);
-  assert.match(r2.stderr, /waiting for another run on this workspace to finish/);
-  assert.deepEqual(ran(r1), ['other', 'scale', 'sum']);
-  assert.deepEqual(ran(r2), []);
+  assert.match(r2.stdout + r2.stderr, /waiting for pid \d+ on .*, computing the same stage/);
+  const both = [...ran(r1), ...ran(r2)].sort();
+  assert.deepEqual(both, ['other', 'scale', 'sum'], 'every stage computed exactly once between them');
+  for (const r of [r1, r2]) assert.deepEqual([...r.states.values()].filter((s) => s !== 'done' && s !== 'cached'), []);
   assert.equal(ws.read('results/total.txt'), '12');
 });
 

@@ -1,7 +1,8 @@
 // Trust, processes: no stage outlives its run (kill -9 of the pipeline's group, SIGHUP), an inline
 // stage cannot end or crash the pipeline, time limits hold everywhere, and no log line is lost.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { alive, waitFor, Workspace } from './helpers/workspace.ts';
 
@@ -136,18 +137,27 @@ export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
   assert.ok(lines.includes('last line'));
 });
 
-test('Ctrl-C while waiting for another run stops cleanly, with no stack trace', async (t) => {
+test('Ctrl-C while waiting (for another run computing the same stage, or for gc) stops cleanly, with no stack trace', async (t) => {
   const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [sleep, "20"]\n' });
   t.after(() => ws.dispose());
   const first = ws.start('run', 'p.yaml');
-  await waitFor(() => ws.exists('cache/lock/owner.json'));
+  await waitFor(() => ws.exists('cache/keys') && readdirSync(ws.path('cache/keys')).length > 0);
   const second = ws.start('run', 'p.yaml');
-  await waitFor(() => /waiting for another run/.test(second.output()));
+  await waitFor(() => /computing the same stage/.test(second.output()));
   process.kill(second.child.pid!, 'SIGINT');
   const r = await second.done;
   assert.equal(r.code, 130);
-  assert.match(r.stderr, /stopped while waiting for the other run: nothing was run/);
+  assert.equal(r.states.get('a'), 'stopped');
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   process.kill(first.child.pid!, 'SIGINT');
   await first.done;
+  // The cache lock, held by a live process (this test's), as gc would hold it.
+  ws.write('cache/lock/owner.json', JSON.stringify({ pid: process.pid, host: hostname(), since: 'now', command: 'pipeline gc' }));
+  const third = ws.start('run', 'p.yaml');
+  await waitFor(() => /waiting for 'pipeline gc' to finish with the cache/.test(third.output()));
+  process.kill(third.child.pid!, 'SIGINT');
+  const r3 = await third.done;
+  assert.equal(r3.code, 130);
+  assert.match(r3.stderr, /stopped while waiting for the cache: nothing was run/);
+  assert.doesNotMatch(r3.stderr, /\n\s+at /);
 });

@@ -3,13 +3,14 @@
 // indexes). Exact values, milliseconds each: `npm run mutate` runs these against src/cache/.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
 import { codeClosure, codeLabel, ENGINE_VERSION, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
 import { OBJECT_MTIME_MS, Store, workspaceId, type RunRecord } from '../src/cache/store.ts';
 import { readSealed, writeSealed } from '../src/fsutil.ts';
+import { sessionId } from '../src/cache/lock.ts';
 import { put, scratch } from './helpers/engine.ts';
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -532,7 +533,8 @@ test('store: deleting a run removes its record, view and log; temp folders are c
   assert.ok(!existsSync(store.logPath(rec.key)));
   assert.deepEqual(await store.runKeys(), []);
   const tmp = await store.makeTemp('stage[a=1/b]');
-  assert.match(tmp, /\/tmp\/stage_a_1_b_-\d+-/);
+  assert.equal(dirname(tmp), join(store.root, 'tmp', sessionId()));
+  assert.match(basename(tmp), /^stage_a_1_b_-\d+-/);
   assert.deepEqual(await store.clearTemp(), []);
   assert.ok(!existsSync(store.tmpDir));
   assert.equal(await store.deleteManifestsExcept(new Set()), 1);
@@ -611,4 +613,23 @@ test('store: deleting a run twice, or one with no view or log, is fine; manifest
   assert.equal(manifests.length, 1);
   assert.equal(await store.deleteManifestsExcept(new Set([rec.outputs.d!.digest])), 0);
   assert.deepEqual(readdirSync(join(store.root, 'manifests')), manifests);
+});
+
+test('store: clearing temp folders leaves live runs alone (their lease is fresh), clears dead ones and an older engine\'s', async (t) => {
+  const { store } = storeIn(t);
+  const tmp = join(store.root, 'tmp');
+  put(tmp, 'otherhost-77/s-77-aa/out/f', 'live run');
+  put(join(store.root, 'leases', 'otherhost-77'), 'owner.json', JSON.stringify({ pid: 77, host: 'otherhost', since: 'now', command: 'pipeline run' }));
+  put(tmp, 'otherhost-78/s-78-bb/out/f', 'no lease: died');
+  put(tmp, 'x-1-abc/out/f', 'older engine');
+  put(tmp, 'stray-file', 'a file');
+  const stale = join(store.root, 'leases', 'otherhost-79');
+  put(stale, 'owner.json', JSON.stringify({ pid: 79, host: 'otherhost', since: 'then', command: 'pipeline run' }));
+  put(tmp, 'otherhost-79/s/out/f', 'heartbeat stopped');
+  const old = new Date(Date.now() - 120_000);
+  utimesSync(stale, old, old);
+  await store.makeTemp('mine');
+  assert.deepEqual(await store.clearTemp(), []);
+  assert.deepEqual(readdirSync(tmp), ['otherhost-77']);
+  assert.ok(!existsSync(stale), 'a lease without heartbeat is broken');
 });

@@ -74,7 +74,7 @@ export default defineStage({ params: {}, outputs: ['o'], async run(ctx) { writeF
   t.after(() => ws.dispose());
   assert.equal(ws.run('run', 'p.yaml').code, 0);
   const where = ws.read('where.txt');
-  assert.match(where, /\/cache\/tmp\/a-\d+-[0-9a-f]+\/out\/o$/);
+  assert.match(where, /\/cache\/tmp\/[^/]+-\d+\/a-\d+-[0-9a-f]+\/out\/o$/);
   assert.doesNotMatch(where, /\/views\//);
 });
 

@@ -1,16 +1,22 @@
-// One run at a time per cache folder. The lock is a directory (mkdir is atomic, also on NFS, which a
-// Slurm cluster's shared workspace needs) holding its owner; a heartbeat keeps its mtime fresh.
-// A waiter takes over a lock whose owner died: same host and the pid is gone, or no heartbeat for
-// STALE_MS (another host).
+// Locks on a cache that several processes share: two users' runs, the jobs of a Slurm array, hosts
+// on one cluster filesystem. Every lock is a directory (mkdir is atomic, also on NFS) holding its
+// owner; a heartbeat keeps its mtime fresh, and whoever waits breaks a lock whose owner died (same
+// host and the pid is gone, or no heartbeat for STALE_MS from another host).
+//  - a run lease (shared, `leases/<host>-<pid>`): every run holds one; any number at once.
+//  - the cache lock (exclusive, `lock/`): gc and verify; granted once no lease is held, and no lease
+//    is granted while it is held.
+//  - a stage-key lock (exclusive, `keys/<key>`): one process computes a given stage at a time; the
+//    others wait, then take its result from the store.
+//  - an index lock (`<file>.lock`): the read-modify-write of one shared index file.
 import { hostname } from 'node:os';
-import { mkdir, readFile, rm, utimes, writeFile, stat, rename } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, utimes, writeFile, stat, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isErrno, tempName } from '../fsutil.ts';
 
 const HEARTBEAT_MS = 2000;
 const STALE_MS = 30_000;
 
-interface Owner {
+export interface Owner {
   pid: number;
   host: string;
   since: string;
@@ -19,9 +25,23 @@ interface Owner {
 
 export interface HeldLock {
   release(): Promise<void>;
+  /** Whether someone else held it first (what they made may now exist). */
+  waited: boolean;
 }
 
-function alive(pid: number): boolean {
+interface WaitOptions {
+  /** Called once, when the lock is found held by someone else. */
+  onWait?: (owner: Owner) => void;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+/** This process's name among a cache's users: `<host>-<pid>` (its lease, its temp folder). */
+export function sessionId(): string {
+  return `${hostname()}-${process.pid}`;
+}
+
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -30,43 +50,120 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function acquireLock(cacheDir: string, command: string, onWait: (owner: Owner) => void, signal?: AbortSignal): Promise<HeldLock> {
-  await mkdir(cacheDir, { recursive: true });
-  const dir = join(cacheDir, 'lock');
+/** Takes the exclusive lock `dir`, waiting while a live owner holds it. */
+export async function lockDir(dir: string, command: string, opts: WaitOptions = {}): Promise<HeldLock> {
   let told = false;
-  for (;;) {
-    signal?.throwIfAborted();
-    try {
-      await mkdir(dir);
-      const me: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command };
-      await writeFile(join(dir, 'owner.json'), JSON.stringify(me));
-      const timer = setInterval(() => {
-        const now = new Date();
-        utimes(dir, now, now).catch(() => undefined);
-      }, HEARTBEAT_MS);
-      timer.unref();
-      return {
-        release: async () => {
-          clearInterval(timer);
-          await rm(dir, { recursive: true, force: true });
-        },
-      };
-    } catch (e) {
-      if (!isErrno(e, 'EEXIST')) throw e;
-    }
+  for (let attempt = 0; ; attempt++) {
+    opts.signal?.throwIfAborted();
+    const held = await tryHold(dir, command, false);
+    if (held) return { ...held, waited: attempt > 0 };
     const owner = await readOwner(dir);
-    if (await isStale(dir, owner)) {
-      // Move it aside first: of two waiters breaking the same stale lock, only one rename wins.
-      const aside = join(cacheDir, tempName('lock.stale'));
-      if (await rename(dir, aside).then(() => true, () => false)) await rm(aside, { recursive: true, force: true });
-      continue;
-    }
+    if (await breakIfStale(dir, owner)) continue;
     if (!told && owner) {
-      onWait(owner);
+      opts.onWait?.(owner);
       told = true;
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await sleep(opts.pollMs ?? 150, opts.signal);
   }
+}
+
+/** Runs `fn` holding `<file>.lock`: for read-modify-write of an index others update too. */
+export async function withFileLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  await mkdir(join(file, '..'), { recursive: true });
+  const lock = await lockDir(`${file}.lock`, 'index update', { pollMs: 20 });
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+/** A run's shared lease on the cache: waits while gc or verify holds the cache lock. */
+export async function acquireLease(root: string, command: string, opts: WaitOptions = {}): Promise<HeldLock> {
+  const exclusive = join(root, 'lock');
+  await mkdir(join(root, 'leases'), { recursive: true });
+  let told = false;
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    if (!(await liveLock(exclusive))) {
+      const lease = join(root, 'leases', sessionId());
+      await rm(lease, { recursive: true, force: true }); // an earlier lease of this pid (a run before, or a dead process's)
+      const held = (await tryHold(lease, command, true))!;
+      // gc may have taken the cache lock between the check and the lease: it did not see this
+      // lease when it looked, so this run steps back.
+      if (!(await liveLock(exclusive))) return held;
+      await held.release();
+    }
+    const owner = await readOwner(exclusive);
+    if (!told && owner) {
+      opts.onWait?.(owner);
+      told = true;
+    }
+    await sleep(opts.pollMs ?? 150, opts.signal);
+  }
+}
+
+/** The cache lock, for gc and verify: first the lock, then every run's lease ended. */
+export async function acquireExclusive(root: string, command: string, opts: WaitOptions = {}): Promise<HeldLock> {
+  await mkdir(root, { recursive: true });
+  const lock = await lockDir(join(root, 'lock'), command, opts);
+  let told = false;
+  try {
+    for (;;) {
+      const live = [];
+      for (const id of await readdir(join(root, 'leases')).catch(() => [] as string[])) {
+        const lease = join(root, 'leases', id);
+        if (await liveLock(lease)) live.push(lease);
+      }
+      if (!live.length) return lock;
+      const owner = await readOwner(live[0]!);
+      if (!told && owner) {
+        opts.onWait?.(owner);
+        told = true;
+      }
+      await sleep(opts.pollMs ?? 150, opts.signal);
+    }
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+/** Whether the session that named a temp folder or lease still runs (its lease is live). */
+export async function sessionLive(root: string, session: string): Promise<boolean> {
+  return liveLock(join(root, 'leases', session));
+}
+
+/** Whether `dir` is held by a live owner; a dead owner's lock is broken on the way. */
+async function liveLock(dir: string): Promise<boolean> {
+  if (!(await stat(dir).catch(() => undefined))) return false;
+  return !(await breakIfStale(dir, await readOwner(dir)));
+}
+
+async function tryHold(dir: string, command: string, recursive: boolean): Promise<HeldLock | undefined> {
+  try {
+    await mkdir(dir, { recursive });
+  } catch (e) {
+    if (isErrno(e, 'EEXIST')) return undefined;
+    throw e;
+  }
+  const me: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command };
+  // Written aside then renamed in: a reader never sees half an owner.
+  const tmp = join(dir, `.${tempName('owner')}`);
+  await writeFile(tmp, JSON.stringify(me));
+  await rename(tmp, join(dir, 'owner.json'));
+  const timer = setInterval(() => {
+    const now = new Date();
+    utimes(dir, now, now).catch(() => undefined);
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return {
+    waited: false,
+    release: async () => {
+      clearInterval(timer);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function readOwner(dir: string): Promise<Owner | undefined> {
@@ -77,10 +174,28 @@ async function readOwner(dir: string): Promise<Owner | undefined> {
   }
 }
 
-async function isStale(dir: string, owner: Owner | undefined): Promise<boolean> {
+/** Breaks the lock if its owner died; true when it was broken (or is gone). */
+async function breakIfStale(dir: string, owner: Owner | undefined): Promise<boolean> {
   const st = await stat(dir).catch(() => undefined);
-  if (!st) return false; // released meanwhile: retry mkdir
-  if (owner && owner.host === hostname()) return !alive(owner.pid);
-  // No owner file yet (being written) or another host: trust the heartbeat.
-  return Date.now() - st.mtimeMs > STALE_MS;
+  if (!st) return true; // released meanwhile
+  const dead = owner && owner.host === hostname() ? !pidAlive(owner.pid) : Date.now() - st.mtimeMs > STALE_MS; // no owner yet (being written) or another host: the heartbeat says
+  if (!dead) return false;
+  // Moved aside first: of two waiters breaking the same stale lock, only one rename wins.
+  const aside = join(dir, '..', tempName('.stale'));
+  if (await rename(dir, aside).then(() => true, () => false)) await rm(aside, { recursive: true, force: true });
+  return true;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -26,6 +26,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { killRecorded } from '../executors/groups.ts';
+import { lockDir, sessionId, sessionLive, withFileLock, type HeldLock, type Owner } from './lock.ts';
 import { hashBytes, hashFile } from './hash.ts';
 import { CORRUPT, sayDropped, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
 
@@ -100,8 +101,9 @@ export function workspaceId(workspace: string): string {
 export class Store {
   constructor(readonly root: string) {}
 
+  /** This process's temp folder: runs sharing the cache clear only the folders of runs that died. */
   get tmpDir(): string {
-    return join(this.root, 'tmp');
+    return join(this.root, 'tmp', sessionId());
   }
 
   runPath(key: string): string {
@@ -166,17 +168,20 @@ export class Store {
     return Object.fromEntries(Object.entries(index).filter(([, v]) => isCachedRun(v))) as Record<string, LatestPointer>;
   }
 
+  /** Updates the stages a run settled (under the index's lock: runs of other stages may update it too). */
   async writeLatest(workspace: string, spec: string, latest: Map<string, CachedRun>): Promise<void> {
     const path = this.latestPath(workspace, spec);
-    const cur = await this.readLatestIndex(path);
-    let changed = false;
-    const at = new Date().toISOString();
-    for (const [stage, run] of latest) {
-      if (cur[stage]?.key === run.key && cur[stage]?.committedAt === run.committedAt) continue;
-      cur[stage] = { key: run.key, outputs: run.outputs, committedAt: run.committedAt, at };
-      changed = true;
-    }
-    if (changed) await writeSealed(path, cur);
+    await withFileLock(path, async () => {
+      const cur = await this.readLatestIndex(path);
+      let changed = false;
+      const at = new Date().toISOString();
+      for (const [stage, run] of latest) {
+        if (cur[stage]?.key === run.key && cur[stage]?.committedAt === run.committedAt) continue;
+        cur[stage] = { key: run.key, outputs: run.outputs, committedAt: run.committedAt, at };
+        changed = true;
+      }
+      if (changed) await writeSealed(path, cur);
+    });
   }
 
   private workspacePath(workspace: string): string {
@@ -230,8 +235,19 @@ export class Store {
     return {};
   }
 
-  async writePublished(workspace: string, paths: Record<string, string>): Promise<void> {
-    await writeSealed(await this.publishedPath(workspace), { workspace, paths });
+  /** Records what a run put in the workspace, merged into what other runs recorded meanwhile. */
+  async writePublished(workspace: string, changes: Record<string, string>): Promise<void> {
+    if (!Object.keys(changes).length) return;
+    const path = await this.publishedPath(workspace);
+    await withFileLock(path, async () => {
+      await writeSealed(path, { workspace, paths: { ...(await this.readPublished(workspace)), ...changes } });
+    });
+  }
+
+  /** Holds a stage key while this process computes it: another process computing the same key waits. */
+  async lockKey(key: string, onWait: (owner: Owner) => void, signal: AbortSignal): Promise<HeldLock> {
+    await mkdir(join(this.root, 'keys'), { recursive: true });
+    return lockDir(join(this.root, 'keys', key), `computing ${key}`, { onWait, signal });
   }
 
   private async publishedPath(workspace: string): Promise<string> {
@@ -265,17 +281,28 @@ export class Store {
     return dir;
   }
 
+  /** At the end of a run: this process's temp folder goes (each stage already removed its own). */
+  async dropOwnTemp(): Promise<void> {
+    await rm(this.tmpDir, { recursive: true, force: true });
+  }
+
   /**
-   * Removes leftovers of runs that died (called while holding the workspace lock), first ending
-   * any stage process group such a run left recorded there (see executors/process.ts).
+   * Removes the temp folders of runs that died (no live lease), first ending any stage process
+   * group such a run left recorded there (see executors/process.ts); this process's own too (a
+   * run before this one in the same process). Other live runs' folders are left alone.
    */
   async clearTemp(): Promise<string[]> {
     const said: string[] = [];
-    for (const d of await readdirIfExists(this.tmpDir)) {
-      const pgid = await killRecorded(join(this.tmpDir, d, 'pgid'));
-      if (pgid !== undefined) said.push(`stopped process group ${pgid}, left running by a run that died (${d})`);
+    const root = join(this.root, 'tmp');
+    for (const session of await readdirIfExists(root)) {
+      if (session !== sessionId() && (await sessionLive(this.root, session))) continue;
+      // `<session>/<stage folder>/pgid`; a folder left by an engine before sessions holds `pgid` itself.
+      for (const d of ['.', ...(await readdirIfExists(join(root, session)))]) {
+        const pgid = await killRecorded(join(root, session, d, 'pgid'));
+        if (pgid !== undefined) said.push(`stopped process group ${pgid}, left running by a run that died (${d})`);
+      }
+      await rm(join(root, session), { recursive: true, force: true });
     }
-    await rm(this.tmpDir, { recursive: true, force: true });
     return said;
   }
 
@@ -592,7 +619,7 @@ async function readdirIfExists(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) return [];
+    if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
     throw e;
   }
 }

@@ -2,7 +2,7 @@
 import { collectGarbage, formatSize, parseSize } from '../cache/gc.ts';
 import { UsageError } from '../diagnostics.ts';
 import { dropAllSnapshots } from '../cache/snapshot.ts';
-import { acquireLock } from '../cache/lock.ts';
+import { acquireExclusive, type Owner } from '../cache/lock.ts';
 import { parseDuration } from '../spec/duration.ts';
 import { parse, openWorkspace } from './args.ts';
 import { help } from './help.ts';
@@ -20,7 +20,7 @@ export async function cmdGc(argv: string[]): Promise<number> {
   const forgetAfterMs = forgetAfter === undefined ? undefined : /^0+$/.test(forgetAfter) ? 0 : parseDuration(forgetAfter);
   if (forgetAfter !== undefined && forgetAfterMs === undefined) throw new UsageError(`--forget-after: bad duration '${forgetAfter}' (e.g. 14d, 12h, 0)`);
   const env = await openWorkspace(values);
-  const lock = await acquireLock(env.store.root, 'pipeline gc', (o) => process.stderr.write(`waiting for pid ${o.pid} (${o.command})\n`));
+  const lock = await acquireExclusive(env.store.root, 'pipeline gc', { onWait: sayWaiting });
   try {
     const dryRun = !!values['dry-run'];
     const r = await collectGarbage(env.store, { dryRun, maxSize, forgetAfterMs });
@@ -40,7 +40,7 @@ export async function cmdVerify(argv: string[]): Promise<number> {
   const { values } = parse('verify', argv, {});
   if (values.help) return help('verify');
   const env = await openWorkspace(values);
-  const lock = await acquireLock(env.store.root, 'pipeline verify', (o) => process.stderr.write(`waiting for pid ${o.pid} (${o.command})\n`));
+  const lock = await acquireExclusive(env.store.root, 'pipeline verify', { onWait: sayWaiting });
   try {
     let last = 0;
     const r = await env.store.verifyObjects((done, total) => {
@@ -54,4 +54,8 @@ export async function cmdVerify(argv: string[]): Promise<number> {
   } finally {
     await lock.release();
   }
+}
+
+function sayWaiting(o: Owner): void {
+  process.stderr.write(`waiting for '${o.command}' to finish with the cache (pid ${o.pid} on ${o.host}, since ${o.since})\n`);
 }

@@ -8,7 +8,7 @@ import { forgetCodeClosures, packageFilesRead } from '../cache/fingerprint.ts';
 import { ChangeWatcher, watchedPaths } from '../run/watch.ts';
 import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from '../cache/snapshot.ts';
 import type { StatSignature } from '../cache/digests.ts';
-import { acquireLock, type HeldLock } from '../cache/lock.ts';
+import { acquireLease, type HeldLock } from '../cache/lock.ts';
 import { startReaper } from '../executors/groups.ts';
 import { pickReporter } from '../run/progress.ts';
 import { resolveStageNames, runPipeline } from '../run/scheduler.ts';
@@ -137,12 +137,13 @@ export async function cmdRun(argv: string[]): Promise<number> {
   let lock: HeldLock | undefined;
   try {
     try {
-      lock = await acquireLock(env.store.root, `pipeline run ${positionals.join(' ')}`, (o) => {
-        process.stderr.write(`waiting for another run on this workspace to finish (pid ${o.pid} on ${o.host}, since ${o.since}: ${o.command})\n`);
-      }, ac.signal);
+      lock = await acquireLease(env.store.root, `pipeline run ${positionals.join(' ')}`, {
+        onWait: (o) => process.stderr.write(`waiting for '${o.command}' to finish with the cache (pid ${o.pid} on ${o.host}, since ${o.since})\n`),
+        signal: ac.signal,
+      });
     } catch (e) {
       if (!ac.signal.aborted) throw e;
-      process.stderr.write('stopped while waiting for the other run: nothing was run\n');
+      process.stderr.write('stopped while waiting for the cache: nothing was run\n');
       return 130;
     }
     for (const line of await env.store.clearTemp()) process.stderr.write(`${line}\n`);
@@ -217,6 +218,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     await env.digests.save().catch(() => undefined);
+    if (lock) await env.store.dropOwnTemp();
     await lock?.release();
   }
 }

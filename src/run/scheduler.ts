@@ -78,6 +78,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const latest = await planner.store.readLatest(p.workspace, p.specRel);
   await planner.store.registerWorkspace(p.workspace);
   const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify };
+  const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the second waits for the first.
   const inFlight = new Map<string, Promise<unknown>>();
@@ -140,7 +141,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
     }
   }
   await digests.save();
-  await planner.store.writePublished(p.workspace, rc.published);
+  await planner.store.writePublished(p.workspace, Object.fromEntries(Object.entries(rc.published).filter(([rel, d]) => publishedBefore[rel] !== d)));
   await planner.store.writeLatest(p.workspace, p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
   const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
   return { ok, results };
@@ -174,20 +175,45 @@ function errorText(e: unknown): string {
 }
 
 async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, force: boolean, signal: AbortSignal): Promise<StageResult> {
-  const { planner, records, reporter } = rc;
-  const { pipeline: p, store, digests } = planner;
+  const { reporter } = rc;
+  const { store } = rc.planner;
   const missing = Object.entries(ev.fingerprint.inputs).filter(([, d]) => d === 'missing').map(([rel]) => rel);
   if (missing.length) return { id: node.id, state: 'failed', key: ev.key, error: `input ${missing.map((m) => `'${m}'`).join(', ')} does not exist in the workspace` };
 
-  if (!force) {
+  const served = async (): Promise<StageResult | undefined> => {
     const last = rc.latest.get(node.id);
     const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
-    if (rec && (await store.hasOutputs(rec, rc.verify))) {
-      await publishOuts(node, rec, rc);
-      return { id: node.id, state: 'cached', key: rec.key, record: rec };
-    }
+    if (!rec || !(await store.hasOutputs(rec, rc.verify))) return undefined;
+    await publishOuts(node, rec, rc);
+    return { id: node.id, state: 'cached', key: rec.key, record: rec };
+  };
+  if (!force) {
+    const hit = await served();
+    if (hit) return hit;
   }
+  // One process computes a key at a time (users and Slurm jobs share the cache): a run that
+  // waited takes the other's result.
+  let keyLock;
+  try {
+    keyLock = await store.lockKey(ev.key, (o) => reporter.message(`${node.id}: waiting for pid ${o.pid} on ${o.host}, computing the same stage (${o.since})`), signal);
+  } catch (e) {
+    if (signal.aborted) return { id: node.id, state: 'stopped', key: ev.key };
+    throw e;
+  }
+  try {
+    if (!force || keyLock.waited) {
+      const hit = await served();
+      if (hit) return hit;
+    }
+    return await computeStage(node, ev, rc, signal);
+  } finally {
+    await keyLock.release();
+  }
+}
 
+async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, signal: AbortSignal): Promise<StageResult> {
+  const { planner, records, reporter } = rc;
+  const { pipeline: p, store, digests } = planner;
   reporter.start(node.id);
   const started = Date.now();
   const tmp = await store.makeTemp(node.id);

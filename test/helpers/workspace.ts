@@ -50,7 +50,10 @@ export class Workspace {
   }
   /** Starts the CLI without waiting (own process group, so a test can kill it and its children). */
   start(...args: string[]) {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: this.dir, env: { ...process.env, CI: 'true' }, detached: true });
+    return this.startEnv({}, ...args);
+  }
+  startEnv(vars: Record<string, string>, ...args: string[]) {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: this.dir, env: { ...process.env, CI: 'true', ...vars }, detached: true });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
