@@ -10,6 +10,7 @@
 //  - an index lock (`<file>.lock`): the read-modify-write of one shared index file.
 import { hostname } from 'node:os';
 import { mkdir, readFile, readdir, rm, utimes, writeFile, stat, rename } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { isErrno, tempName } from '../fsutil.ts';
 
@@ -63,7 +64,7 @@ export async function lockDir(dir: string, command: string, opts: WaitOptions = 
       opts.onWait?.(owner);
       told = true;
     }
-    await sleep(opts.pollMs ?? 150, opts.signal);
+    await delay(opts.pollMs ?? 150, undefined, { signal: opts.signal });
   }
 }
 
@@ -99,7 +100,7 @@ export async function acquireLease(root: string, command: string, opts: WaitOpti
       opts.onWait?.(owner);
       told = true;
     }
-    await sleep(opts.pollMs ?? 150, opts.signal);
+    await delay(opts.pollMs ?? 150, undefined, { signal: opts.signal });
   }
 }
 
@@ -121,7 +122,7 @@ export async function acquireExclusive(root: string, command: string, opts: Wait
         opts.onWait?.(owner);
         told = true;
       }
-      await sleep(opts.pollMs ?? 150, opts.signal);
+      await delay(opts.pollMs ?? 150, undefined, { signal: opts.signal });
     }
   } catch (e) {
     await lock.release();
@@ -184,18 +185,4 @@ async function breakIfStale(dir: string, owner: Owner | undefined): Promise<bool
   const aside = join(dir, '..', tempName('.stale'));
   if (await rename(dir, aside).then(() => true, () => false)) await rm(aside, { recursive: true, force: true });
   return true;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

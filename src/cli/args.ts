@@ -7,6 +7,7 @@ import { DigestCache } from '../cache/digests.ts';
 import { UsageError } from '../diagnostics.ts';
 import { PACKAGE_ROOT } from '../cache/fingerprint.ts';
 import { compilePipeline } from '../spec/compile.ts';
+import type { ExecutorName } from '../spec/model.ts';
 import { StageModules } from '../modules.ts';
 import { Planner } from '../run/plan.ts';
 import { Store } from '../cache/store.ts';
@@ -80,9 +81,13 @@ export function makeCacheDir(dir: string): string | undefined {
   return undefined;
 }
 
+const EXECUTORS: ExecutorName[] = ['inline', 'process', 'slurm'];
+
 export async function loadSpec(values: Values, positionals: string[], command: string, env: Env): Promise<Planner> {
   const spec = positionals[0];
   if (!spec) throw new UsageError(`missing <spec>\n\n${HELP[command]}`);
-  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, cacheDir: env.store.root });
+  const executor = values.executor as string | undefined;
+  if (executor !== undefined && !EXECUTORS.includes(executor as ExecutorName)) throw new UsageError(`--executor must be one of ${EXECUTORS.join(', ')}, got '${executor}'`);
+  const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, cacheDir: env.store.root, executor: executor as ExecutorName | undefined });
   return new Planner(pipeline, env.store, env.digests, env.modules);
 }

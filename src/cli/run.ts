@@ -10,6 +10,9 @@ import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } 
 import type { StatSignature } from '../cache/digests.ts';
 import { acquireLease, type HeldLock } from '../cache/lock.ts';
 import { startReaper } from '../executors/groups.ts';
+import { onPath, SlurmSession } from '../executors/slurm.ts';
+import { withUpstream } from '../run/graph.ts';
+import type { Planner } from '../run/plan.ts';
 import { pickReporter } from '../run/progress.ts';
 import { resolveStageNames, runPipeline } from '../run/scheduler.ts';
 import { pipelineStatus } from '../run/status.ts';
@@ -80,6 +83,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
     verify: { type: 'boolean' },
     json: { type: 'boolean' },
     watch: { type: 'boolean', short: 'w' },
+    executor: { type: 'string' },
   });
   if (values.help) return help('run');
   if (values.watch) {
@@ -135,6 +139,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   const started = Date.now();
   let lock: HeldLock | undefined;
+  let slurm: SlurmSession | undefined;
   try {
     try {
       lock = await acquireLease(env.store.root, `pipeline run ${positionals.join(' ')}`, {
@@ -150,7 +155,9 @@ export async function cmdRun(argv: string[]): Promise<number> {
     startReaper();
     await dropSnapshot(snapshotFile);
     const reporter = await pickReporter();
+    slurm = await slurmSession(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
     const summary = await runPipeline(planner, {
+      slurm,
       targets,
       force,
       forceAll: !!values['force-all'],
@@ -217,6 +224,9 @@ export async function cmdRun(argv: string[]): Promise<number> {
     return summary.ok ? 0 : 1;
   } finally {
     for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    // Jobs of stages this run will not follow (it stopped, a stage failed) are cancelled.
+    const cancelled = await slurm?.finish().catch(() => []);
+    if (cancelled?.length) process.stderr.write(`cancelled Slurm job${cancelled.length > 1 ? 's' : ''} ${cancelled.join(', ')}\n`);
     await env.digests.save().catch(() => undefined);
     if (lock) await env.store.dropOwnTemp();
     await lock?.release();
@@ -231,4 +241,14 @@ export function writeRunJson(name: string, spec: string, ok: boolean, started: n
 /** The fast path's report: each stage cached, in one write (plain) or one line (terminal). */
 export function reportAllCached(stages: string[]): void {
   if (!process.stdout.isTTY || process.env.CI) process.stderr.write(stages.map((id) => `[   0.0s] ✔ ${id} cached\n`).join(''));
+}
+
+/** A Slurm session when a stage this run selects has `executor: slurm` (sbatch must be there). */
+async function slurmSession(planner: Planner, spec: string, sets: string[], forced: string[], targets: string[]): Promise<SlurmSession | undefined> {
+  const p = planner.pipeline;
+  const selected = targets.length ? withUpstream(p.stages, resolveStageNames(p, targets)) : new Set(p.order);
+  const uses = [...selected].filter((id) => p.stages.get(id)!.executor === 'slurm');
+  if (!uses.length) return undefined;
+  if (!onPath('sbatch')) throw new UsageError(`stage ${uses[0]} runs on Slurm (executor: slurm), but sbatch is not on the PATH: run on a cluster login node, start a local cluster with \`npm run slurm:up\`, or run here with --executor process`);
+  return new SlurmSession({ pipeline: p, spec, sets, cacheDir: planner.store.root, forced: new Set(forced) });
 }

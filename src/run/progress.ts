@@ -9,6 +9,8 @@ export interface Reporter {
   plan(ids: string[]): void;
   start(id: string): void;
   progress(id: string, fraction: number | undefined, message?: string): void;
+  /** A change of state told from outside (a Slurm job's): shown each time, never throttled. */
+  status(id: string, text: string): void;
   finish(id: string, state: StageState, detail?: string): void;
   message(text: string): void;
   close(): Promise<void>;
@@ -45,6 +47,9 @@ export class LineReporter implements Reporter {
     if (now - (this.lastProgress.get(id) ?? 0) < 2000) return;
     this.lastProgress.set(id, now);
     this.line(`  ${id}: ${fmtProgress(fraction, message)}`);
+  }
+  status(id: string, text: string): void {
+    this.line(`  ${id}: ${text}`);
   }
   finish(id: string, state: StageState, detail?: string): void {
     const mark = state === 'failed' ? '✖' : state === 'cached' || state === 'done' ? '✔' : '•';
@@ -119,6 +124,9 @@ export class ListrReporter implements Reporter {
   progress(id: string, fraction: number | undefined, message?: string): void {
     const t = this.tasks.get(id)?.task;
     if (t) t.output = fmtProgress(fraction, message);
+  }
+  status(id: string, text: string): void {
+    this.progress(id, undefined, text);
   }
   finish(id: string, state: StageState, detail?: string): void {
     const d = this.tasks.get(id);

@@ -14,6 +14,8 @@ import type { Reporter, StageState } from './progress.ts';
 import type { OutputRef, Pipeline, StageNode } from '../spec/model.ts';
 import type { CachedRun, Store } from '../cache/store.ts';
 import { isErrno } from '../fsutil.ts';
+import { pipelineStatus } from './status.ts';
+import type { SlurmSession } from '../executors/slurm.ts';
 import { UsageError } from '../diagnostics.ts';
 
 export interface RunOptions {
@@ -27,6 +29,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Rehash the objects of every cache hit (slow; `run --verify`), beyond the stat checks. */
   verify?: boolean;
+  /** Where `executor: slurm` stages are submitted and followed. */
+  slurm?: SlurmSession;
 }
 
 /** What one run shares between its stages. */
@@ -38,6 +42,7 @@ interface RunContext {
   /** Workspace path -> digest of what this engine published there (see Store.readPublished). */
   published: Record<string, string>;
   verify: boolean;
+  slurm?: SlurmSession;
 }
 
 export interface StageResult {
@@ -77,13 +82,19 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const records = new Map<string, CachedRun | undefined>();
   const latest = await planner.store.readLatest(p.workspace, p.specRel);
   await planner.store.registerWorkspace(p.workspace);
-  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify };
+  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm };
   const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the second waits for the first.
   const inFlight = new Map<string, Promise<unknown>>();
   let stopAll = false;
   opts.reporter.plan(order);
+  if (opts.slurm) {
+    opts.slurm.onSubmit = (text) => opts.reporter.message(text);
+    // Checked here first: only stale stages are submitted, all at once, chained by afterok.
+    const st = await pipelineStatus(planner, new Set([...forced, ...(opts.forceAll ? order : [])]));
+    await opts.slurm.submitPlanned(new Set(st.filter((s) => s.state === 'stale' && selected.has(s.stage)).map((s) => s.stage)));
+  }
 
   const finish = (r: StageResult, detail?: string) => {
     results.set(r.id, r);
@@ -134,7 +145,9 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
       for (const r of running.values()) r.abort.abort(new Error('the run was stopped'));
       for (const id of order) if (!running.has(id)) settle({ id, state: 'stopped' });
     }
-    while (!stopAll && queue.length && running.size < opts.jobs) start(queue.shift()!);
+    // --jobs bounds the stages computed here; a Slurm stage only waits for its job.
+    const local = () => [...running.keys()].filter((id) => p.stages.get(id)!.executor !== 'slurm').length;
+    while (!stopAll && queue.length && (p.stages.get(queue[0]!)!.executor === 'slurm' || local() < opts.jobs)) start(queue.shift()!);
     if (running.size) await Promise.race([...running.values()].map((r) => r.promise));
     else if (results.size < order.length && !queue.length && !stopAll) {
       throw new Error(`internal: no stage can start (${order.filter((id) => !results.has(id)).join(', ')})`);
@@ -191,6 +204,7 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
     const hit = await served();
     if (hit) return hit;
   }
+  if (node.executor === 'slurm') return followSlurmJob(node, rc, signal, served);
   // One process computes a key at a time (users and Slurm jobs share the cache): a run that
   // waited takes the other's result.
   let keyLock;
@@ -209,6 +223,31 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
   } finally {
     await keyLock.release();
   }
+}
+
+/** A stage run as a Slurm job: its result is taken from the cache once the job has ended. */
+async function followSlurmJob(node: StageNode, rc: RunContext, signal: AbortSignal, served: () => Promise<StageResult | undefined>): Promise<StageResult> {
+  if (!rc.slurm) return { id: node.id, state: 'failed', error: 'executor slurm: this run cannot submit jobs (run it with `pipeline run`)' };
+  rc.reporter.start(node.id);
+  const started = Date.now();
+  let outcome;
+  try {
+    outcome = await rc.slurm.wait(node, signal, (text) => rc.reporter.status(node.id, text));
+  } catch (e) {
+    if (signal.aborted) return { id: node.id, state: 'stopped' };
+    return { id: node.id, state: 'failed', error: errorText(e) };
+  }
+  const hit = await served();
+  if (hit && (outcome.state === 'COMPLETED' || outcome.state === 'GONE')) {
+    await rc.slurm.done(outcome.job);
+    return { ...hit, state: 'done', durationMs: Date.now() - started };
+  }
+  const logTail = await tail(outcome.job.log, 20).catch(() => undefined);
+  // The job's own run says why its stage failed, on the line `stage <id> failed: ...`.
+  const why = logTail?.find((l) => l.startsWith(`stage ${node.id} failed: `))?.slice(`stage ${node.id} failed: `.length);
+  const how = `slurm job ${outcome.job.name} ${outcome.state}${outcome.reason && outcome.reason !== 'None' ? ` (${outcome.reason})` : ''}${outcome.exitCode && outcome.exitCode !== '0:0' ? `, exit code ${outcome.exitCode}` : ''}`;
+  const error = outcome.state === 'COMPLETED' ? `${how} but its result is not in the cache (did the spec or its inputs change after it was submitted?)` : why ? `${how}: ${why}` : how;
+  return { id: node.id, state: 'failed', error, logFile: logTail ? outcome.job.log : undefined, logTail };
 }
 
 async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, signal: AbortSignal): Promise<StageResult> {

@@ -30,6 +30,8 @@ export interface CompileOptions {
   cacheDir: string;
   /** Compiles and imports stage modules (to read their params schema and outputs). */
   modules: StageModules;
+  /** `--executor`: every stage runs there, whatever the spec says (a Slurm job's own run: `process`). */
+  executor?: ExecutorName;
 }
 
 type Obj = Record<string, unknown>;
@@ -74,6 +76,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const where = { workspace, cacheDir: resolve(opts.cacheDir) };
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;
   const defaultExecutor = (typeof raw.executor === 'string' ? raw.executor : 'process') as ExecutorName;
+  const defaultResources = isObj(raw.resources) ? raw.resources : {};
   const envRead: Record<string, string | null> = {};
   const absent: string[] = [];
   const scope0: Scope = { params: {}, env, matrix: {}, refs: 'none', envRead };
@@ -181,12 +184,13 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         upstream: [],
         seed: typeof st.seed === 'number' ? st.seed : seed,
         version: st.version === undefined ? undefined : (resolveValue(src, [...at, 'version'], st.version, scope, diags, []) as string | number),
-        executor: (typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName,
-        resources: isObj(st.resources) ? st.resources : {},
+        executor: opts.executor ?? ((typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName),
+        resources: { ...defaultResources, ...(isObj(st.resources) ? st.resources : {}) },
       };
-      if (isObj(st.resources) && typeof st.resources.time === 'string') {
-        const ms = parseDuration(st.resources.time);
-        if (ms === undefined) diags.push(src.diagnostic([...at, 'resources', 'time'], `bad time limit '${st.resources.time}': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d`));
+      if (typeof node.resources.time === 'string') {
+        const ms = parseDuration(node.resources.time);
+        const where = isObj(st.resources) && 'time' in st.resources ? [...at, 'resources', 'time'] : ['resources', 'time'];
+        if (ms === undefined) diags.push(src.diagnostic(where, `bad time limit '${node.resources.time}': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d`));
         else node.timeLimitMs = ms;
       }
       const pending: PendingRef[] = [];

@@ -21,7 +21,7 @@ export interface InputSpec {
   items: InputItem[];
 }
 
-export type ExecutorName = 'inline' | 'process';
+export type ExecutorName = 'inline' | 'process' | 'slurm';
 
 export interface StageNode {
   /** Unique id: the spec key, plus `[k=v,...]` for a matrix variant. */

@@ -40,6 +40,9 @@ export class RecordingReporter implements Reporter {
     this.started.push(id);
   }
   progress(): void {}
+  status(id: string, text: string): void {
+    this.messages.push(`${id}: ${text}`);
+  }
   finish(id: string, state: StageState, detail?: string): void {
     this.states.set(id, state);
     this.details.set(id, detail);
