@@ -147,3 +147,21 @@ test('Ctrl-C cancels the jobs it submitted; a job killed from outside fails its 
   assert.deepEqual(ran(r3), ['slow']);
   assert.equal(ws.read('out.txt'), 'ok\n');
 });
+
+test('--detach submits and returns; status shows each job; the jobs finish on their own and publish into the workspace', { timeout: 180_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const ws = workspace(t);
+  const r = ws.run('run', 'p.yaml', '--detach');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /submitted train \(4 variants, one array\) as Slurm job \d+, after \d+/);
+  assert.match(r.stdout, /6 stages submitted; `pipeline status p\.yaml` shows their jobs/);
+  const st = ws.run('status', 'p.yaml', '--json');
+  const gather = (JSON.parse(st.stdout) as Array<{ stage: string; slurm?: string }>).find((s) => s.stage === 'gather')!;
+  assert.match(gather.slurm!, /^slurm job \d+: (pending|running|completed)/);
+  await waitFor(() => ws.exists('total.txt'), 90_000);
+  assert.equal(ws.read('total.txt'), '3 x\n6 x\n9 x\n12 x\n');
+  await waitFor(() => (JSON.parse(ws.run('status', 'p.yaml', '--json').stdout) as Array<{ state: string }>).every((s) => s.state === 'cached'), 30_000);
+  const local = ws.run('run', 'p.yaml', '--detach', '--executor', 'process', '--force', 'gather');
+  assert.equal(local.code, 2);
+  assert.match(local.stderr, /--detach needs every stage that will run on Slurm, but gather runs here \(executor process\)/);
+});

@@ -2,6 +2,7 @@
 import { renderDag } from '../run/dag.ts';
 import { SpecError, UsageError } from '../diagnostics.ts';
 import { pipelineStatus, type StageStatus } from '../run/status.ts';
+import { detachedStates } from '../executors/slurm.ts';
 import { parse, openWorkspace, loadSpec } from './args.ts';
 import { help } from './help.ts';
 
@@ -12,7 +13,7 @@ export function printStatus(st: StageStatus[], json: boolean): void {
   }
   const w = Math.max(...st.map((s) => s.stage.length));
   for (const s of st) {
-    const head = `${s.stage.padEnd(w)}  ${s.state}`;
+    const head = `${s.stage.padEnd(w)}  ${s.state}${s.slurm ? ` [${s.slurm}]` : ''}`;
     if (!s.reasons.length) process.stdout.write(`${head}\n`);
     else process.stdout.write(`${head}: ${s.reasons[0]!.text}\n${s.reasons.slice(1).map((r) => `${' '.repeat(w + 2 + s.state.length + 2)}${r.text}\n`).join('')}`);
   }
@@ -22,7 +23,10 @@ export async function cmdStatus(argv: string[]): Promise<number> {
   const { values, positionals } = parse('status', argv, { json: { type: 'boolean' } });
   if (values.help) return help('status');
   const env = await openWorkspace(values);
-  const st = await pipelineStatus(await loadSpec(values, positionals, 'status', env));
+  const planner = await loadSpec(values, positionals, 'status', env);
+  const st = await pipelineStatus(planner);
+  const jobs = await detachedStates(env.store.root, env.workspace, planner.pipeline.specRel);
+  for (const s of st) if (s.state === 'stale' && jobs.has(s.stage)) s.slurm = jobs.get(s.stage);
   await env.digests.save();
   printStatus(st, !!values.json);
   return 0;

@@ -10,7 +10,7 @@ import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } 
 import type { StatSignature } from '../cache/digests.ts';
 import { acquireLease, type HeldLock } from '../cache/lock.ts';
 import { startReaper } from '../executors/groups.ts';
-import { onPath, SlurmSession } from '../executors/slurm.ts';
+import { onPath, saveDetached, SlurmSession } from '../executors/slurm.ts';
 import { withUpstream } from '../run/graph.ts';
 import type { Planner } from '../run/plan.ts';
 import { pickReporter } from '../run/progress.ts';
@@ -84,6 +84,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     watch: { type: 'boolean', short: 'w' },
     executor: { type: 'string' },
+    detach: { type: 'boolean' },
   });
   if (values.help) return help('run');
   if (values.watch) {
@@ -154,6 +155,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
     for (const line of await env.store.clearTemp()) process.stderr.write(`${line}\n`);
     startReaper();
     await dropSnapshot(snapshotFile);
+    if (values.detach) return await detachRun(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
     const reporter = await pickReporter();
     slurm = await slurmSession(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
     const summary = await runPipeline(planner, {
@@ -251,4 +253,27 @@ async function slurmSession(planner: Planner, spec: string, sets: string[], forc
   if (!uses.length) return undefined;
   if (!onPath('sbatch')) throw new UsageError(`stage ${uses[0]} runs on Slurm (executor: slurm), but sbatch is not on the PATH: run on a cluster login node, start a local cluster with \`npm run slurm:up\`, or run here with --executor process`);
   return new SlurmSession({ pipeline: p, spec, sets, cacheDir: planner.store.root, forced: new Set(forced) });
+}
+
+/**
+ * `run --detach`: submits every stale stage as a Slurm job and returns; the jobs run on their own
+ * (afterok chains), each commits to the cache and publishes its outputs into the workspace.
+ * `pipeline status` shows their state. Every stale stage must run on Slurm.
+ */
+async function detachRun(planner: Planner, spec: string, sets: string[], forced: string[], targets: string[]): Promise<number> {
+  const p = planner.pipeline;
+  const session = await slurmSession(planner, spec, sets, forced, targets);
+  const selected = targets.length ? withUpstream(p.stages, resolveStageNames(p, targets)) : new Set(p.order);
+  const stale = (await pipelineStatus(planner, new Set(forced))).filter((s) => s.state === 'stale' && selected.has(s.stage)).map((s) => s.stage);
+  const local = stale.filter((id) => p.stages.get(id)!.executor !== 'slurm');
+  if (local.length) throw new UsageError(`--detach needs every stage that will run on Slurm, but ${local.join(', ')} ${local.length > 1 ? 'run' : 'runs'} here (executor ${p.stages.get(local[0]!)!.executor}): give ${local.length > 1 ? 'them' : 'it'} executor: slurm, or run attached`);
+  if (!session || !stale.length) {
+    process.stdout.write(`${p.name}: nothing to submit: every stage is cached\n`);
+    return 0;
+  }
+  session.onSubmit = (text) => process.stdout.write(`${text}\n`);
+  await session.submitPlanned(new Set(stale));
+  await saveDetached(planner.store.root, p.workspace, p.specRel, session.submittedJobs());
+  process.stdout.write(`${p.name}: ${stale.length} stage${stale.length > 1 ? 's' : ''} submitted; \`pipeline status ${spec}\` shows their jobs, and results reach the workspace as they finish\n`);
+  return 0;
 }

@@ -14,7 +14,8 @@ import { execa } from 'execa';
 import { PACKAGE_ROOT } from '../cache/fingerprint.ts';
 import { shellQuote } from '../spec/shell.ts';
 import type { Pipeline, StageNode } from '../spec/model.ts';
-import { tempName } from '../fsutil.ts';
+import { CORRUPT, readSealed, tempName, writeSealed } from '../fsutil.ts';
+import { workspaceId } from '../cache/store.ts';
 
 /** Slurm states after which a job does nothing more. */
 const ENDED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'SPECIAL_EXIT', 'REVOKED']);
@@ -205,6 +206,11 @@ export class SlurmSession {
     await rm(job.log, { force: true });
   }
 
+  /** The jobs of stages submitted so far, by stage id. */
+  submittedJobs(): Record<string, SlurmJob> {
+    return Object.fromEntries(this.jobs);
+  }
+
   /** One squeue call for every job, shared by all waiters and at most once per poll interval. */
   private async refresh(now = false): Promise<void> {
     if (this.refreshing) return this.refreshing;
@@ -228,4 +234,28 @@ export class SlurmSession {
     const r = await execa('scontrol', ['-o', 'show', 'job', name], { reject: false });
     return /\bExitCode=(\d+:\d+)/.exec(r.stdout)?.[1];
   }
+}
+
+/** Where `run --detach` leaves the jobs it submitted for a spec, for `pipeline status` to follow. */
+function detachedPath(cacheDir: string, workspace: string, spec: string): string {
+  return join(cacheDir, 'slurm', 'detached', workspaceId(workspace), `${encodeURIComponent(spec)}.json`);
+}
+
+export async function saveDetached(cacheDir: string, workspace: string, spec: string, jobs: Record<string, SlurmJob>): Promise<void> {
+  await writeSealed(detachedPath(cacheDir, workspace, spec), { submittedAt: new Date().toISOString(), jobs });
+}
+
+/** Stage id -> "slurm job 12_3: running" for the jobs a detached run submitted (those squeue still lists). */
+export async function detachedStates(cacheDir: string, workspace: string, spec: string): Promise<Map<string, string>> {
+  const v = await readSealed<{ jobs: Record<string, SlurmJob> }>(detachedPath(cacheDir, workspace, spec));
+  const out = new Map<string, string>();
+  if (!v || v === CORRUPT || typeof v.jobs !== 'object' || !onPath('squeue')) return out;
+  const ids = [...new Set(Object.values(v.jobs).map((j) => String(j.name).split('_')[0]))];
+  const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
+  const states = new Map(r.stdout.split('\n').map((l) => l.trim().split('|')).filter((f) => f.length === 3).map(([n, st, why]) => [n!, `${st!.toLowerCase()}${why && why !== 'None' ? ` (${why})` : ''}`]));
+  for (const [id, job] of Object.entries(v.jobs)) {
+    const st = states.get(job.name);
+    if (st) out.set(id, `slurm job ${job.name}: ${st}`);
+  }
+  return out;
 }

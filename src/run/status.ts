@@ -13,6 +13,8 @@ export interface StageStatus {
   reasons: Reason[];
   /** The cache key, when it can be known before upstream stages rerun. */
   key: string | null;
+  /** Its Slurm job's state, when a detached run submitted it. */
+  slurm?: string;
 }
 
 export async function pipelineStatus(planner: Planner, forced: Set<string> = new Set()): Promise<StageStatus[]> {
