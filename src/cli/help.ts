@@ -40,6 +40,8 @@ Named stages run with everything they need; a sweep's name runs all its variants
       --verify          rehash every cached output before trusting it (see \`pipeline verify\`)
       --json            print one JSON summary on stdout (stage states, keys, errors); the rest on stderr
   -w, --watch           stay up: run again when the spec, a stage's code or an input changes
+      --executor NAME   run every stage there: inline, process or slurm (default: what the spec says)
+      --detach          with Slurm: submit every stale stage and return (\`pipeline status\` follows the jobs)
 ${COMMON_HELP}`,
   verify: `Usage: pipeline verify
 
