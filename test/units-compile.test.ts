@@ -459,3 +459,13 @@ test('the spec file itself: missing, or not YAML', async (t) => {
   assert.ok(bad instanceof SpecError, String(bad));
   assert.equal(bad.diagnostics[0]!.line, 3);
 });
+
+test('a matrix key `seed` is each variant\'s seed (seeds as replicates); a seed that is not one is named', async (t) => {
+  const p = await compile(t, 'seed: 4\nstages:\n  train:\n    matrix: { seed: [10, 11], lr: [1] }\n    run: [echo, "${matrix.seed}"]\n  other:\n    run: [echo]\n');
+  assert.deepEqual([...p.stages.values()].map((n) => [n.id, n.seed]), [['train[seed=10,lr=1]', 10], ['train[seed=11,lr=1]', 11], ['other', 4]]);
+  assert.deepEqual(p.stages.get('train[seed=11,lr=1]')!.command!.argv, [['echo'], ['11']]);
+  assert.deepEqual(await problems(t, 'stages:\n  a:\n    matrix: { seed: [1, -2] }\n    run: [echo]\n  b:\n    matrix: { seed: [1] }\n    seed: 3\n    run: [echo]\n'), [
+    "3:25 stages.a.matrix.seed[1]: a matrix seed must be a whole number from 0 to 4294967295 (it becomes the variant's seed), got -2",
+    '7:11 stages.b.seed: give the seed either as `seed:` or as the matrix key `seed`, not both',
+  ]);
+});

@@ -148,6 +148,15 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       variantIds.set(vid, m);
     }
     if (variantIds.size < variants.length) continue;
+    // `matrix: { seed: [10, 11, 12] }` makes seeds replicates: each variant runs with its seed.
+    if (isObj(st.matrix) && Array.isArray(st.matrix.seed)) {
+      const bad = (st.matrix.seed as unknown[]).findIndex((v) => !Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xffffffff);
+      if (bad >= 0) {
+        diags.push(src.diagnostic([...at, 'matrix', 'seed', bad], `a matrix seed must be a whole number from 0 to 4294967295 (it becomes the variant's seed), got ${JSON.stringify((st.matrix.seed as unknown[])[bad])}`));
+        continue;
+      }
+      if (st.seed !== undefined) diags.push(src.diagnostic([...at, 'seed'], 'give the seed either as `seed:` or as the matrix key `seed`, not both'));
+    }
     const list: StageNode[] = [];
     variantsByKey.set(key, list);
     for (const matrix of variants) {
@@ -182,7 +191,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         plots: [],
         env: {},
         upstream: [],
-        seed: typeof st.seed === 'number' ? st.seed : seed,
+        seed: typeof matrix.seed === 'number' ? matrix.seed : typeof st.seed === 'number' ? st.seed : seed,
         version: st.version === undefined ? undefined : (resolveValue(src, [...at, 'version'], st.version, scope, diags, []) as string | number),
         executor: opts.executor ?? ((typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName),
         resources: { ...defaultResources, ...(isObj(st.resources) ? st.resources : {}) },
