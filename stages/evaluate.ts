@@ -13,6 +13,7 @@ import { defineStage } from '../src/stage-api.ts';
 import { readIndex } from './lib/batches.ts';
 import { csvLine } from './lib/exvo.ts';
 import { renderReport } from './lib/report.ts';
+import { overSeeds, runLabel, type ModelOverSeeds } from './lib/replicates.ts';
 import { bootstrap, columns } from './lib/stats.ts';
 
 interface Params {
@@ -22,6 +23,7 @@ interface Params {
 
 interface Run {
   label: string;
+  matrix: Record<string, unknown>;
   info: { stage: string; mode: string; backend: string; bestEpoch: number; weights: number[]; lambda: number };
   metrics: Array<{ epoch: number; loss: number; devCcc: number }>;
   predictions: { emotions: string[]; dev: Record<string, number[]>; test: Record<string, number[]> };
@@ -47,7 +49,8 @@ export default defineStage<Params>({
     const runs: Run[] = made.map(({ path: d, matrix }) => {
       const info = JSON.parse(readFileSync(join(d, 'info.json'), 'utf8')) as Run['info'];
       return {
-        label: Object.entries(matrix).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(',') || info.mode,
+        label: runLabel(matrix, info.mode),
+        matrix,
         info,
         metrics: readFileSync(join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)),
         predictions: JSON.parse(readFileSync(join(d, 'predictions.json'), 'utf8')),
@@ -78,7 +81,9 @@ export default defineStage<Params>({
       pVsBaseline: b.pVsBaseline[i],
       perEmotion: Object.fromEntries(emotions.map((e, j) => [e, { ccc: b.models[i]!.perEmotion[j], ci95: b.models[i]!.perEmotionCi[j] }])),
     }));
-    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}`, best: runs[best]!.label, models: rows }, null, 2));
+    // Seeds as replicates: a model trained with several seeds is judged over them, paired by seed.
+    const seeds = overSeeds(runs.map((r, i) => ({ matrix: r.matrix, mode: r.info.mode, devMean: b.models[i]!.mean })), ctx.params.baseline);
+    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
 
     const f = (x: number) => x.toFixed(3);
     const table = [
@@ -88,6 +93,7 @@ export default defineStage<Params>({
       ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(28)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),
       '',
       `* best by dev mean CCC (backend ${runs[best]!.info.backend})`,
+      ...(seeds ? ['', ...seedTable(seeds, ctx.params.baseline)] : []),
     ].join('\n');
     await writeFile(join(out, 'headline.txt'), `${table}\n`);
 
@@ -119,3 +125,16 @@ export default defineStage<Params>({
     await writeFile(join(out, 'submission.csv'), `${sub.join('\n')}\n`);
   },
 });
+
+/** The over-seeds table: what a difference between models is worth against training noise. */
+function seedTable(models: ModelOverSeeds[], baseline: string): string[] {
+  const f = (x: number) => x.toFixed(3);
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+  const n = Math.max(...models.map((m) => m.seeds.length));
+  return [
+    `Over training seeds: dev mean CCC as mean ± sd; the paired difference from ${baseline} per seed; p: exact sign-flip test over seeds, 2-tailed (${n} seeds: p is never below ${(2 / 2 ** n).toFixed(3)})`,
+    '',
+    `${'model'.padEnd(22)} ${'seeds'.padEnd(12)} ${'mean ± sd'.padEnd(15)} ${'diff per seed'.padEnd(7 * n)} ${'mean diff'.padStart(9)} ${'p'.padStart(6)}`,
+    ...models.map((m) => `${m.model.padEnd(22)} ${m.seeds.join(',').padEnd(12)} ${`${f(m.mean)} ± ${f(m.sd)}`.padEnd(15)} ${m.diffs.map((d) => (d === null ? '-' : signed(d)).padStart(6)).join(' ').padEnd(7 * n)} ${(m.meanDiff === null ? '-' : signed(m.meanDiff)).padStart(9)} ${(m.p === null ? '-' : m.p.toFixed(3)).padStart(6)}`),
+  ];
+}

@@ -3,8 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../src/random.ts';
-import { bootstrap, ccc, perEmotionCcc, quantile } from '../stages/lib/stats.ts';
+import { readFileSync } from 'node:fs';
+import { bootstrap, ccc, meanSd, perEmotionCcc, quantile, signFlipTest } from '../stages/lib/stats.ts';
 import { NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
+import { modelLabel, overSeeds, runLabel, type ModelOverSeeds } from '../stages/lib/replicates.ts';
 import { averageInto, shardPlan } from '../stages/lib/tf/data-parallel.ts';
 
 test('CCC of known series, by hand: 0.4 for y = 2x over 1..4, 1 for identity, 0 when both are constant', () => {
@@ -96,4 +98,37 @@ test('data parallel: shards cover the batch, and gradients are averaged by share
   assert.deepEqual([...out], [4, 4]);
   averageInto(out, [Float32Array.from([7, -1])], [1]);
   assert.deepEqual([...out], [7, -1]);
+});
+
+test('the test over seeds is SciPy\'s exact paired permutation test (test/reference/sign_flip_reference.py), to 1e-12', () => {
+  const ref = JSON.parse(readFileSync(new URL('./fixtures/sign-flip.json', import.meta.url), 'utf8')) as { cases: Array<{ diffs: number[]; mean: number; p: number }> };
+  for (const c of ref.cases) {
+    const r = signFlipTest(c.diffs);
+    assert.ok(Math.abs(r.mean - c.mean) < 1e-12, `${c.diffs}: mean ${r.mean} vs ${c.mean}`);
+    assert.ok(Math.abs(r.p - c.p) < 1e-12, `${c.diffs}: p ${r.p} vs ${c.p}`);
+  }
+  assert.throws(() => signFlipTest([]), /needs 1 to 24/);
+  const ms = meanSd([0.7, 0.8, 0.9]);
+  assert.ok(Math.abs(ms.mean - 0.8) < 1e-15 && Math.abs(ms.sd - 0.1) < 1e-15, JSON.stringify(ms));
+  assert.deepEqual(meanSd([0.5]), { mean: 0.5, sd: 0 });
+});
+
+test('seeds as replicates: runs differing only in seed are one model; each judged against vanilla paired by seed', () => {
+  const run = (mode: string, seed: number, devMean: number) => ({ matrix: { mode, seed }, mode, devMean });
+  const r = overSeeds([run('vanilla', 11, 0.70), run('vanilla', 10, 0.72), run('vanilla', 12, 0.74), run('joint', 10, 0.75), run('joint', 11, 0.72), run('joint', 12, 0.77), run('ruwl', 10, 0.70), run('ruwl', 13, 0.9)], 'vanilla')!;
+  assert.deepEqual(r.map((m) => [m.model, m.seeds]), [['mode=vanilla', [10, 11, 12]], ['mode=joint', [10, 11, 12]], ['mode=ruwl', [10, 13]]]);
+  const [v, j, u] = r as [ModelOverSeeds, ModelOverSeeds, ModelOverSeeds];
+  assert.deepEqual([v.diffs, v.meanDiff, v.p], [[null, null, null], null, null]);
+  const m = (0.75 + 0.72 + 0.77) / 3;
+  assert.ok(Math.abs(j.mean - m) < 1e-12, `mean ${j.mean}`);
+  assert.ok(Math.abs(j.sd - Math.sqrt(((0.75 - m) ** 2 + (0.72 - m) ** 2 + (0.77 - m) ** 2) / 2)) < 1e-12, `sd ${j.sd}`);
+  assert.deepEqual(j.devMeans, [0.75, 0.72, 0.77], 'in seed order');
+  assert.deepEqual(j.diffs.map((d) => Number(d!.toFixed(12))), [0.03, 0.02, 0.03]);
+  assert.equal(j.p, 0.25, 'all three seeds better: the smallest p three seeds allow');
+  assert.deepEqual(u.diffs.map((d) => (d === null ? null : Number(d.toFixed(12)))), [-0.02, null], 'seed 13 has no vanilla run to pair with');
+  assert.equal(u.p, 1);
+  assert.equal(overSeeds([run('vanilla', 10, 0.7), run('joint', 10, 0.8)], 'vanilla'), undefined, 'one seed each: nothing to say over seeds');
+  assert.equal(modelLabel({ mode: 'joint', seed: 3, w3: 0.01 }, 'joint'), 'mode=joint,w3=0.01');
+  assert.equal(modelLabel({ seed: 3 }, 'ruwl'), 'ruwl');
+  assert.equal(runLabel({ mode: 'joint', seed: 3 }, 'joint'), 'mode=joint,seed=3');
 });

@@ -99,3 +99,30 @@ export function bootstrap(preds: Float64Array[][], truth: Float64Array[], baseli
   });
   return { models, pVsBaseline, resamples };
 }
+
+/** Mean and sample standard deviation (n - 1; 0 for one value). */
+export function meanSd(xs: number[]): { mean: number; sd: number } {
+  const m = mean(xs);
+  return { mean: m, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)) : 0 };
+}
+
+/**
+ * Paired, two-tailed test over replicates (training seeds): exact sign-flip permutation of the
+ * paired differences. p = share of the 2^n sign assignments whose mean difference is at least as
+ * far from zero as the observed one (the observed assignment included). It measures training
+ * noise, which a bootstrap over clips within one seed does not; with n seeds p is never below
+ * 2 / 2^n (0.25 for 3 seeds).
+ */
+export function signFlipTest(diffs: number[]): { mean: number; p: number } {
+  const n = diffs.length;
+  if (n === 0 || n > 24) throw new Error(`signFlipTest: needs 1 to 24 paired differences, got ${n}`);
+  const observed = Math.abs(mean(diffs));
+  let atLeast = 0;
+  for (let mask = 0; mask < 1 << n; mask++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += mask & (1 << i) ? -diffs[i]! : diffs[i]!;
+    // A relative tolerance, so that the observed assignment and its mirror always count.
+    if (Math.abs(s / n) >= observed * (1 - 1e-12)) atLeast++;
+  }
+  return { mean: mean(diffs), p: atLeast / (1 << n) };
+}
