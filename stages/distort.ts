@@ -15,6 +15,7 @@ interface Params {
   timeMask: boolean;
   timeStripes: number;
   timeWidth: number;
+  timeWidthForFrames: number | null;
   freqMask: boolean;
   freqStripes: number;
   freqWidth: number;
@@ -39,6 +40,7 @@ export default defineStage<Params>({
       timeMask: { type: 'boolean', default: true },
       timeStripes: { type: 'integer', minimum: 0, default: 2 },
       timeWidth: { type: 'integer', minimum: 1, default: 64, description: 'Stripe width is uniform in [0, timeWidth) frames.' },
+      timeWidthForFrames: { type: ['integer', 'null'], minimum: 1, default: null, description: 'timeWidth is meant for crops this many frames long (the reference: 64 for 250): each crop scales it by its own length over this. null: frames as given, whatever the crop.' },
       freqMask: { type: 'boolean', default: true },
       freqStripes: { type: 'integer', minimum: 0, default: 2 },
       freqWidth: { type: 'integer', minimum: 1, default: 8, description: 'Stripe width is uniform in [0, freqWidth) mel bands.' },
@@ -55,7 +57,7 @@ export default defineStage<Params>({
     const p = ctx.params;
     const policy: DistortionPolicy = {
       seed: ctx.seed,
-      time: { enabled: p.timeMask, stripes: p.timeStripes, width: p.timeWidth },
+      time: { enabled: p.timeMask, stripes: p.timeStripes, width: p.timeWidth, ...(p.timeWidthForFrames ? { forFrames: p.timeWidthForFrames } : {}) },
       freq: { enabled: p.freqMask, stripes: p.freqStripes, width: p.freqWidth },
       noiseSnrDb: p.noiseSnrDb,
       gainDb: p.gainDb,

@@ -1,7 +1,7 @@
 // The distortion: masks within their bounds, seeded, and what the record says is what was done.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { distort, viewRandom, type DistortionPolicy } from '../stages/lib/distort.ts';
+import { distort, timeWidthFor, viewRandom, type DistortionPolicy } from '../stages/lib/distort.ts';
 
 const POLICY: DistortionPolicy = { seed: 3, time: { enabled: true, stripes: 2, width: 64 }, freq: { enabled: true, stripes: 2, width: 8 }, noiseSnrDb: null, gainDb: 0, maxShift: 0 };
 
@@ -62,4 +62,20 @@ test('switchable axes, noise at an SNR, gain and shift', () => {
   const src2 = clip(100, 64);
   assert.ok(z.every((v, i) => v >= src2[i]! - 1e-4), 'adding noise power never lowers a cell');
   assert.ok(z.some((v, i) => v > src2[i]! + 1), 'at 0 dB SNR the noise shows');
+});
+
+test('time stripes sized for another crop length scale to this crop: the same share of frames masked (64 of 250 -> 25 of 96)', () => {
+  const scaled: DistortionPolicy = { ...POLICY, time: { ...POLICY.time, forFrames: 250 }, freq: { ...POLICY.freq, enabled: false } };
+  assert.equal(timeWidthFor(scaled, 96), 25);
+  assert.equal(timeWidthFor(scaled, 250), 64);
+  assert.equal(timeWidthFor(scaled, 2), 1, 'never below one frame');
+  assert.equal(timeWidthFor(POLICY, 96), 64, 'without forFrames: frames as given');
+  let widest = 0;
+  for (let c = 0; c < 400; c++) {
+    const x = clip(96, 64);
+    const rec = distort(x, 96, 64, scaled, viewRandom(scaled, 0, c));
+    for (const [, w] of rec.timeStripes) widest = Math.max(widest, w);
+    assert.deepEqual(rec.freqStripes, []);
+  }
+  assert.equal(widest, 24, 'widths uniform in [0, 25)');
 });

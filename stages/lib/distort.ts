@@ -5,7 +5,7 @@ import { Random } from '../../src/random.ts';
 export interface DistortionPolicy {
   seed: number;
   /** DropStripes along time: `stripes` stripes, each of width uniform in [0, width) frames. */
-  time: { enabled: boolean; stripes: number; width: number };
+  time: { enabled: boolean; stripes: number; width: number; forFrames?: number };
   /** DropStripes along frequency: width uniform in [0, width) mel bands. */
   freq: { enabled: boolean; stripes: number; width: number };
   /** Additive noise at this SNR in dB (null: none). */
@@ -27,6 +27,16 @@ export interface DistortionRecord {
 /** The random stream of one clip's view in one epoch: same policy, epoch and clip, same view. */
 export function viewRandom(policy: DistortionPolicy, epoch: number, clip: number): Random {
   return new Random(policy.seed).fork(`view-${epoch}-${clip}`);
+}
+
+/**
+ * The time stripes' width bound for a crop of `frames`: `width` as given, or, when the policy says
+ * the width was meant for crops of `forFrames` (the reference's 64 for 250 frames), scaled to this
+ * crop, so that a shorter crop loses the same share of its frames.
+ */
+export function timeWidthFor(policy: DistortionPolicy, frames: number): number {
+  const f = policy.time.forFrames;
+  return f ? Math.max(1, Math.round((policy.time.width * frames) / f)) : policy.time.width;
 }
 
 /** Distorts `x` in place; returns what it did. */
@@ -59,8 +69,9 @@ export function distort(x: Float32Array, frames: number, mels: number, policy: D
   }
   // DropStripes (torchlibrosa): width = randint(0, w), start = randint(0, total - width), zeroed.
   if (policy.time.enabled) {
+    const widthMax = timeWidthFor(policy, frames);
     for (let s = 0; s < policy.time.stripes; s++) {
-      const width = rng.int(policy.time.width);
+      const width = rng.int(widthMax);
       const start = rng.int(Math.max(1, frames - width));
       rec.timeStripes.push([start, width]);
       x.fill(0, start * mels, Math.min(frames, start + width) * mels);
