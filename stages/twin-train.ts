@@ -35,6 +35,7 @@ interface Params {
   lr: number;
   weightDecay: number;
   crop: number;
+  padDb: number;
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
@@ -75,6 +76,7 @@ export default defineStage<Params>({
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
       weightDecay: { type: 'number', minimum: 0, default: 0.01 },
       crop: { type: 'integer', minimum: 8, default: 250 },
+      padDb: { type: 'number', default: -100, description: 'Value (dB) that fills a crop past the end of a shorter clip: the log-mel floor, -100 (default), or 0 as the authors\' code does (the value its masks write).' },
       backend: { enum: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], default: 'auto' },
       maxStepsPerEpoch: { type: 'integer', minimum: 0, default: 0 },
     },
@@ -171,7 +173,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
       for (let b = 0; b < p.batch; b++) {
         const ci = order[step * p.batch + b]!;
         const clip = trainClips[ci]!;
-        reader.crop('Train', clip, frames, cropRng, x1, b * frames * mels);
+        reader.crop('Train', clip, frames, cropRng, x1, b * frames * mels, p.padDb);
         y.set(clip.labels!, b * index.emotions.length);
         if (twin) {
           const view = x1.slice(b * frames * mels, (b + 1) * frames * mels);
@@ -209,7 +211,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
       ctx.progress((epoch + (step + 1) / stepsPerEpoch) / p.epochs, `epoch ${epoch + 1}/${p.epochs} step ${step + 1}/${stepsPerEpoch} loss ${total.toFixed(3)}`);
     }
     // Dev evaluation on whole clips, clean branch only.
-    const dev = predict(tf, model, reader, 'Val', devClips, mels);
+    const dev = predict(tf, model, reader, 'Val', devClips, mels, p.padDb);
     const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(dev.preds, [devClips.length, index.emotions.length]), tf.tensor2d(devClips.flatMap((c) => c.labels!), [devClips.length, index.emotions.length])).dataSync()));
     const meanCcc = perEmotion.reduce((a, b) => a + b, 0) / perEmotion.length;
     const n = stepsPerEpoch;
@@ -221,7 +223,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     best = offered.best;
     if (offered.improved) {
       const test = reader.clips('Test');
-      const testPred = predict(tf, model, reader, 'Test', test, mels);
+      const testPred = predict(tf, model, reader, 'Test', test, mels, p.padDb);
       const w = model.exportWeights();
       await writeFile(join(out, 'model.bin'), new Uint8Array(w.data.buffer));
       await writeFile(join(out, 'model.json'), JSON.stringify({ spec: model.spec, variables: w.manifest }));
@@ -240,14 +242,14 @@ async function train(ctx: StageContext<Params>): Promise<void> {
 type Tf = typeof import('@tensorflow/tfjs-core');
 
 /** Clean-branch predictions for whole clips, one clip at a time (lengths differ). */
-function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, split: string, clips: ClipEntry[], mels: number) {
+function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, split: string, clips: ClipEntry[], mels: number, padDb: number) {
   const k = model.spec.outputs;
   const preds = new Float32Array(clips.length * k);
   clips.forEach((c, i) => {
     const x = reader.read(split, c);
     const frames = Math.max(c.frames, 32); // the pooling needs a few frames
     const padded = frames === c.frames ? x : (() => {
-      const z = new Float32Array(frames * mels).fill(-100);
+      const z = new Float32Array(frames * mels).fill(padDb);
       z.set(x);
       return z;
     })();

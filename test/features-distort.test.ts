@@ -79,3 +79,23 @@ test('time stripes sized for another crop length scale to this crop: the same sh
   }
   assert.equal(widest, 24, 'widths uniform in [0, 25)');
 });
+
+test('a crop past the end of a short clip is padded with the value asked for (-100 dB by default, 0 as the authors do)', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { NpyWriter } = await import('../stages/lib/npy.ts');
+  const { ClipReader } = await import('../stages/lib/batches.ts');
+  const { Random } = await import('../src/random.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'crop-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const w = await NpyWriter.create(join(dir, 'train.npy'), [3, 2]);
+  await w.write(Float32Array.from([1, 2, 3, 4, 5, 6]));
+  await w.close();
+  const reader = new ClipReader(dir, { config: { nMels: 2, sampleRate: 16000, hop: 160 }, emotions: [], splits: { Train: { file: 'train.npy', frames: 3, clips: [{ id: 'a', offset: 0, frames: 3, labels: null }] } } });
+  const out = new Float32Array(10);
+  reader.crop('Train', reader.clips('Train')[0]!, 5, new Random(1), out, 0);
+  assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, -100, -100, -100, -100]);
+  reader.crop('Train', reader.clips('Train')[0]!, 5, new Random(1), out, 0, 0);
+  assert.deepEqual([...out], [1, 2, 3, 4, 5, 6, 0, 0, 0, 0]);
+});

@@ -39,17 +39,17 @@ export class ClipReader {
   }
 
   /**
-   * A crop of `frames` frames at a random start (clips shorter than that are padded with the
-   * log-mel floor, -100 dB, at the end).
+   * A crop of `frames` frames at a random start (clips shorter than that are padded at the end
+   * with `padDb`: the log-mel floor, -100 dB, by default).
    */
-  crop(split: string, c: ClipEntry, frames: number, rng: Random, out: Float32Array, at: number): void {
+  crop(split: string, c: ClipEntry, frames: number, rng: Random, out: Float32Array, at: number, padDb = -100): void {
     const mels = this.mels;
     if (c.frames >= frames) {
       const start = rng.int(c.frames - frames + 1);
       out.set(readNpyRows(join(this.dir, this.index.splits[split]!.file), c.offset + start, frames, mels), at);
     } else {
       out.set(this.read(split, c), at);
-      out.fill(-100, at + c.frames * mels, at + frames * mels);
+      out.fill(padDb, at + c.frames * mels, at + frames * mels);
     }
   }
 }
