@@ -36,6 +36,7 @@ interface Params {
   weightDecay: number;
   crop: number;
   padDb: number;
+  headDropout: number;
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
@@ -76,6 +77,7 @@ export default defineStage<Params>({
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
       weightDecay: { type: 'number', minimum: 0, default: 0.01 },
       crop: { type: 'integer', minimum: 8, default: 250 },
+      headDropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.5, description: 'Dropout before fc1 in CNN6/10/14 (PANNs: 0.5; the RRTN authors\' CNN14 has none: 0).' },
       padDb: { type: 'number', default: -100, description: 'Value (dB) that fills a crop past the end of a shorter clip: the log-mel floor, -100 (default), or 0 as the authors\' code does (the value its masks write).' },
       backend: { enum: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], default: 'auto' },
       maxStepsPerEpoch: { type: 'integer', minimum: 0, default: 0 },
@@ -120,7 +122,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   if (!devClips.length) throw new Error('no labelled Val clips to select the best epoch on');
   const mels = reader.mels;
   const twin = p.mode !== 'vanilla';
-  const model = new Model({ backbone: p.backbone, mels, outputs: index.emotions.length, channels: p.channels, projector: twin ? p.projector : 0 }, ctx.seed);
+  const model = new Model({ backbone: p.backbone, mels, outputs: index.emotions.length, channels: p.channels, headDropout: p.headDropout, projector: twin ? p.projector : 0 }, ctx.seed);
   const s = p.mode === 'ruwl' ? tf.variable(tf.tensor1d([1, 1, 0.001]), true, `ruwl-s-${ctx.stageId}`) : undefined;
   const trainable = s ? [...model.trainable, s] : model.trainable;
   const opt = optimizerFor(choice.name, p.lr, p.weightDecay);

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from '../stages/lib/tf/backend.ts';
 import { Model, type Backbone } from '../stages/lib/tf/models.ts';
 import { ROOT } from './helpers/workspace.ts';
+import { Random } from '../src/random.ts';
 
 const f = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'models.json'), 'utf8'));
 
@@ -45,3 +46,17 @@ for (const c of f.cases as Array<{ backbone: Backbone; channels: number[]; mels:
     m.dispose();
   });
 }
+
+test('head dropout: 0.5 before fc1 by default (PANNs), none when asked (the RRTN authors\' CNN14)', async () => {
+  await startBackend('cpu');
+  const x = tf.randomNormal([4, 32, 16, 1], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const out = (headDropout: number | undefined, seed: number) => {
+    const m = new Model({ backbone: 'cnn6', mels: 16, outputs: 3, channels: [4, 4, 4, 4], dropout: 0, ...(headDropout === undefined ? {} : { headDropout }) }, 1);
+    const y = Array.from(m.forward(x, true, new Random(seed)).output.dataSync());
+    m.dispose();
+    return y;
+  };
+  assert.deepEqual(out(0, 1), out(0, 2), 'no dropout anywhere: the random stream does not matter');
+  assert.notDeepEqual(out(undefined, 1), out(undefined, 2), 'the default drops units before fc1');
+  assert.notDeepEqual(out(0.5, 1), out(0.5, 2));
+});

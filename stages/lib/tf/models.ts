@@ -16,6 +16,8 @@ export interface ModelSpec {
   /** Embedding size before the output layer (PANNs: 512 for CNN6/10? 2048 for CNN14). */
   embedding?: number;
   dropout?: number;
+  /** Dropout on the pooled features before fc1 (PANNs: 0.5, the default; the RRTN authors' CNN14: 0). */
+  headDropout?: number;
   /** Twin training: a projector Linear(embedding, projector) + BatchNorm on the embedding (0: none). */
   projector?: number;
 }
@@ -187,7 +189,7 @@ export class Model {
     // Mean over frequency, then max + mean over time.
     const f = tf.mean(h, 2); // [b, t, c]
     let e: tf.Tensor = tf.add(tf.max(f, 1), tf.mean(f, 1)); // [b, c]
-    if (this.spec.backbone !== 'small' && training) e = dropout(e, 0.5, rng);
+    if (this.spec.backbone !== 'small' && training && (this.spec.headDropout ?? 0.5) > 0) e = dropout(e, this.spec.headDropout ?? 0.5, rng);
     const embedding = tf.relu(tf.add(tf.matMul(e as tf.Tensor2D, v('fc1.weight') as tf.Tensor2D), v('fc1.bias'))) as tf.Tensor2D;
     const output = tf.add(tf.matMul(embedding, v('fc_out.weight') as tf.Tensor2D), v('fc_out.bias')) as tf.Tensor2D;
     return { embedding, output };
