@@ -5,32 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { signFlipTest } from '../stages/lib/stats.ts';
 import { Workspace } from './helpers/workspace.ts';
+import { tinyRrtnSpec } from './helpers/fixtures.ts';
 
-const SPEC = `seed: 3
-stages:
-  corpus:
-    uses: stages/synth-vocal-bursts.ts
-    params: { clips: 60 }
-  dataset:
-    uses: stages/exvo.ts
-    inputs: { corpus: "\${stages.corpus.outputs.corpus}" }
-  features:
-    uses: stages/logmel.ts
-    inputs: { dataset: "\${stages.dataset.outputs.dataset}" }
-  views:
-    uses: stages/distort.ts
-    inputs: { features: "\${stages.features.outputs.features}" }
-  train:
-    uses: stages/twin-train.ts
-    matrix: { mode: [vanilla, joint], seed: [1, 2, 3] }
-    inputs: { features: "\${stages.features.outputs.features}", policy: "\${stages.views.outputs.policy}" }
-    params: { mode: "\${matrix.mode}", channels: [4, 8, 8, 8], projector: 8, epochs: 2, crop: 32, batch: 8 }
-  evaluate:
-    uses: stages/evaluate.ts
-    inputs: { runs: "\${stages.train.outputs.result}", features: "\${stages.features.outputs.features}" }
-    params: { resamples: 100 }
-    outs: { report: results/report }
-`;
+const SPEC = tinyRrtnSpec('{ mode: [vanilla, joint], seed: [1, 2, 3] }', 60);
 
 interface Metrics {
   models: Array<{ model: string; meanCcc: number; pVsBaseline: number | null }>;

@@ -69,3 +69,35 @@ export function numbersWorkspace(): Workspace {
     'data/other.txt': 'hello\n',
   });
 }
+
+/**
+ * The RRTN pipeline at toy size (a small CNN, two epochs, a synthetic corpus of `clips` clips): the
+ * training stage swept over `matrix` (YAML flow mapping), evaluated into results/report.
+ */
+export function tinyRrtnSpec(matrix: string, clips = 80): string {
+  return `seed: 3
+stages:
+  corpus:
+    uses: stages/synth-vocal-bursts.ts
+    params: { clips: ${clips} }
+  dataset:
+    uses: stages/exvo.ts
+    inputs: { corpus: "\${stages.corpus.outputs.corpus}" }
+  features:
+    uses: stages/logmel.ts
+    inputs: { dataset: "\${stages.dataset.outputs.dataset}" }
+  views:
+    uses: stages/distort.ts
+    inputs: { features: "\${stages.features.outputs.features}" }
+  train:
+    uses: stages/twin-train.ts
+    matrix: ${matrix}
+    inputs: { features: "\${stages.features.outputs.features}", policy: "\${stages.views.outputs.policy}" }
+    params: { mode: "\${matrix.mode}", channels: [4, 8, 8, 8], projector: 8, epochs: 2, crop: 32, batch: 8 }
+  evaluate:
+    uses: stages/evaluate.ts
+    inputs: { runs: "\${stages.train.outputs.result}", features: "\${stages.features.outputs.features}" }
+    params: { resamples: 100 }
+    outs: { report: results/report }
+`;
+}
