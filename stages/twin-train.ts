@@ -37,6 +37,7 @@ interface Params {
   crop: number;
   padDb: number;
   headDropout: number;
+  btCorrelation: 'normalized' | 'affine';
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
@@ -77,6 +78,7 @@ export default defineStage<Params>({
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
       weightDecay: { type: 'number', minimum: 0, default: 0.01 },
       crop: { type: 'integer', minimum: 8, default: 250 },
+      btCorrelation: { enum: ['normalized', 'affine'], default: 'normalized', description: 'The Barlow Twins correlation from the projections normalised again over the batch (default: the projector BatchNorm\'s affine weight and bias cancel), or from its affine output as is (the authors\' code).' },
       headDropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.5, description: 'Dropout before fc1 in CNN6/10/14 (PANNs: 0.5; the RRTN authors\' CNN14 has none: 0).' },
       padDb: { type: 'number', default: -100, description: 'Value (dB) that fills a crop past the end of a shorter clip: the log-mel floor, -100 (default), or 0 as the authors\' code does (the value its masks write).' },
       backend: { enum: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], default: 'auto' },
@@ -195,7 +197,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
         }
         const bv = model.forward(tf.tensor4d(x2, [p.batch, frames, mels, 1]), true, ctx.random);
         const l2 = cccLoss(bv.output, target, p.cccForm);
-        const bt = barlowTwinsLoss(model.project(a.embedding, true), model.project(bv.embedding, true), p.lambda);
+        const bt = barlowTwinsLoss(model.project(a.embedding, true), model.project(bv.embedding, true), p.lambda, p.btCorrelation === 'normalized');
         parts.l1 = l1.dataSync()[0]!;
         parts.l2 = l2.dataSync()[0]!;
         parts.bt = bt.dataSync()[0]!;

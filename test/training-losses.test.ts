@@ -29,5 +29,12 @@ test('CCC, CCC loss (pooled and per emotion), Barlow Twins and RUWL match PyTorc
     close(bt.dataSync()[0]!, f.barlow_0001, 'Barlow Twins, lambda 0.001');
     close(barlowTwinsLoss(z1, z2, 0.005).dataSync()[0]!, f.barlow_0005, 'Barlow Twins, lambda 0.005');
     close(ruwlTotal(l1, l2, bt, tf.tensor1d(f.s)).dataSync()[0]!, f.ruwl_total, 'RUWL total');
+    // The authors' reading: C from BatchNorm1d's affine output as is (gamma, beta from the fixture).
+    const affine = (z: tf.Tensor2D) => {
+      const { mean, variance } = tf.moments(z, 0);
+      return tf.add(tf.mul(tf.div(tf.sub(z, mean), tf.sqrt(tf.add(variance, 1e-5))), tf.tensor1d(f.gamma)), tf.tensor1d(f.beta)) as tf.Tensor2D;
+    };
+    close(barlowTwinsLoss(affine(z1), affine(z2), 0.001, false).dataSync()[0]!, f.barlow_affine_0001, 'Barlow Twins from the affine BatchNorm output');
+    assert.ok(Math.abs(barlowTwinsLoss(affine(z1), affine(z2), 0.001).dataSync()[0]! - f.barlow_0001) < 1e-4 * f.barlow_0001, 'renormalising cancels the affine parameters');
   });
 });

@@ -42,10 +42,15 @@ export function cccLoss(pred: tf.Tensor2D, target: tf.Tensor2D, form: CccLossFor
   return tf.tidy(() => tf.sub(1, form === 'pooled' ? cccPooled(pred, target) : tf.mean(cccPerColumn(pred, target))) as tf.Scalar);
 }
 
-/** Barlow Twins on projector outputs [B, D] (each normalised per feature over the batch, eps 1e-5). */
-export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda: number): tf.Scalar {
+/**
+ * Barlow Twins on projector outputs [B, D]. `renormalize` (default): each feature normalised again
+ * over the batch (eps 1e-5), so the projector BatchNorm's affine weight and bias cancel; false: C
+ * taken from the outputs as they are (the authors' code, from BatchNorm1d's affine output).
+ */
+export function barlowTwinsLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, lambda: number, renormalize = true): tf.Scalar {
   return tf.tidy(() => {
     const norm = (z: tf.Tensor2D) => {
+      if (!renormalize) return z;
       const { mean, variance } = tf.moments(z, 0);
       return tf.div(tf.sub(z, mean), tf.sqrt(tf.add(variance, 1e-5)));
     };

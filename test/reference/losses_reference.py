@@ -30,6 +30,19 @@ def barlow(z1, z2, lam):
     return on + lam * off
 
 
+def barlow_affine(z1, z2, gamma, beta, lam):
+    """The authors' reading: BatchNorm1d(affine=True) in training mode, C from its output as is."""
+    bn = lambda z: (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5) * gamma + beta
+    c = bn(z1).T @ bn(z2) / z1.shape[0]
+    on = ((torch.diagonal(c) - 1) ** 2).sum()
+    off = (c - torch.diag(torch.diagonal(c))).pow(2).sum()
+    return on + lam * off
+
+
+# Drawn after everything above, so the values above stay as they were.
+gamma = 1 + 0.3 * torch.randn(D, dtype=torch.float64)
+beta = 0.2 * torch.randn(D, dtype=torch.float64)
+
 l1 = 1 - ccc(pred, target)
 l2 = 1 - ccc(pred.flip(0), target)
 lbt = barlow(z1, z2, 0.001)
@@ -39,7 +52,8 @@ out = dict(
     torch=torch.__version__, pred=pred.tolist(), target=target.tolist(), z1=z1.tolist(), z2=z2.tolist(), s=s.tolist(),
     ccc_per_emotion=ccc(pred, target, dim=0).tolist(), ccc_loss_pooled=float(l1), ccc_loss_pooled_flipped=float(l2),
     ccc_loss_per_emotion=float(1 - ccc(pred, target, dim=0).mean()), barlow_0001=float(lbt), barlow_0005=float(barlow(z1, z2, 0.005)),
-    ruwl_total=float(ruwl))
+    ruwl_total=float(ruwl), gamma=gamma.tolist(), beta=beta.tolist(),
+    barlow_affine_0001=float(barlow_affine(z1, z2, gamma, beta, 0.001)))
 path = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'losses.json')
 with open(path, 'w') as f:
     json.dump(out, f)
