@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { defineStage, type StageContext } from '../src/stage-api.ts';
 import { ClipReader, readIndex, type ClipEntry } from './lib/batches.ts';
 import { distort, viewRandom, type DistortionPolicy } from './lib/distort.ts';
+import type { Random } from '../src/random.ts';
 import { NO_BEST, offerEpoch, type Best } from './lib/selection.ts';
 
 interface Params {
@@ -38,6 +39,8 @@ interface Params {
   padDb: number;
   headDropout: number;
   btCorrelation: 'normalized' | 'affine';
+  bnStats: 'both' | 'clean';
+  devScoring: 'whole' | 'crops';
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
@@ -78,6 +81,8 @@ export default defineStage<Params>({
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
       weightDecay: { type: 'number', minimum: 0, default: 0.01 },
       crop: { type: 'integer', minimum: 8, default: 250 },
+      devScoring: { enum: ['whole', 'crops'], default: 'whole', description: 'Dev score (and the best epoch) on whole clips (default: one number per model, no crop noise), or on random crops of `crop` frames redrawn each epoch (the authors\' code).' },
+      bnStats: { enum: ['both', 'clean'], default: 'both', description: 'Which views move the BatchNorm running statistics used at inference: both (the authors\' code; the distorted view shifts them) or the clean view only.' },
       btCorrelation: { enum: ['normalized', 'affine'], default: 'normalized', description: 'The Barlow Twins correlation from the projections normalised again over the batch (default: the projector BatchNorm\'s affine weight and bias cancel), or from its affine output as is (the authors\' code).' },
       headDropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.5, description: 'Dropout before fc1 in CNN6/10/14 (PANNs: 0.5; the RRTN authors\' CNN14 has none: 0).' },
       padDb: { type: 'number', default: -100, description: 'Value (dB) that fills a crop past the end of a shorter clip: the log-mel floor, -100 (default), or 0 as the authors\' code does (the value its masks write).' },
@@ -195,7 +200,14 @@ async function train(ctx: StageContext<Params>): Promise<void> {
           parts.l1 = l1.dataSync()[0]!;
           return l1;
         }
-        const bv = model.forward(tf.tensor4d(x2, [p.batch, frames, mels, 1]), true, ctx.random);
+        // bnStats: clean keeps the distorted view's batch statistics out of the running ones.
+        model.updateStats = p.bnStats === 'both';
+        let bv;
+        try {
+          bv = model.forward(tf.tensor4d(x2, [p.batch, frames, mels, 1]), true, ctx.random);
+        } finally {
+          model.updateStats = true;
+        }
         const l2 = cccLoss(bv.output, target, p.cccForm);
         const bt = barlowTwinsLoss(model.project(a.embedding, true), model.project(bv.embedding, true), p.lambda, p.btCorrelation === 'normalized');
         parts.l1 = l1.dataSync()[0]!;
@@ -214,8 +226,8 @@ async function train(ctx: StageContext<Params>): Promise<void> {
       sums.bt += parts.bt;
       ctx.progress((epoch + (step + 1) / stepsPerEpoch) / p.epochs, `epoch ${epoch + 1}/${p.epochs} step ${step + 1}/${stepsPerEpoch} loss ${total.toFixed(3)}`);
     }
-    // Dev evaluation on whole clips, clean branch only.
-    const dev = predict(tf, model, reader, 'Val', devClips, mels, p.padDb);
+    // Dev evaluation, clean branch only: whole clips, or a random crop of each redrawn every epoch.
+    const dev = p.devScoring === 'whole' ? predict(tf, model, reader, 'Val', devClips, mels, p.padDb) : predictCrops(tf, model, reader, devClips, mels, p.crop, ctx.random.fork(`dev-crops-${epoch}`), p.padDb);
     const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(dev.preds, [devClips.length, index.emotions.length]), tf.tensor2d(devClips.flatMap((c) => c.labels!), [devClips.length, index.emotions.length])).dataSync()));
     const meanCcc = perEmotion.reduce((a, b) => a + b, 0) / perEmotion.length;
     const n = stepsPerEpoch;
@@ -244,6 +256,18 @@ async function train(ctx: StageContext<Params>): Promise<void> {
 }
 
 type Tf = typeof import('@tensorflow/tfjs-core');
+
+/** Clean-branch dev predictions on one random crop of `frames` per clip (the authors' dev score). */
+function predictCrops(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, clips: ClipEntry[], mels: number, frames: number, rng: Random, padDb: number) {
+  const k = model.spec.outputs;
+  const preds = new Float32Array(clips.length * k);
+  const x = new Float32Array(frames * mels);
+  clips.forEach((c, i) => {
+    reader.crop('Val', c, frames, rng, x, 0, padDb);
+    tf.tidy(() => preds.set(model.forward(tf.tensor4d(x, [1, frames, mels, 1]), false).output.dataSync() as Float32Array, i * k));
+  });
+  return { preds, row: (i: number) => Array.from(preds.subarray(i * k, (i + 1) * k)) };
+}
 
 /** Clean-branch predictions for whole clips, one clip at a time (lengths differ). */
 function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, split: string, clips: ClipEntry[], mels: number, padDb: number) {

@@ -57,7 +57,7 @@ test("the paper's settings reach every training variant, as resolved params (not
     );
   }
   // The reference preset's departures from PANNs defaults, as the authors ran them.
-  for (const n of train) assert.deepEqual({ headDropout: n.params.headDropout, padDb: n.params.padDb, btCorrelation: n.params.btCorrelation }, { headDropout: 0, padDb: 0, btCorrelation: 'affine' }, n.id);
+  for (const n of train) assert.deepEqual({ headDropout: n.params.headDropout, padDb: n.params.padDb, btCorrelation: n.params.btCorrelation, devScoring: n.params.devScoring, bnStats: n.params.bnStats }, { headDropout: 0, padDb: 0, btCorrelation: 'affine', devScoring: 'crops', bnStats: 'both' }, n.id);
   const views = p.stages.get('views')!.params;
   assert.deepEqual({ freqMask: views.freqMask, timeStripes: views.timeStripes, timeWidth: views.timeWidth, timeWidthForFrames: views.timeWidthForFrames }, { freqMask: false, timeStripes: 2, timeWidth: 64, timeWidthForFrames: 250 });
   assert.deepEqual(p.stages.get('evaluate')!.upstream.filter((u) => u.startsWith('train')).sort(), train.map((n) => n.id).sort(), 'the evaluation gathers all three');

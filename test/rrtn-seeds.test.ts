@@ -34,3 +34,21 @@ test('seeds as replicates: each seed trains its own model; the evaluation judges
   assert.match(headline, /Over training seeds: dev mean CCC as mean ± sd; the paired difference from vanilla per seed; p: exact sign-flip test over seeds, 2-tailed \(3 seeds: p is never below 0\.250\)/);
   assert.match(headline, /\nmode=joint +1,2,3 +\d\.\d{3} ± \d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +(0\.250|0\.500|0\.750|1\.000)\n?/);
 });
+
+test("the authors' options train end to end: dev on random crops, BatchNorm statistics from the clean view, Barlow Twins from the affine output, no head dropout, pad 0", { timeout: 300_000 }, (t) => {
+  const ws = new Workspace({ 'p.yaml': tinyRrtnSpec('{ mode: [joint] }', 60) });
+  t.after(() => ws.dispose());
+  const curve = () => (JSON.parse(ws.read('results/report/metrics.json')) as Metrics).models[0]!.meanCcc;
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  const whole = curve();
+  const sets = ['devScoring=crops', 'bnStats=clean', 'btCorrelation=affine', 'headDropout=0', 'padDb=0'].flatMap((s) => ['--set', `stages.train.params.${s}`]);
+  const r = ws.run('run', 'p.yaml', ...sets);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.states.get('features'), 'cached');
+  assert.equal(r.states.get('train[mode=joint]'), 'done');
+  const ref = curve();
+  assert.ok(Number.isFinite(ref) && ref !== whole, `a different model and score: ${whole} vs ${ref}`);
+  const bad = ws.run('run', 'p.yaml', '--set', 'stages.train.params.devScoring=clips');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /stages\.train\.params\.devScoring: must be one of: "whole", "crops"/);
+});

@@ -60,3 +60,20 @@ test('head dropout: 0.5 before fc1 by default (PANNs), none when asked (the RRTN
   assert.notDeepEqual(out(undefined, 1), out(undefined, 2), 'the default drops units before fc1');
   assert.notDeepEqual(out(0.5, 1), out(0.5, 2));
 });
+
+test('BatchNorm running statistics move with a training pass unless told not to (bnStats: clean keeps the distorted view out)', async () => {
+  await startBackend('cpu');
+  const m = new Model({ backbone: 'small', mels: 16, outputs: 3, channels: [4, 4, 4, 4] }, 1);
+  const stats = () => [...m.variables].filter(([n]) => /running|mean|variance/.test(n)).map(([, v]) => Array.from(v.dataSync()));
+  const x = tf.randomNormal([4, 32, 16, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
+  const before = stats();
+  assert.ok(before.length > 0, 'the model has running statistics');
+  m.updateStats = false;
+  const frozen = m.forward(x, true).output.dataSync();
+  assert.deepEqual(stats(), before, 'no update');
+  m.updateStats = true;
+  const moving = m.forward(x, true).output.dataSync();
+  assert.notDeepEqual(stats(), before, 'updated');
+  assert.deepEqual(Array.from(frozen), Array.from(moving), 'the pass itself normalises by batch statistics either way');
+  m.dispose();
+});

@@ -32,6 +32,8 @@ interface BN {
 let instances = 0;
 
 export class Model {
+  /** Whether a training-mode pass moves the BatchNorm running statistics (off: batch statistics only, for a view whose statistics must not reach inference). */
+  updateStats = true;
   readonly variables = new Map<string, tf.Variable>();
   /** Trainable variables (batch-norm running statistics excluded). */
   readonly trainable: tf.Variable[] = [];
@@ -155,7 +157,7 @@ export class Model {
     const { mean, variance } = tf.moments(x, axes);
     // torch updates running_var with the unbiased batch variance.
     const n = axes.reduce((s, a) => s * x.shape[a]!, 1);
-    tf.tidy(() => {
+    if (this.updateStats) tf.tidy(() => {
       p.mean.assign(tf.add(tf.mul(p.mean, 0.9), tf.mul(mean, 0.1)));
       p.variance.assign(tf.add(tf.mul(p.variance, 0.9), tf.mul(variance, 0.1 * (n / Math.max(1, n - 1)))));
     });
