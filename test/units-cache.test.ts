@@ -633,3 +633,21 @@ test('store: clearing temp folders leaves live runs alone (their lease is fresh)
   assert.deepEqual(readdirSync(tmp), ['otherhost-77']);
   assert.ok(!existsSync(stale), 'a lease without heartbeat is broken');
 });
+
+test('digest cache: a sealed state file whose files or imports are not maps is dropped, saying so', async (t) => {
+  const w = scratch(t);
+  const state = join(w, 'state.json');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (said.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    for (const bad of [{ version: 1, files: 'x', imports: {} }, { version: 1, files: {}, imports: 5 }]) {
+      await writeSealed(state, bad);
+      await new DigestCache(state).load();
+      assert.ok(!existsSync(state), JSON.stringify(bad));
+    }
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(said, [`cache: dropped a corrupt digest state file (${state}); files are hashed again\n`, `cache: dropped a corrupt digest state file (${state}); files are hashed again\n`]);
+});
