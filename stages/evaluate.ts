@@ -14,6 +14,7 @@ import { readIndex } from './lib/batches.ts';
 import { csvLine } from './lib/exvo.ts';
 import { renderReport } from './lib/report.ts';
 import { overSeeds, runLabel, type ModelOverSeeds } from './lib/replicates.ts';
+import { inSelectionHalf } from './lib/selection.ts';
 import { bootstrap, columns } from './lib/stats.ts';
 
 interface Params {
@@ -24,7 +25,7 @@ interface Params {
 interface Run {
   label: string;
   matrix: Record<string, unknown>;
-  info: { stage: string; mode: string; backend: string; bestEpoch: number; weights: number[]; lambda: number };
+  info: { stage: string; mode: string; backend: string; bestEpoch: number; weights: number[]; lambda: number; selectOn?: 'dev' | 'half' };
   metrics: Array<{ epoch: number; loss: number; devCcc: number }>;
   predictions: { emotions: string[]; dev: Record<string, number[]>; test: Record<string, number[]> };
 }
@@ -57,7 +58,12 @@ export default defineStage<Params>({
       };
     });
     const index = readIndex(ctx.inputs.features as string);
-    const dev = (index.splits.Val?.clips ?? []).filter((c) => c.labels);
+    // Scored on the dev clips that did not pick the best epoch, when training kept a half apart.
+    const selectOn = new Set(runs.map((r) => r.info.selectOn ?? 'dev'));
+    if (selectOn.size > 1) throw new Error(`the models picked their best epoch on different dev clips (selectOn: ${[...selectOn].join(' and ')}): train them all with the same selectOn`);
+    const apart = selectOn.has('half');
+    const allDev = (index.splits.Val?.clips ?? []).filter((c) => c.labels);
+    const dev = apart ? allDev.filter((c) => !inSelectionHalf(c.id)) : allDev;
     const emotions = index.emotions;
     const truth = columns(dev.map((c) => c.labels!));
     const preds = runs.map((r) => columns(dev.map((c) => {
@@ -83,11 +89,12 @@ export default defineStage<Params>({
     }));
     // Seeds as replicates: a model trained with several seeds is judged over them, paired by seed.
     const seeds = overSeeds(runs.map((r, i) => ({ matrix: r.matrix, mode: r.info.mode, devMean: b.models[i]!.mean })), ctx.params.baseline);
-    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
+    const selection = apart ? `best epochs picked on the other ${allDev.length - dev.length} dev clips (selectOn: half)` : 'best epochs picked on these same dev clips (selectOn: dev)';
+    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, selection, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
 
     const f = (x: number) => x.toFixed(3);
     const table = [
-      `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}, ${b.resamples} resamples, 2-tailed)`,
+      `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}, ${b.resamples} resamples, 2-tailed); ${selection}`,
       '',
       `${'model'.padEnd(28)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
       ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(28)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),

@@ -21,7 +21,7 @@ import { defineStage, type StageContext } from '../src/stage-api.ts';
 import { ClipReader, readIndex, type ClipEntry } from './lib/batches.ts';
 import { distort, viewRandom, type DistortionPolicy } from './lib/distort.ts';
 import type { Random } from '../src/random.ts';
-import { NO_BEST, offerEpoch, type Best } from './lib/selection.ts';
+import { inSelectionHalf, NO_BEST, offerEpoch, type Best } from './lib/selection.ts';
 
 interface Params {
   mode: 'vanilla' | 'joint' | 'ruwl';
@@ -41,6 +41,7 @@ interface Params {
   btCorrelation: 'normalized' | 'affine';
   bnStats: 'both' | 'clean';
   devScoring: 'whole' | 'crops';
+  selectOn: 'dev' | 'half';
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
@@ -81,6 +82,7 @@ export default defineStage<Params>({
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.001 },
       weightDecay: { type: 'number', minimum: 0, default: 0.01 },
       crop: { type: 'integer', minimum: 8, default: 250 },
+      selectOn: { enum: ['dev', 'half'], default: 'dev', description: 'Clips that pick the best epoch: all dev clips (the authors), or a fixed half of them by clip id, leaving the other half for the final score (evaluate then scores on that half only).' },
       devScoring: { enum: ['whole', 'crops'], default: 'whole', description: 'Dev score (and the best epoch) on whole clips (default: one number per model, no crop noise), or on random crops of `crop` frames redrawn each epoch (the authors\' code).' },
       bnStats: { enum: ['both', 'clean'], default: 'both', description: 'Which views move the BatchNorm running statistics used at inference: both (the authors\' code; the distorted view shifts them) or the clean view only.' },
       btCorrelation: { enum: ['normalized', 'affine'], default: 'normalized', description: 'The Barlow Twins correlation from the projections normalised again over the batch (default: the projector BatchNorm\'s affine weight and bias cancel), or from its affine output as is (the authors\' code).' },
@@ -127,6 +129,8 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   const devClips = reader.clips('Val').filter((c) => c.labels);
   if (trainClips.length < p.batch) throw new Error(`only ${trainClips.length} labelled training clips for batch size ${p.batch}`);
   if (!devClips.length) throw new Error('no labelled Val clips to select the best epoch on');
+  const selecting = devClips.filter((c) => p.selectOn === 'dev' || inSelectionHalf(c.id)).length;
+  if (selecting < 2 || (p.selectOn === 'half' && devClips.length - selecting < 2)) throw new Error(`selectOn: half needs at least 2 labelled Val clips on each side, got ${selecting} to select on and ${devClips.length - selecting} to score on`);
   const mels = reader.mels;
   const twin = p.mode !== 'vanilla';
   const model = new Model({ backbone: p.backbone, mels, outputs: index.emotions.length, channels: p.channels, headDropout: p.headDropout, projector: twin ? p.projector : 0 }, ctx.seed);
@@ -228,7 +232,9 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     }
     // Dev evaluation, clean branch only: whole clips, or a random crop of each redrawn every epoch.
     const dev = p.devScoring === 'whole' ? predict(tf, model, reader, 'Val', devClips, mels, p.padDb) : predictCrops(tf, model, reader, devClips, mels, p.crop, ctx.random.fork(`dev-crops-${epoch}`), p.padDb);
-    const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(dev.preds, [devClips.length, index.emotions.length]), tf.tensor2d(devClips.flatMap((c) => c.labels!), [devClips.length, index.emotions.length])).dataSync()));
+    // The epoch is picked on the selection clips (all dev clips, or the selection half).
+    const pick = devClips.flatMap((c, i) => (p.selectOn === 'dev' || inSelectionHalf(c.id) ? [i] : []));
+    const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(pick.flatMap((i) => dev.row(i)), [pick.length, index.emotions.length]), tf.tensor2d(pick.flatMap((i) => devClips[i]!.labels!), [pick.length, index.emotions.length])).dataSync()));
     const meanCcc = perEmotion.reduce((a, b) => a + b, 0) / perEmotion.length;
     const n = stepsPerEpoch;
     const line = { epoch: epoch + 1, loss: sums.total / n, l1: sums.l1 / n, l2: twin ? sums.l2 / n : null, bt: twin ? sums.bt / n : null, s: s ? Array.from(s.dataSync()) : null, devCcc: meanCcc, devCccPerEmotion: Object.fromEntries(index.emotions.map((e, i) => [e, perEmotion[i]])), seconds: (Date.now() - t0) / 1000, tensors: tf.memory().numTensors - baseline };
@@ -249,7 +255,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   }
   // The numbers `pipeline exp show` tabulates (declare `metrics: [result/metrics.json]`).
   await writeFile(join(out, 'metrics.json'), JSON.stringify({ dev_ccc: best.ccc, best_epoch: best.epoch + 1, final_train_loss: lastLoss }, null, 2));
-  await writeFile(join(out, 'info.json'), JSON.stringify({ stage: ctx.stageId, mode: p.mode, weights: p.weights, lambda: p.lambda, backend: choice.name, backendSummary: choice.summary, bestEpoch: best.epoch + 1, bestDevCcc: best.ccc, parameters: model.parameterCount(), seed: ctx.seed }, null, 2));
+  await writeFile(join(out, 'info.json'), JSON.stringify({ stage: ctx.stageId, mode: p.mode, weights: p.weights, lambda: p.lambda, backend: choice.name, backendSummary: choice.summary, bestEpoch: best.epoch + 1, bestDevCcc: best.ccc, selectOn: p.selectOn, parameters: model.parameterCount(), seed: ctx.seed }, null, 2));
   model.dispose();
   opt.dispose();
   s?.dispose();

@@ -52,3 +52,19 @@ test("the authors' options train end to end: dev on random crops, BatchNorm stat
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /stages\.train\.params\.devScoring: must be one of: "whole", "crops"/);
 });
+
+test('selectOn: half picks the best epoch on one half of the dev clips and the evaluation scores on the other, saying so', { timeout: 300_000 }, (t) => {
+  const ws = new Workspace({ 'p.yaml': tinyRrtnSpec('{ mode: [vanilla, joint] }', 60) });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml', '--set', 'stages.train.params.selectOn=half');
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(ws.read('results/report/metrics.json')) as { clips: number; selection: string };
+  assert.match(m.selection, /^best epochs picked on the other (\d+) dev clips \(selectOn: half\)$/);
+  const other = Number(/other (\d+)/.exec(m.selection)![1]);
+  assert.ok(m.clips > 1 && other > 1, `${m.clips} scored, ${other} selected`);
+  assert.match(ws.read('results/report/headline.txt'), /best epochs picked on the other \d+ dev clips \(selectOn: half\)/);
+  // A model picked on other clips than the rest cannot be compared with them.
+  const mixed = ws.run('run', 'p.yaml', '--set', 'stages.train.matrix={ mode: [vanilla, joint], selectOn: [dev, half] }', '--set', 'stages.train.params.selectOn=${matrix.selectOn}');
+  assert.equal(mixed.code, 1);
+  assert.match(mixed.stderr, /the models picked their best epoch on different dev clips \(selectOn: (dev and half|half and dev)\): train them all with the same selectOn/);
+});

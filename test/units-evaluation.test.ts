@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { Random } from '../src/random.ts';
 import { readFileSync } from 'node:fs';
 import { bootstrap, ccc, meanSd, perEmotionCcc, quantile, signFlipTest } from '../stages/lib/stats.ts';
-import { NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
+import { inSelectionHalf, NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
 import { modelLabel, overSeeds, runLabel, type ModelOverSeeds } from '../stages/lib/replicates.ts';
 import { averageInto, shardPlan } from '../stages/lib/tf/data-parallel.ts';
 
@@ -131,4 +131,13 @@ test('seeds as replicates: runs differing only in seed are one model; each judge
   assert.equal(modelLabel({ mode: 'joint', seed: 3, w3: 0.01 }, 'joint'), 'mode=joint,w3=0.01');
   assert.equal(modelLabel({ seed: 3 }, 'ruwl'), 'ruwl');
   assert.equal(runLabel({ mode: 'joint', seed: 3 }, 'joint'), 'mode=joint,seed=3');
+});
+
+test('the selection half is fixed by clip id: about half the clips, the same every time', () => {
+  const ids = Array.from({ length: 400 }, (_, i) => `clip${String(i).padStart(5, '0')}`);
+  const half = ids.filter(inSelectionHalf);
+  assert.ok(half.length > 160 && half.length < 240, `${half.length} of 400`);
+  assert.deepEqual(ids.filter(inSelectionHalf), half);
+  assert.equal(inSelectionHalf('a'), inSelectionHalf('a'));
+  assert.notEqual(ids.slice(0, 16).map(inSelectionHalf).join(), Array(16).fill(true).join(), 'not all on one side');
 });

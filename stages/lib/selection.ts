@@ -1,6 +1,8 @@
 // Model selection over epochs: the epoch with the highest dev mean CCC so far is the one kept (its
 // weights, its predictions). Ties keep the earlier epoch; a NaN score never wins. (The shape is
 // the one checkpoints store.)
+import { createHash } from 'node:crypto';
+
 export interface Best {
   /** 0-based epoch, -1 before any. */
   epoch: number;
@@ -13,4 +15,14 @@ export const NO_BEST: Best = { epoch: -1, ccc: -Infinity };
 export function offerEpoch(best: Best, epoch: number, ccc: number): { best: Best; improved: boolean } {
   if (ccc > best.ccc) return { best: { epoch, ccc }, improved: true };
   return { best, improved: false };
+}
+
+/**
+ * `selectOn: half`: a fixed half of the dev clips picks the best epoch and the other half gives the
+ * final score, so that the score is not the maximum of the same noisy numbers it was chosen by.
+ * The half is decided by each clip's id alone (a hash bit): the same for every model and seed, so
+ * comparisons between them stay paired.
+ */
+export function inSelectionHalf(clipId: string): boolean {
+  return (createHash('sha256').update(clipId).digest()[0]! & 1) === 0;
 }
