@@ -71,7 +71,12 @@ export default defineStage<Params>({
       if (!p) throw new Error(`${r.info.stage} has no dev prediction for clip ${c.id}`);
       return p;
     })));
-    const base = runs.findIndex((r) => r.info.mode === ctx.params.baseline);
+    // Each run against the baseline trained with the same seed (the first baseline run otherwise).
+    const first = runs.findIndex((r) => r.info.mode === ctx.params.baseline);
+    const base = runs.map((r) => {
+      const same = runs.findIndex((x) => x.info.mode === ctx.params.baseline && 'seed' in r.matrix && x.matrix.seed === r.matrix.seed);
+      return r.info.mode === ctx.params.baseline && !('seed' in r.matrix) ? first : same >= 0 ? same : first;
+    });
     const b = bootstrap(preds, truth, base, ctx.params.resamples, ctx.random.fork('bootstrap'));
     const best = b.models.reduce((bi, m, i) => (m.mean > b.models[bi]!.mean ? i : bi), 0);
 
@@ -90,11 +95,11 @@ export default defineStage<Params>({
     // Seeds as replicates: a model trained with several seeds is judged over them, paired by seed.
     const seeds = overSeeds(runs.map((r, i) => ({ matrix: r.matrix, mode: r.info.mode, devMean: b.models[i]!.mean })), ctx.params.baseline);
     const selection = apart ? `best epochs picked on the other ${allDev.length - dev.length} dev clips (selectOn: half)` : 'best epochs picked on these same dev clips (selectOn: dev)';
-    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, selection, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
+    await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, selection, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}${seeds ? " trained with the same seed" : ""}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
 
     const f = (x: number) => x.toFixed(3);
     const table = [
-      `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}, ${b.resamples} resamples, 2-tailed); ${selection}`,
+      `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}${seeds ? ' with the same seed' : ''}, ${b.resamples} resamples, 2-tailed); ${selection}`,
       '',
       `${'model'.padEnd(28)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
       ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(28)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),

@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ran, ROOT, waitFor, Workspace } from './helpers/workspace.ts';
+import { inSelectionHalf } from '../stages/lib/selection.ts';
 
 const SMALL = ['--set', 'clips=160', '--set', 'epochs=2', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=3'];
 
@@ -14,11 +15,15 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   t.after(() => ws.dispose());
   const r = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(r.code, 0, r.stderr.slice(-3000));
-  assert.deepEqual(ran(r), ['corpus', 'dataset', 'evaluate', 'features', 'train[mode=joint,w3=0.001]', 'train[mode=joint,w3=0.01]', 'train[mode=ruwl,w3=0.001]', 'train[mode=vanilla,w3=0.001]', 'views']);
+  const variants = ['joint', 'ruwl', 'vanilla'].flatMap((mode) => [10, 11, 12].map((seed) => `train[mode=${mode},seed=${seed}]`));
+  assert.deepEqual(ran(r), ['corpus', 'dataset', 'evaluate', 'features', ...variants, 'views']);
   const report = ws.path('results/quickstart/report');
   for (const f of ['metrics.json', 'report.md', 'report.html', 'submission.csv', 'headline.txt']) assert.ok(existsSync(join(report, f)), f);
   const m = JSON.parse(readFileSync(join(report, 'metrics.json'), 'utf8'));
-  assert.deepEqual(m.models.map((x: { mode: string }) => x.mode).sort(), ['joint', 'joint', 'ruwl', 'vanilla']);
+  assert.deepEqual(m.models.map((x: { mode: string }) => x.mode).sort(), ['joint', 'joint', 'joint', 'ruwl', 'ruwl', 'ruwl', 'vanilla', 'vanilla', 'vanilla']);
+  // Three seeds per model: judged over seeds, paired by seed; selection kept apart from the score.
+  assert.deepEqual(m.overSeeds.models.map((x: { model: string; seeds: number[] }) => [x.model, x.seeds]), [['mode=vanilla', [10, 11, 12]], ['mode=joint', [10, 11, 12]], ['mode=ruwl', [10, 11, 12]]]);
+  assert.match(m.selection, /^best epochs picked on the other \d+ dev clips \(selectOn: half\)$/);
   for (const model of m.models) {
     assert.ok(Number.isFinite(model.meanCcc) && model.meanCcc >= -1 && model.meanCcc <= 1, `mean CCC ${model.meanCcc}`);
     assert.ok(model.ci95[0] <= model.meanCcc + 1e-9 && model.meanCcc <= model.ci95[1] + 1e-9, 'CI around the estimate');
@@ -27,6 +32,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
     else assert.ok(model.pVsBaseline >= 0 && model.pVsBaseline <= 1, `p ${model.pVsBaseline}`);
   }
   assert.match(r.stdout, /Dev mean CCC over 10 emotions/, 'the headline table is printed at the end');
+  assert.match(r.stdout, /Over training seeds: dev mean CCC as mean ± sd/, 'and the table over seeds');
   const sub = readFileSync(join(report, 'submission.csv'), 'utf8').trim().split('\n');
   assert.equal(sub[0], 'File_ID,Awe,Excitement,Amusement,Awkwardness,Fear,Horror,Distress,Triumph,Sadness,Surprise');
   assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!));
@@ -34,7 +40,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   // No tensor leak: each training run holds the same number of tensors after every epoch.
   const views = ws.path('cache/views');
   const metricFiles = readdirSync(views, { recursive: true }).map(String).filter((p) => p.endsWith('metrics.jsonl'));
-  assert.equal(metricFiles.length, 4);
+  assert.equal(metricFiles.length, 9);
   for (const mf of metricFiles) {
     const held = readFileSync(join(views, mf), 'utf8').trim().split('\n').map((l) => JSON.parse(l).tensors as number);
     assert.equal(held.length, 2);
@@ -42,10 +48,14 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   }
 
   // The numbers, recomputed here from the files: each model's best epoch is the argmax of its dev
-  // CCC per epoch, its predictions are that epoch's, and the report's per-emotion and mean CCC are
-  // the CCC (written out below) of those predictions against the Val labels, over all ten emotions.
+  // CCC per epoch on the selection half of the Val clips, its predictions are that epoch's, and the
+  // report's per-emotion and mean CCC are the CCC (written out below) of those predictions against
+  // the labels of the other half, over all ten emotions.
   const index = JSON.parse(ws.read('results/quickstart/features/index.json'));
-  const val = (index.splits.Val.clips as Array<{ id: string; labels: number[] | null }>).filter((c) => c.labels);
+  const labelled = (index.splits.Val.clips as Array<{ id: string; labels: number[] | null }>).filter((c) => c.labels);
+  const pick = labelled.filter((c) => inSelectionHalf(c.id));
+  const val = labelled.filter((c) => !inSelectionHalf(c.id));
+  assert.equal(m.clips, val.length);
   const cccOf = (x: number[], y: number[]) => {
     const n = x.length;
     const mx = x.reduce((a, v) => a + v, 0) / n;
@@ -68,21 +78,22 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
     const per = index.emotions.map((_: string, j: number) => cccOf(val.map((c) => preds.dev[c.id][j]), val.map((c) => c.labels![j]!)));
     index.emotions.forEach((e: string, j: number) => assert.ok(Math.abs(model.perEmotion[e].ccc - per[j]) < 1e-9, `${info.stage} ${e}`));
     assert.ok(Math.abs(model.meanCcc - per.reduce((a: number, v: number) => a + v, 0) / 10) < 1e-9, `${info.stage} mean over all ten`);
-    assert.ok(Math.abs(epochs[argmax - 1]! - model.meanCcc) < 1e-4, `${info.stage}: the training loop's dev CCC of the kept epoch is the report's`);
+    const picked = index.emotions.map((_: string, j: number) => cccOf(pick.map((c) => preds.dev[c.id][j]), pick.map((c) => c.labels![j]!)));
+    assert.ok(Math.abs(epochs[argmax - 1]! - picked.reduce((a: number, v: number) => a + v, 0) / 10) < 1e-4, `${info.stage}: the kept epoch's dev CCC is that of the selection half`);
   }
   assert.equal(m.best, m.models.reduce((a: { meanCcc: number }, x: { meanCcc: number }) => (x.meanCcc > a.meanCcc ? x : a)).model);
 
   const again = ws.run('run', 'pipelines/quickstart.yaml', ...SMALL);
   assert.equal(again.code, 0);
   assert.deepEqual(ran(again), []);
-  assert.equal(again.states.size, 9);
+  assert.equal(again.states.size, 14);
   assert.match(again.stdout, /Dev mean CCC/);
 });
 
 test('a killed training run resumes from its last finished epoch', async (t) => {
   const ws = new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
   t.after(() => ws.dispose());
-  const args = ['run', 'pipelines/quickstart.yaml', 'train[mode=vanilla,w3=0.001]', '--set', 'clips=160', '--set', 'epochs=3', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=4'];
+  const args = ['run', 'pipelines/quickstart.yaml', 'train[mode=vanilla,seed=10]', '--set', 'clips=160', '--set', 'epochs=3', '--set', 'crop=48', '--set', 'stages.train.params.batch=16', '--set', 'stages.train.params.maxStepsPerEpoch=4'];
   const first = ws.start(...args);
   // Wait until a checkpoint of epoch 1 exists, then kill the whole run.
   await waitFor(() => {

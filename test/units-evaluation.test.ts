@@ -141,3 +141,15 @@ test('the selection half is fixed by clip id: about half the clips, the same eve
   assert.equal(inSelectionHalf('a'), inSelectionHalf('a'));
   assert.notEqual(ids.slice(0, 16).map(inSelectionHalf).join(), Array(16).fill(true).join(), 'not all on one side');
 });
+
+test('the bootstrap test takes each model\'s own baseline when given one per model (the baseline with its seed)', () => {
+  const truth = [Float64Array.from({ length: 30 }, (_, i) => Math.sin(i))];
+  const noisy = (k: number) => [Float64Array.from(truth[0]!, (v, i) => v + 0.3 * Math.cos(i * k))];
+  const preds = [noisy(1), noisy(2), noisy(3), noisy(4)];
+  const one = bootstrap(preds, truth, 0, 200, new Random(9));
+  const per = bootstrap(preds, truth, [0, 0, 2, 2], 200, new Random(9));
+  assert.deepEqual(per.pVsBaseline.map((p) => p === null), [true, false, true, false]);
+  assert.equal(per.pVsBaseline[1], one.pVsBaseline[1], 'model 1 against model 0 either way');
+  const three = bootstrap(preds, truth, 2, 200, new Random(9));
+  assert.equal(per.pVsBaseline[3], three.pVsBaseline[3], 'model 3 against model 2');
+});

@@ -61,7 +61,9 @@ export interface BootstrapResult {
  * CI: 2.5th and 97.5th percentiles. p: 2 x the smaller share of resampled differences on either side
  * of zero (at least 1 / resamples when none is).
  */
-export function bootstrap(preds: Float64Array[][], truth: Float64Array[], baseline: number, resamples: number, rng: Random): BootstrapResult {
+export function bootstrap(preds: Float64Array[][], truth: Float64Array[], baseline: number | number[], resamples: number, rng: Random): BootstrapResult {
+  // One baseline for all, or each model's own (seeds as replicates: the baseline with its seed).
+  const baseOf = (m: number) => (Array.isArray(baseline) ? baseline[m]! : baseline);
   const n = truth[0]!.length;
   const stats = preds.map(() => ({ means: [] as number[], per: truth.map(() => [] as number[]) }));
   const idx = new Int32Array(n);
@@ -87,11 +89,12 @@ export function bootstrap(preds: Float64Array[][], truth: Float64Array[], baseli
     };
   });
   const pVsBaseline = preds.map((_, m) => {
-    if (m === baseline || baseline < 0) return null;
+    const base = baseOf(m);
+    if (m === base || base < 0) return null;
     let below = 0;
     let above = 0;
     stats[m]!.means.forEach((v, r) => {
-      const d = v - stats[baseline]!.means[r]!;
+      const d = v - stats[base]!.means[r]!;
       if (d <= 0) below++;
       if (d >= 0) above++;
     });
