@@ -169,3 +169,28 @@ test('--detach submits and returns; status shows each job; the jobs finish on th
   assert.equal(local.code, 2);
   assert.match(local.stderr, /--detach needs every stage that will run on Slurm, but gather runs here \(executor process\)/);
 });
+
+test('a Slurm stage after a stage that runs here is submitted once its input is made, with no dependency', { timeout: 120_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const ws = workspace(t, `stages:
+  first:
+    executor: slurm
+    run: [sh, -c, 'echo first > "$0"', '\${outputs.o}']
+    outs: { o: null }
+  here:
+    executor: process
+    run: [sh, -c, 'cat "$0" > "$1"; echo made >> "$1"', '\${stages.first.outputs.o}', '\${outputs.o}']
+    outs: { o: null }
+  there:
+    executor: slurm
+    run: [sh, -c, 'cat "$0" "$1" > "$2"', '\${stages.first.outputs.o}', '\${stages.here.outputs.o}', '\${outputs.o}']
+    outs: { o: out.txt }
+`);
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /submitted first as Slurm job \d+\n/);
+  assert.match(out, /submitted there as Slurm job \d+\n/, 'no afterok, not even on first\'s finished job (Slurm may have forgotten it)');
+  assert.ok(out.indexOf('✔ here done') < out.indexOf('submitted there'), 'submitted after the local stage finished');
+  assert.equal(ws.read('out.txt'), 'first\nfirst\nmade\n');
+});

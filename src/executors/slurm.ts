@@ -99,11 +99,15 @@ export class SlurmSession {
     for (const nodes of groups.values()) await this.submit(nodes);
   }
 
-  /** Submits `nodes` (variants of one stage) as one job, or one array. */
-  async submit(nodes: StageNode[]): Promise<void> {
+  /**
+   * Submits `nodes` (variants of one stage) as one job, or one array; `chained`: after the jobs of
+   * their upstream stages (afterok). A stage submitted when the driver reaches it has its inputs
+   * made already: no dependency (an old job id may have left Slurm's memory, failing sbatch).
+   */
+  async submit(nodes: StageNode[], chained = true): Promise<void> {
     const { pipeline: p, cacheDir } = this.opts;
     const first = nodes[0]!;
-    const after = [...new Set(nodes.flatMap((n) => n.upstream.flatMap((u) => (this.jobs.has(u) ? [this.jobs.get(u)!.name.split('_')[0]!] : []))))];
+    const after = chained ? [...new Set(nodes.flatMap((n) => n.upstream.flatMap((u) => (this.jobs.has(u) ? [this.jobs.get(u)!.name.split('_')[0]!] : []))))] : [];
     const dir = join(cacheDir, 'slurm', 'jobs');
     await mkdir(dir, { recursive: true });
     const label = first.key.replace(/[^\w.-]+/g, '_');
@@ -167,7 +171,7 @@ export class SlurmSession {
    * plan); `onState` hears each change ("slurm job 12_3: pending (Dependency)").
    */
   async wait(node: StageNode, signal: AbortSignal, onState: (text: string) => void): Promise<SlurmOutcome> {
-    if (!this.jobs.has(node.id)) await this.submit([node]);
+    if (!this.jobs.has(node.id)) await this.submit([node], false);
     const job = this.jobs.get(node.id)!;
     let said = '';
     let seen = false;
