@@ -11,6 +11,7 @@ import type { ExecutorName } from '../spec/model.ts';
 import { StageModules } from '../modules.ts';
 import { Planner } from '../run/plan.ts';
 import { Store } from '../cache/store.ts';
+import type { Owner } from '../cache/lock.ts';
 import { HELP } from './help.ts';
 
 /** Signals that stop a run cleanly (SIGHUP: the terminal went away). */
@@ -90,4 +91,9 @@ export async function loadSpec(values: Values, positionals: string[], command: s
   if (executor !== undefined && !EXECUTORS.includes(executor as ExecutorName)) throw new UsageError(`--executor must be one of ${EXECUTORS.join(', ')}, got '${executor}'`);
   const pipeline = await compilePipeline(spec, { workspace: env.workspace, sets: (values.set as string[] | undefined) ?? [], builtinRoot: PACKAGE_ROOT, modules: env.modules, cacheDir: env.store.root, executor: executor as ExecutorName | undefined });
   return new Planner(pipeline, env.store, env.digests, env.modules);
+}
+
+/** A command waiting for the cache: who holds it, since when. */
+export function sayWaiting(o: Owner): void {
+  process.stderr.write(`waiting for '${o.command}' to finish with the cache (pid ${o.pid} on ${o.host}, since ${o.since})\n`);
 }

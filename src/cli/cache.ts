@@ -2,9 +2,9 @@
 import { collectGarbage, formatSize, parseSize } from '../cache/gc.ts';
 import { UsageError } from '../diagnostics.ts';
 import { dropAllSnapshots } from '../cache/snapshot.ts';
-import { acquireExclusive, type Owner } from '../cache/lock.ts';
+import { acquireExclusive } from '../cache/lock.ts';
 import { parseDuration } from '../spec/duration.ts';
-import { parse, openWorkspace } from './args.ts';
+import { parse, openWorkspace, sayWaiting } from './args.ts';
 import { help } from './help.ts';
 
 export async function cmdGc(argv: string[]): Promise<number> {
@@ -54,8 +54,4 @@ export async function cmdVerify(argv: string[]): Promise<number> {
   } finally {
     await lock.release();
   }
-}
-
-function sayWaiting(o: Owner): void {
-  process.stderr.write(`waiting for '${o.command}' to finish with the cache (pid ${o.pid} on ${o.host}, since ${o.since})\n`);
 }

@@ -11,12 +11,11 @@ import type { StatSignature } from '../cache/digests.ts';
 import { acquireLease, type HeldLock } from '../cache/lock.ts';
 import { startReaper } from '../executors/groups.ts';
 import { onPath, saveDetached, SlurmSession } from '../executors/slurm.ts';
-import { withUpstream } from '../run/graph.ts';
 import type { Planner } from '../run/plan.ts';
 import { pickReporter } from '../run/progress.ts';
-import { resolveStageNames, runPipeline } from '../run/scheduler.ts';
+import { resolveStageNames, runPipeline, selectedStages, staleStages } from '../run/scheduler.ts';
 import { pipelineStatus } from '../run/status.ts';
-import { STOP_SIGNALS, exitNow, type Values, parse, openWorkspace, loadSpec } from './args.ts';
+import { STOP_SIGNALS, exitNow, type Values, parse, openWorkspace, loadSpec, sayWaiting } from './args.ts';
 import { HELP, help } from './help.ts';
 import { printStatus } from './inspect.ts';
 import { reportError } from './errors.ts';
@@ -144,7 +143,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   try {
     try {
       lock = await acquireLease(env.store.root, `pipeline run ${positionals.join(' ')}`, {
-        onWait: (o) => process.stderr.write(`waiting for '${o.command}' to finish with the cache (pid ${o.pid} on ${o.host}, since ${o.since})\n`),
+        onWait: sayWaiting,
         signal: ac.signal,
       });
     } catch (e) {
@@ -248,8 +247,7 @@ export function reportAllCached(stages: string[]): void {
 /** A Slurm session when a stage this run selects has `executor: slurm` (sbatch must be there). */
 async function slurmSession(planner: Planner, spec: string, sets: string[], forced: string[], targets: string[]): Promise<SlurmSession | undefined> {
   const p = planner.pipeline;
-  const selected = targets.length ? withUpstream(p.stages, resolveStageNames(p, targets)) : new Set(p.order);
-  const uses = [...selected].filter((id) => p.stages.get(id)!.executor === 'slurm');
+  const uses = [...selectedStages(p, targets)].filter((id) => p.stages.get(id)!.executor === 'slurm');
   if (!uses.length) return undefined;
   if (!onPath('sbatch')) throw new UsageError(`stage ${uses[0]} runs on Slurm (executor: slurm), but sbatch is not on the PATH: run on a cluster login node, start a local cluster with \`npm run slurm:up\`, or run here with --executor process`);
   return new SlurmSession({ pipeline: p, spec, sets, cacheDir: planner.store.root, forced: new Set(forced) });
@@ -263,8 +261,7 @@ async function slurmSession(planner: Planner, spec: string, sets: string[], forc
 async function detachRun(planner: Planner, spec: string, sets: string[], forced: string[], targets: string[]): Promise<number> {
   const p = planner.pipeline;
   const session = await slurmSession(planner, spec, sets, forced, targets);
-  const selected = targets.length ? withUpstream(p.stages, resolveStageNames(p, targets)) : new Set(p.order);
-  const stale = (await pipelineStatus(planner, new Set(forced))).filter((s) => s.state === 'stale' && selected.has(s.stage)).map((s) => s.stage);
+  const stale = await staleStages(planner, selectedStages(p, targets), new Set(forced));
   const local = stale.filter((id) => p.stages.get(id)!.executor !== 'slurm');
   if (local.length) throw new UsageError(`--detach needs every stage that will run on Slurm, but ${local.join(', ')} ${local.length > 1 ? 'run' : 'runs'} here (executor ${p.stages.get(local[0]!)!.executor}): give ${local.length > 1 ? 'them' : 'it'} executor: slurm, or run attached`);
   if (!session || !stale.length) {

@@ -182,7 +182,7 @@ export class SlurmSession {
       const st = this.states.get(job.name);
       if (st) {
         seen = true;
-        const text = `slurm job ${job.name}: ${st.state.toLowerCase()}${st.reason && st.reason !== 'None' ? ` (${st.reason})` : ''}`;
+        const text = `slurm job ${job.name}: ${stateText(st)}`;
         if (text !== said) onState((said = text));
         if (ENDED.has(st.state)) return { job, ...st, exitCode: st.state === 'COMPLETED' ? undefined : await this.exitCode(job.name) };
       } else if (seen || Date.now() - since > 60_000) {
@@ -222,13 +222,7 @@ export class SlurmSession {
     const ids = this.jobIds();
     if (!ids.length) return;
     this.refreshing = (async () => {
-      const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
-      if (r.exitCode === 0) {
-        for (const line of r.stdout.split('\n')) {
-          const [name, state, reason] = line.trim().split('|');
-          if (name && state) this.states.set(name, { state, reason: reason ?? '' });
-        }
-      }
+      for (const [name, st] of await queueStates(ids)) this.states.set(name, st);
       this.lastRefresh = Date.now();
     })().finally(() => (this.refreshing = undefined));
     return this.refreshing;
@@ -254,12 +248,27 @@ export async function detachedStates(cacheDir: string, workspace: string, spec: 
   const v = await readSealed<{ jobs: Record<string, SlurmJob> }>(detachedPath(cacheDir, workspace, spec));
   const out = new Map<string, string>();
   if (!v || v === CORRUPT || typeof v.jobs !== 'object' || !onPath('squeue')) return out;
-  const ids = [...new Set(Object.values(v.jobs).map((j) => String(j.name).split('_')[0]))];
-  const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
-  const states = new Map(r.stdout.split('\n').map((l) => l.trim().split('|')).filter((f) => f.length === 3).map(([n, st, why]) => [n!, `${st!.toLowerCase()}${why && why !== 'None' ? ` (${why})` : ''}`]));
+  const states = await queueStates([...new Set(Object.values(v.jobs).map((j) => String(j.name).split('_')[0]!))]);
   for (const [id, job] of Object.entries(v.jobs)) {
     const st = states.get(job.name);
-    if (st) out.set(id, `slurm job ${job.name}: ${st}`);
+    if (st) out.set(id, `slurm job ${job.name}: ${stateText(st)}`);
   }
   return out;
+}
+
+/** Each listed job's (or array task's, `12_3`) state and reason; empty when squeue fails. */
+async function queueStates(ids: string[]): Promise<Map<string, { state: string; reason: string }>> {
+  const out = new Map<string, { state: string; reason: string }>();
+  const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
+  if (r.exitCode !== 0) return out;
+  for (const line of r.stdout.split('\n')) {
+    const [name, state, reason] = line.trim().split('|');
+    if (name && state) out.set(name, { state, reason: reason ?? '' });
+  }
+  return out;
+}
+
+/** `running`, `pending (Dependency)`: a state as the progress lines and status show it. */
+function stateText(st: { state: string; reason: string }): string {
+  return `${st.state.toLowerCase()}${st.reason && st.reason !== 'None' ? ` (${st.reason})` : ''}`;
 }

@@ -73,9 +73,19 @@ export function resolveStageNames(p: Pipeline, names: string[]): string[] {
   return out;
 }
 
+/** The stages a run covers: the targets with everything they need, or all. */
+export function selectedStages(p: Pipeline, targets: string[]): Set<string> {
+  return targets.length ? withUpstream(p.stages, resolveStageNames(p, targets)) : new Set(p.order);
+}
+
+/** Of `selected`, those that would run (not in the cache, or forced), in run order. */
+export async function staleStages(planner: Planner, selected: Set<string>, forced: Set<string>): Promise<string[]> {
+  return (await pipelineStatus(planner, forced)).filter((s) => s.state === 'stale' && selected.has(s.stage)).map((s) => s.stage);
+}
+
 export async function runPipeline(planner: Planner, opts: RunOptions): Promise<RunSummary> {
   const { pipeline: p, digests } = planner;
-  const selected = opts.targets.length ? withUpstream(p.stages, resolveStageNames(p, opts.targets)) : new Set(p.order);
+  const selected = selectedStages(p, opts.targets);
   const forced = new Set(resolveStageNames(p, opts.force));
   const order = p.order.filter((id) => selected.has(id));
   const results = new Map<string, StageResult>();
@@ -92,8 +102,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   if (opts.slurm) {
     opts.slurm.onSubmit = (text) => opts.reporter.message(text);
     // Checked here first: only stale stages are submitted, all at once, chained by afterok.
-    const st = await pipelineStatus(planner, new Set([...forced, ...(opts.forceAll ? order : [])]));
-    await opts.slurm.submitPlanned(new Set(st.filter((s) => s.state === 'stale' && selected.has(s.stage)).map((s) => s.stage)));
+    await opts.slurm.submitPlanned(new Set(await staleStages(planner, selected, new Set([...forced, ...(opts.forceAll ? order : [])]))));
   }
 
   const finish = (r: StageResult, detail?: string) => {
