@@ -28,7 +28,7 @@ interface Params {
   weights: [number, number, number];
   lambda: number;
   cccForm: 'pooled' | 'per-emotion';
-  backbone: 'small' | 'cnn6' | 'cnn10' | 'cnn14';
+  backbone: 'small' | 'cnn6' | 'cnn10' | 'cnn14' | 'resnet14';
   channels: number[];
   projector: number;
   epochs: number;
@@ -74,7 +74,7 @@ export default defineStage<Params>({
       weights: { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 3, maxItems: 3, default: [1, 1, 0.001] },
       lambda: { type: 'number', minimum: 0, default: 0.001, description: 'Barlow Twins off-diagonal weight.' },
       cccForm: { enum: ['pooled', 'per-emotion'], default: 'pooled' },
-      backbone: { enum: ['small', 'cnn6', 'cnn10', 'cnn14'], default: 'small' },
+      backbone: { enum: ['small', 'cnn6', 'cnn10', 'cnn14', 'resnet14'], default: 'small', description: 'small CNN; PANNs CNN6/10/14; or the RRTN authors\' ResNet14 (torchvision ResNet, BasicBlocks [2, 2, 2, 2], their training scripts\' default).' },
       channels: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1, default: [16, 32, 64, 128] },
       projector: { type: 'integer', minimum: 1, default: 128 },
       epochs: { type: 'integer', minimum: 1, default: 5 },

@@ -35,7 +35,7 @@ test('seeds as replicates: each seed trains its own model; the evaluation judges
   assert.match(headline, /\nmode=joint +1,2,3 +\d\.\d{3} ± \d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +(0\.250|0\.500|0\.750|1\.000)\n?/);
 });
 
-test("the authors' options train end to end: dev on random crops, BatchNorm statistics from the clean view, Barlow Twins from the affine output, no head dropout, pad 0", { timeout: 300_000 }, (t) => {
+test("the authors' options train end to end: dev on random crops, BatchNorm statistics from the clean view, Barlow Twins from the affine output, no head dropout, pad 0, the ResNet14 twin", { timeout: 300_000 }, (t) => {
   const ws = new Workspace({ 'p.yaml': tinyRrtnSpec('{ mode: [joint] }', 60) });
   t.after(() => ws.dispose());
   const curve = () => (JSON.parse(ws.read('results/report/metrics.json')) as Metrics).models[0]!.meanCcc;
@@ -48,6 +48,11 @@ test("the authors' options train end to end: dev on random crops, BatchNorm stat
   assert.equal(r.states.get('train[mode=joint]'), 'done');
   const ref = curve();
   assert.ok(Number.isFinite(ref) && ref !== whole, `a different model and score: ${whole} vs ${ref}`);
+  // Their training scripts' backbone: the ResNet14 twin (its forward pass is checked against torchvision in training-models).
+  const resnet = ws.run('run', 'p.yaml', ...sets, '--set', 'stages.train.params.backbone=resnet14');
+  assert.equal(resnet.code, 0, resnet.stderr);
+  assert.equal(resnet.states.get('train[mode=joint]'), 'done');
+  assert.ok(Number.isFinite(curve()) && curve() !== ref, `the ResNet14 twin trains and scores: ${curve()}`);
   const bad = ws.run('run', 'p.yaml', '--set', 'stages.train.params.devScoring=clips');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /stages\.train\.params\.devScoring: must be one of: "whole", "crops"/);

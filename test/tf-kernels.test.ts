@@ -16,7 +16,8 @@ interface Case {
   k: [number, number];
   co: number;
   strides: [number, number];
-  pad: 'same' | 'valid';
+  /** A number: that many rows and columns on every side (torch's padding; the ResNet14 stem and stride-2 blocks). */
+  pad: 'same' | 'valid' | number;
 }
 
 // tfjs's own plain-JS AvgPoolGrad, kept before registerTrainingKernels replaces it.
@@ -29,6 +30,9 @@ const cases: Case[] = [
   { x: [1, 10, 11, 2], k: [3, 3], co: 5, strides: [2, 1], pad: 'valid' },
   { x: [3, 8, 8, 4], k: [1, 1], co: 6, strides: [1, 1], pad: 'valid' },
   { x: [2, 13, 6, 3], k: [5, 3], co: 2, strides: [3, 2], pad: 'same' },
+  { x: [2, 12, 9, 1], k: [7, 7], co: 4, strides: [2, 2], pad: 3 },
+  { x: [2, 10, 7, 3], k: [3, 3], co: 4, strides: [2, 2], pad: 1 },
+  { x: [1, 9, 8, 2], k: [3, 3], co: 3, strides: [1, 1], pad: 1 },
 ];
 // Fewer output pixels than output channels: the matrix-product path on cpu and wasm (conv-matmul.ts).
 const matMulCases: Case[] = [

@@ -28,10 +28,11 @@ function batch(n: number, seed: number) {
   return { x, y, n, frames: 32, mels: 16 };
 }
 
-test('a small CNN learns on wasm with AdamW, and the tensor count is stable across steps', async () => {
+// The small CNN, and the RRTN authors' ResNet14 (stride-2 convolutions with explicit padding, a max-pool, shortcuts).
+for (const spec of [SPEC, { ...SPEC, backbone: 'resnet14' as const, channels: [4, 8, 8, 8] }]) test(`${spec.backbone} learns on wasm with AdamW, every trainable variable gets a gradient, and the tensor count is stable across steps`, async () => {
   const choice = await startBackend('wasm');
   assert.equal(choice.name, 'wasm');
-  const model = new Model(SPEC, 3);
+  const model = new Model(spec, 3);
   const opt = new AdamW(3e-3, 0);
   const b = batch(16, 1);
   const x = tf.tensor4d(b.x, [16, 32, 16, 1]);
@@ -40,6 +41,7 @@ test('a small CNN learns on wasm with AdamW, and the tensor count is stable acro
   const counts: number[] = [];
   for (let i = 0; i < 40; i++) {
     const { value, grads } = tf.variableGrads(() => regressTo(model, x, y), model.trainable);
+    if (i === 0) for (const v of model.trainable) assert.ok(tf.tidy(() => tf.max(tf.abs(grads[v.name]!)).dataSync()[0]!) > 0, `no gradient reaches ${v.name}`);
     opt.apply(grads, model.trainable);
     losses.push(value.dataSync()[0]!);
     tf.dispose([value, ...Object.values(grads)]);

@@ -1,5 +1,6 @@
-// Backbones against PyTorch built from the same description (test/reference/models_reference.py):
-// parameter counts at full size, and a forward pass with shared weights within 1e-4 relative.
+// Backbones against PyTorch built from the same description (test/reference/models_reference.py;
+// ResNet14 from torchvision's ResNet, as the RRTN authors build it): parameter counts at full size,
+// and a forward pass with shared weights within 1e-4 relative.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { Random } from '../src/random.ts';
 
 const f = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'models.json'), 'utf8'));
 
-test('parameter counts match PyTorch for the small CNN, CNN6, CNN10 and CNN14', async () => {
+test('parameter counts match PyTorch for the small CNN, CNN6, CNN10, CNN14 and the RRTN authors\' ResNet14 (torchvision)', async () => {
   await startBackend('cpu');
   for (const [backbone, count] of Object.entries(f.params) as Array<[Backbone, number]>) {
     const m = new Model({ backbone, mels: 64, outputs: 10 }, 0);
@@ -22,7 +23,7 @@ test('parameter counts match PyTorch for the small CNN, CNN6, CNN10 and CNN14', 
 });
 
 for (const c of f.cases as Array<{ backbone: Backbone; channels: number[]; mels: number; x: number[]; x_shape: number[]; weights: Record<string, { shape: number[]; data: number[] }>; embedding: number[]; output: number[] }>) {
-  test(`forward pass matches PyTorch within 1e-4 relative: ${c.backbone} (channels ${c.channels.join('/')})`, async () => {
+  test(`forward pass matches PyTorch within 1e-4 relative: ${c.backbone} (channels ${c.channels.join('/')}, input ${c.x_shape.slice(1, 3).join('x')})`, async () => {
     await startBackend('cpu');
     const m = new Model({ backbone: c.backbone, mels: c.mels, outputs: 10, channels: c.channels }, 0);
     const names = [...m.variables.keys()];

@@ -4,16 +4,17 @@
 // statistics and updates running ones (momentum 0.1, eps 1e-5, as torch.nn.BatchNorm2d).
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '../../../src/random.ts';
+import { RESNET14_CHANNELS, resnetConvs, resnetForward } from './resnet.ts';
 
-export type Backbone = 'small' | 'cnn6' | 'cnn10' | 'cnn14';
+export type Backbone = 'small' | 'cnn6' | 'cnn10' | 'cnn14' | 'resnet14';
 
 export interface ModelSpec {
   backbone: Backbone;
   mels: number;
   outputs: number;
-  /** Channels per block (defaults: small 16/32/64/128; CNN6 and CNN10 64..512; CNN14 64..2048). */
+  /** Channels per block (defaults: small 16/32/64/128; CNN6 and CNN10 64..512; CNN14 64..2048; ResNet14 64..512 per stage). */
   channels?: number[];
-  /** Embedding size before the output layer (PANNs: 512 for CNN6/10? 2048 for CNN14). */
+  /** Embedding size before the output layer (PANNs: fc1 keeps the last block's width; ResNet14 has no fc1: its pooled features). */
   embedding?: number;
   dropout?: number;
   /** Dropout on the pooled features before fc1 (PANNs: 0.5, the default; the RRTN authors' CNN14: 0). */
@@ -48,7 +49,6 @@ export class Model {
       this.add(name, tf.tensor(values, shape), true);
     };
     const conv = (name: string, k: number, cin: number, cout: number) => glorot(name, [k, k, cin, cout], k * k * cin, k * k * cout);
-    const { kernel, convs } = this.layout();
     const bn = (name: string, c: number) => {
       this.bns.set(name, {
         gamma: this.add(`${name}.gamma`, tf.ones([c]), true),
@@ -61,19 +61,29 @@ export class Model {
       glorot(`${name}.weight`, [cin, cout], cin, cout);
       this.add(`${name}.bias`, tf.zeros([cout]), true);
     };
-    bn('bn0', spec.mels);
-    let cin = 1;
-    for (const [b, cout] of this.blocks().entries()) {
-      conv(`block${b}.conv1`, kernel, cin, cout);
-      bn(`block${b}.bn1`, cout);
-      if (convs === 2) {
-        conv(`block${b}.conv2`, kernel, cout, cout);
-        bn(`block${b}.bn2`, cout);
+    if (spec.backbone === 'resnet14') {
+      // torchvision's initialisation for its ResNets: Kaiming normal, fan-out, ReLU gain.
+      for (const c of resnetConvs(this.blocks())) {
+        const std = Math.sqrt(2 / (c.k * c.k * c.cout));
+        this.add(c.name, tf.tensor(Float32Array.from({ length: c.k * c.k * c.cin * c.cout }, () => std * rng.normal()), [c.k, c.k, c.cin, c.cout]), true);
+        bn(`${c.name}.bn`, c.cout);
       }
-      cin = cout;
+    } else {
+      const { kernel, convs } = this.layout();
+      bn('bn0', spec.mels);
+      let cin = 1;
+      for (const [b, cout] of this.blocks().entries()) {
+        conv(`block${b}.conv1`, kernel, cin, cout);
+        bn(`block${b}.bn1`, cout);
+        if (convs === 2) {
+          conv(`block${b}.conv2`, kernel, cout, cout);
+          bn(`block${b}.bn2`, cout);
+        }
+        cin = cout;
+      }
+      dense('fc1', cin, this.embeddingSize());
     }
     const emb = this.embeddingSize();
-    dense('fc1', cin, emb);
     dense('fc_out', emb, spec.outputs);
     if (spec.projector) {
       dense('proj', emb, spec.projector);
@@ -137,11 +147,13 @@ export class Model {
         return [64, 128, 256, 512];
       case 'cnn14':
         return [64, 128, 256, 512, 1024, 2048];
+      case 'resnet14':
+        return RESNET14_CHANNELS;
     }
   }
 
   embeddingSize(): number {
-    if (this.spec.embedding) return this.spec.embedding;
+    if (this.spec.embedding && this.spec.backbone !== 'resnet14') return this.spec.embedding;
     // fc1 keeps the last block's width (PANNs: 512 for CNN6/CNN10, 2048 for CNN14).
     const b = this.blocks();
     return b[b.length - 1]!;
@@ -173,6 +185,13 @@ export class Model {
    */
   forward(x: tf.Tensor4D, training: boolean, rng?: Random): { embedding: tf.Tensor2D; output: tf.Tensor2D } {
     const v = (n: string) => this.variables.get(n)! as tf.Tensor;
+    if (this.spec.backbone === 'resnet14') {
+      const embedding = resnetForward(x, this.blocks(), {
+        kernel: (n) => v(n) as tf.Tensor4D,
+        batchNorm: (n, h) => this.batchNorm(n, h, training, [0, 1, 2]),
+      });
+      return { embedding, output: tf.add(tf.matMul(embedding, v('fc_out.weight') as tf.Tensor2D), v('fc_out.bias')) as tf.Tensor2D };
+    }
     // bn0 over mel bins: mels act as channels.
     let h: tf.Tensor = tf.transpose(x, [0, 1, 3, 2]); // [b, t, 1, mels]
     h = this.batchNorm('bn0', h, training, [0, 1, 2]);
