@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { ListrReporter } from '../src/run/progress.ts';
 import { resolveStageNames } from '../src/run/scheduler.ts';
 import { UsageError } from '../src/diagnostics.ts';
-import { Engine, scratch } from './helpers/engine.ts';
+import { Engine, RecordingReporter, scratch } from './helpers/engine.ts';
 
 const CHAIN = `stages:
   prep:
@@ -309,4 +309,36 @@ test("a command's env renders references to upstream outputs; a stage's detail i
   assert.match(r.reporter.details.get('use')!, /^\d+\.\d s$/);
   assert.ok(Number(r.reporter.details.get('use')!.split(' ')[0]) < 30, 'a duration, not a timestamp');
   assert.equal((await e.store.readPublished(e.dir))['out/o.txt'], r.results.get('prep')!.record!.outputs.o!.digest);
+});
+
+test('a stage whose key another process is computing waits, says for whom, stops when the run is stopped, and takes the other\'s result once the key is free, even forced', async (t) => {
+  const { e, runs, clearRuns } = workspace(t);
+  const key = (await e.run()).results.get('prep')!.key!;
+  clearRuns();
+  const other = await e.store.lockKey(key, () => {}, new AbortController().signal);
+  const abort = new AbortController();
+  const reporter = new (class extends RecordingReporter {
+    override message(text: string): void {
+      super.message(text);
+      if (text.startsWith('prep: waiting for')) abort.abort();
+    }
+  })();
+  const stopped = await e.run('p.yaml', { force: ['prep'], signal: abort.signal, reporter, targets: ['prep'] });
+  assert.equal(reporter.states.get('prep'), 'stopped');
+  assert.equal(stopped.results.get('prep')!.key, key);
+  assert.match(reporter.messages[0]!, new RegExp(`^prep: waiting for pid ${process.pid} on \\S+, computing the same stage \\(.+\\)$`));
+  assert.deepEqual(runs(), [], 'not computed while the other holds the key');
+  // Freed while this run waits: even forced, it takes what the other made rather than computing it again.
+  const waiting = new (class extends RecordingReporter {
+    override message(text: string): void {
+      super.message(text);
+      if (text.startsWith('prep: waiting for')) void other.release();
+    }
+  })();
+  const r = await e.run('p.yaml', { force: ['prep'], reporter: waiting, targets: ['prep'] });
+  assert.equal(waiting.states.get('prep'), 'cached');
+  assert.equal(r.results.get('prep')!.key, key);
+  assert.deepEqual(runs(), []);
+  assert.equal((await e.run('p.yaml', { force: ['prep'], targets: ['prep'] })).reporter.states.get('prep'), 'done', 'with nobody else on the key, forced computes');
+  assert.deepEqual(runs(), ['prep']);
 });

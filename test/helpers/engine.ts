@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DigestCache } from '../../src/cache/digests.ts';
 import { Store } from '../../src/cache/store.ts';
+import { SlurmSession } from '../../src/executors/slurm.ts';
 import { StageModules } from '../../src/modules.ts';
 import { Planner } from '../../src/run/plan.ts';
 import type { Reporter, StageState } from '../../src/run/progress.ts';
@@ -82,12 +83,22 @@ export class Engine {
     return new Planner(p, this.store, digests, modules);
   }
 
-  /** One `pipeline run`: returns the summary and what the reporter was told. */
-  async run(spec = 'p.yaml', run: Partial<RunOptions> = {}, compile: Partial<CompileOptions> = {}): Promise<RunSummary & { reporter: RecordingReporter }> {
+  /**
+   * One `pipeline run`: returns the summary and what the reporter was told. `slurm`: with a Slurm
+   * session on this pipeline (polling every `pollMs`), finished at the end as the CLI does; `cancelled`
+   * lists the jobs it cancelled then.
+   */
+  async run(spec = 'p.yaml', run: Partial<RunOptions> = {}, compile: Partial<CompileOptions> = {}, slurm?: { pollMs: number; reporter?: RecordingReporter }): Promise<RunSummary & { reporter: RecordingReporter; cancelled?: string[] }> {
     const planner = await this.planner(spec, compile);
-    const reporter = new RecordingReporter();
+    const reporter = slurm?.reporter ?? new RecordingReporter();
     await this.store.clearTemp();
-    const summary = await runPipeline(planner, { targets: [], force: [], forceAll: false, jobs: 2, keepGoing: false, reporter, signal: new AbortController().signal, ...run });
-    return { ...summary, reporter };
+    const session = slurm && new SlurmSession({ pipeline: planner.pipeline, spec, sets: [], cacheDir: this.cache, forced: new Set(run.force ?? []), pollMs: slurm.pollMs });
+    try {
+      const summary = await runPipeline(planner, { targets: [], force: [], forceAll: false, jobs: 2, keepGoing: false, reporter, signal: new AbortController().signal, slurm: session, ...run });
+      return { ...summary, reporter, cancelled: await session?.finish() };
+    } catch (e) {
+      await session?.finish();
+      throw e;
+    }
   }
 }

@@ -1,0 +1,145 @@
+// The scheduler's Slurm path in-process, against a stand-in Slurm on the PATH (test/helpers/fake-slurm:
+// sbatch runs each job script at once, squeue/scontrol/scancel read and write its state folder), so
+// that what the driver submits, follows, reports and cancels is checked in seconds and reaches
+// `npm run mutate` (test/slurm.test.ts runs the same against a real single-node cluster).
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { test } from 'node:test';
+import { Engine, RecordingReporter, scratch } from './helpers/engine.ts';
+import { ROOT } from './helpers/workspace.ts';
+
+const SPEC = `executor: slurm
+stages:
+  prep:
+    run: [sh, -c, 'tr a-z A-Z < raw.txt > "$0"', '\${outputs.data}']
+    deps: [raw.txt]
+    outs: { data: out/data.txt }
+  head:
+    matrix: { n: [1, 3] }
+    run: [sh, -c, 'head -c "$1" "$0" > "$2"', '\${stages.prep.outputs.data}', '\${matrix.n}', '\${outputs.o}']
+    outs: { o: 'out/head-\${matrix.n}.txt' }
+  side:
+    executor: process
+    run: [sh, -c, 'echo side > "$0"', '\${outputs.o}']
+    outs: { o: out/side.txt }
+`;
+
+const POLL = { pollMs: 20 };
+
+/** A workspace, its engine, and a fresh fake Slurm whose commands come first on the PATH. */
+function cluster(t: { after(f: () => void): void }, spec = SPEC, mode = 'run') {
+  const w = scratch(t, { 'p.yaml': spec, 'raw.txt': 'hello\n' });
+  const slurm = join(w, 'slurm-state');
+  mkdirSync(slurm);
+  writeFileSync(join(slurm, 'mode'), mode);
+  const before = { path: process.env.PATH, state: process.env.FAKE_SLURM };
+  process.env.PATH = `${join(ROOT, 'test', 'helpers', 'fake-slurm')}${delimiter}${process.env.PATH}`;
+  process.env.FAKE_SLURM = slurm;
+  t.after(() => {
+    process.env.PATH = before.path;
+    if (before.state === undefined) delete process.env.FAKE_SLURM;
+    else process.env.FAKE_SLURM = before.state;
+  });
+  const lines = (f: string) => (existsSync(join(slurm, f)) ? readFileSync(join(slurm, f), 'utf8').split('\n').filter(Boolean) : []);
+  return {
+    w,
+    e: new Engine(w),
+    mode: (m: string) => writeFileSync(join(slurm, 'mode'), m),
+    sbatch: () => lines('sbatch.log'),
+    scancel: () => lines('scancel.log'),
+    read: (p: string) => readFileSync(join(w, p), 'utf8'),
+  };
+}
+
+const states = (r: { reporter: { states: Map<string, string> } }) => Object.fromEntries(r.reporter.states);
+const arg = (line: string, name: string) => line.split(' ').find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+
+test('slurm: stale stages are submitted at once, a sweep as one array after its upstream job; results come from the cache; a second run submits nothing', async (t) => {
+  const c = cluster(t);
+  const r = await c.e.run('p.yaml', {}, {}, POLL);
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.deepEqual(states(r), { prep: 'done', 'head[n=1]': 'done', 'head[n=3]': 'done', side: 'done' });
+  const [first, second, ...more] = c.sbatch();
+  assert.deepEqual(more, [], 'two submissions: prep, and the sweep as one array');
+  assert.equal(arg(first!, 'dependency'), undefined);
+  assert.equal(arg(first!, 'array'), undefined);
+  assert.equal(arg(first!, 'job-name'), 'pipeline:prep');
+  assert.equal(arg(first!, 'chdir'), c.w);
+  assert.equal(arg(second!, 'dependency'), 'afterok:101');
+  assert.equal(arg(second!, 'array'), '0-1');
+  assert.ok(second!.includes('--kill-on-invalid-dep=yes'));
+  assert.deepEqual(r.reporter.messages.filter((m) => m.startsWith('submitted')), ['submitted prep as Slurm job 101', 'submitted head (2 variants, one array) as Slurm job 102, after 101']);
+  assert.ok(r.reporter.messages.includes('head[n=3]: slurm job 102_1: completed'), r.reporter.messages.join('\n'));
+  assert.ok(r.reporter.messages.includes('prep: slurm job 101: completed'));
+  // The jobs' results are the store's, published like a local run's.
+  assert.equal(c.read('out/data.txt'), 'HELLO\n');
+  assert.equal(c.read('out/head-1.txt'), 'H');
+  assert.equal(c.read('out/head-3.txt'), 'HEL');
+  assert.ok(r.results.get('prep')!.durationMs! >= 0 && r.results.get('prep')!.durationMs! < 60_000);
+  // A finished job's Slurm log and script are removed; nothing is left to cancel.
+  assert.deepEqual(readdirSync(join(c.e.cache, 'slurm', 'jobs')), []);
+  assert.deepEqual(r.cancelled, []);
+  const again = await c.e.run('p.yaml', {}, {}, POLL);
+  assert.deepEqual(states(again), { prep: 'cached', 'head[n=1]': 'cached', 'head[n=3]': 'cached', side: 'cached' });
+  assert.equal(c.sbatch().length, 2, 'nothing stale, nothing submitted');
+  // An edit reruns the chain on Slurm; the forced stage is forced in its job too.
+  writeFileSync(join(c.w, 'raw.txt'), 'world\n');
+  const edited = await c.e.run('p.yaml', { force: ['side'] }, {}, POLL);
+  assert.deepEqual(states(edited), { prep: 'done', 'head[n=1]': 'done', 'head[n=3]': 'done', side: 'done' });
+  assert.equal(c.read('out/head-3.txt'), 'WOR');
+  assert.equal(c.sbatch().length, 4);
+});
+
+test('slurm: a failed job fails its stage with Slurm\'s state, exit code and the stage\'s own error; Slurm cancels its dependents, reported blocked', async (t) => {
+  const c = cluster(t, SPEC.replace(`'tr a-z A-Z < raw.txt > "$0"'`, `'echo "no dictionary" >&2; exit 3'`));
+  const r = await c.e.run('p.yaml', {}, {}, POLL);
+  assert.equal(r.ok, false);
+  assert.deepEqual(states(r), { prep: 'failed', 'head[n=1]': 'blocked', 'head[n=3]': 'blocked', side: 'done' });
+  const prep = r.results.get('prep')!;
+  assert.match(prep.error!, /^slurm job 101 FAILED \(NonZeroExitCode\), exit code 1:0: command 'sh -c echo "no dictionary" >&2; exit 3 \S+' exited with code 3$/);
+  assert.ok(prep.logTail!.some((l) => l.includes('no dictionary')), prep.logTail!.join('\n'));
+  assert.ok(prep.logFile!.endsWith('-101.log') && existsSync(prep.logFile!), 'the failed job\'s log is kept');
+  assert.deepEqual(r.cancelled, [], 'the dependents ended already: Slurm cancelled them');
+  assert.equal(arg(c.sbatch()[1]!, 'dependency'), 'afterok:101');
+});
+
+test('slurm: a job that completes without its result in the cache fails its stage, saying the spec may have changed', async (t) => {
+  const c = cluster(t, SPEC, 'skip');
+  const r = await c.e.run('p.yaml', { targets: ['prep'] }, {}, POLL);
+  assert.equal(r.ok, false);
+  assert.equal(r.results.get('prep')!.error, 'slurm job 101 COMPLETED but its result is not in the cache (did the spec or its inputs change after it was submitted?)');
+});
+
+test('slurm: sbatch refusing a job fails the run with its message', async (t) => {
+  const c = cluster(t, SPEC, 'reject');
+  await assert.rejects(c.e.run('p.yaml', {}, {}, POLL), /^Error: sbatch failed for stage prep: sbatch: error: Batch job submission failed: Invalid partition name specified$/);
+});
+
+test('slurm: stopped while its jobs wait, the run stops its stages and cancels every job still queued', async (t) => {
+  const c = cluster(t, SPEC, 'hold');
+  const abort = new AbortController();
+  const reporter = new (class extends RecordingReporter {
+    override status(id: string, text: string): void {
+      super.status(id, text);
+      if (text === 'slurm job 101: pending (Resources)') abort.abort();
+    }
+  })();
+  const r = await c.e.run('p.yaml', { signal: abort.signal, targets: ['head'] }, {}, { ...POLL, reporter });
+  assert.equal(r.ok, false);
+  assert.equal(states(r).prep, 'stopped');
+  assert.ok(reporter.messages.includes('prep: slurm job 101: pending (Resources)'), reporter.messages.join('\n'));
+  assert.deepEqual(r.cancelled, ['101', '102_0', '102_1']);
+  assert.deepEqual(c.scancel(), ['101 102_0 102_1']);
+});
+
+test('slurm: a Slurm stage after a stale local one is submitted when reached, each variant alone, with no dependency; without a session it fails saying why', async (t) => {
+  const c = cluster(t, SPEC.replace('executor: slurm\n', '').replace('  head:\n', '  head:\n    executor: slurm\n'));
+  const r = await c.e.run('p.yaml', {}, {}, POLL);
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  // Each variant as the driver reaches it (its input made here), none waiting on a job.
+  assert.deepEqual(c.sbatch().map((l) => [arg(l, 'job-name'), arg(l, 'dependency'), arg(l, 'array')]), [['pipeline:head', undefined, undefined], ['pipeline:head', undefined, undefined]]);
+  assert.equal(c.read('out/head-3.txt'), 'HEL');
+  const noSession = await c.e.run('p.yaml', { force: ['head'] });
+  assert.equal(noSession.results.get('head[n=1]')!.error, 'executor slurm: this run cannot submit jobs (run it with `pipeline run`)');
+});
