@@ -106,6 +106,12 @@ const h = require('h');
 const url = 'http://example.org/x'; import z from './z.ts';
 `;
   assert.deepEqual(importSpecifiers(src).sort(), ['../b.js', './a.ts', './e.ts', './g.ts', './side.ts', './z.ts', '@scope/f/sub', 'd-pkg', 'h'].sort());
+  // Spacing is free: none where JS allows none, several where it allows several.
+  const tight = `import{a}from'./a1.ts';import'./s1.ts';const x=import('./x1.ts');const y=require('y1');
+const u = import (  './u1.ts'  ); const v = require (  'v1'  ); export {w} from"./w1.ts"`;
+  assert.deepEqual(importSpecifiers(tight).sort(), ['./a1.ts', './s1.ts', './u1.ts', './w1.ts', './x1.ts', 'v1', 'y1'].sort());
+  // A comment on the first line, and after code, is left out too.
+  assert.deepEqual(importSpecifiers("// import q from './first.ts'\nimport k from './k.ts'; // import r from './r.ts'\n"), ['./k.ts']);
 });
 
 test('code labels: workspace files by relative path, the tool\'s own files as pipeline:<path>', () => {
@@ -115,18 +121,29 @@ test('code labels: workspace files by relative path, the tool\'s own files as pi
 
 test('the code closure follows local imports (.js naming .ts, folder index), records package versions, skips node built-ins', async (t) => {
   const w = scratch(t, {
-    'stages/m.ts': "import { a } from './lib/a.js';\nimport { i } from './dir';\nimport fs from 'node:fs';\nimport path from 'path';\nimport x from '@s/p/deep/x.js';\nimport q from 'q';\nimport r from 'r';\nimport gone from './gone.ts';\n",
+    'stages/m.ts': "import { a } from './lib/a.js';\nimport { i } from './dir';\nimport fs from 'node:fs';\nimport path from 'path';\nimport x from '@s/p/deep/x.js';\nimport q from 'q';\nimport r from 'r';\nimport gone from './gone.ts';\nimport c from './lib/c';\nimport d from './lib/d';\nimport e from './lib/e.mjs';\nimport j from './jsdir';\nimport fp from 'lodash/fp';\nimport api from 'rrtn-pipeline';\n",
     'stages/lib/a.ts': "export { b } from '../../b.ts';\n",
     'b.ts': "import m from './stages/m.ts';\nexport const b = 1;\n",
     'stages/dir/index.ts': 'export const i = 1;\n',
+    'stages/lib/c.ts': 'export default 1;\n',
+    'stages/lib/d.js': 'export default 1;\n',
+    'stages/lib/e.mts': 'export default 1;\n',
+    'stages/jsdir/index.js': 'export default 1;\n',
+    'node_modules/lodash/package.json': '{"version":"4.17.21"}',
     'node_modules/@s/p/package.json': '{"version":"1.2.3"}',
     'node_modules/q/package.json': '{"name":"q"}',
   });
   const digests = new DigestCache(join(w, 'state.json'));
   const { code, packages } = await codeClosure(join(w, 'stages/m.ts'), w, digests);
-  assert.deepEqual(Object.keys(code).sort(), ['b.ts', 'stages/dir/index.ts', 'stages/lib/a.ts', 'stages/m.ts']);
+  // Extensionless paths name .ts, then .js files; .mjs names .mts; the tool's own package is its stage API.
+  const files = ['b.ts', 'stages/dir/index.ts', 'stages/jsdir/index.js', 'stages/lib/a.ts', 'stages/lib/c.ts', 'stages/lib/d.js', 'stages/lib/e.mts', 'stages/m.ts'];
+  assert.deepEqual(Object.keys(code).filter((f) => !f.startsWith('pipeline:')).sort(), files);
+  assert.ok('pipeline:src/stage-api.ts' in code, Object.keys(code).join(' '));
   assert.equal(code['b.ts'], await hashBytes(readFileSync(join(w, 'b.ts'))));
-  assert.deepEqual(packages, { '@s/p': '1.2.3', q: 'unknown', r: 'not installed' });
+  assert.deepEqual(packages, { '@s/p': '1.2.3', q: 'unknown', r: 'not installed', lodash: '4.17.21' });
+  // Memoized per entry and workspace: another entry has its own closure.
+  writeFileSync(join(w, 'other.ts'), "import { b } from './b.ts';\n");
+  assert.deepEqual(Object.keys((await codeClosure(join(w, 'other.ts'), w, digests)).code).filter((f) => !f.startsWith('pipeline:')).sort(), ['other.ts', ...files].sort());
   // Import lists are remembered by file digest, so unchanged code is not parsed again.
   assert.deepEqual(digests.cachedImports(code['stages/lib/a.ts']!), ['../../b.ts']);
 });
