@@ -2,7 +2,9 @@
 // digest cache, and the store's checks of what it serves (records, objects, manifests, views,
 // indexes). Exact values, milliseconds each: `npm run mutate` runs these against src/cache/.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
@@ -667,4 +669,48 @@ test('digest cache: a sealed state file whose files or imports are not maps is d
     process.stderr.write = write;
   }
   assert.deepEqual(said, [`cache: dropped a corrupt digest state file (${state}); files are hashed again\n`, `cache: dropped a corrupt digest state file (${state}); files are hashed again\n`]);
+});
+
+test('store: a dead run\'s stage process group still running is stopped when its temp folder is cleared, and said', async (t) => {
+  const { store } = storeIn(t);
+  const child = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+  t.after(() => child.kill('SIGKILL'));
+  const pgid = child.pid!;
+  const dead = join(store.root, 'tmp', `${hostname()}-999999`);
+  put(join(dead, 'train-999999-ab'), 'pgid', JSON.stringify({ pid: pgid, pgid, host: hostname(), since: 'then', command: 'stage' }));
+  const exited = new Promise((r) => child.once('exit', r));
+  assert.deepEqual(await store.clearTemp(), [`stopped process group ${pgid}, left running by a run that died (train-999999-ab)`]);
+  await exited;
+  assert.ok(!existsSync(dead));
+});
+
+test('store: an output that is a link, or holds something neither file nor folder, is refused by name', async (t) => {
+  const { w, store } = storeIn(t);
+  const out = join(w, 'out');
+  put(out, 'd/a.txt', 'a');
+  symlinkSync('/etc/hostname', join(out, 'd', 'link'));
+  await assert.rejects(store.commit(out, ['d'], base('a'.repeat(32))), /^Error: output 'd' cannot be stored: d\/link is a symbolic link \(-> \/etc\/hostname\); write the file itself, not a link$/);
+  assert.deepEqual(await store.runKeys(), [], 'nothing committed');
+});
+
+test('store: an object replaced by a folder is refused at a hit, replaced by the next commit, and removed by verify', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const fObj = store.objectPath(rec.outputs.f!.digest);
+  const asFolder = () => {
+    rmSync(fObj, { force: true });
+    put(fObj, 'inside', 'not an object');
+  };
+  asFolder();
+  assert.equal(await store.hasOutputs(rec), false);
+  assert.deepEqual(dropped, ['a corrupt object (not a regular file)']);
+  assert.ok(!existsSync(fObj), 'the folder is gone');
+  asFolder();
+  await commitSample(store, w, 'a'.repeat(32));
+  assert.equal(readFileSync(fObj, 'utf8'), 'file body');
+  assert.equal(await store.hasOutputs(rec), true);
+  asFolder();
+  const r = await store.verifyObjects();
+  assert.deepEqual(r.corrupt, [rec.outputs.f!.digest]);
+  assert.ok(!existsSync(fObj));
 });
