@@ -61,4 +61,16 @@ test("the paper's settings reach every training variant, as resolved params (not
   const views = p.stages.get('views')!.params;
   assert.deepEqual({ freqMask: views.freqMask, timeStripes: views.timeStripes, timeWidth: views.timeWidth, timeWidthForFrames: views.timeWidthForFrames }, { freqMask: false, timeStripes: 2, timeWidth: 64, timeWidthForFrames: 250 });
   assert.deepEqual(p.stages.get('evaluate')!.upstream.filter((u) => u.startsWith('train')).sort(), train.map((n) => n.id).sort(), 'the evaluation gathers all three');
+
+  // The header's recipe for the authors' ResNet14 twin, as written there, gives what their script ran.
+  const text = readFileSync(join(ROOT, 'pipelines', 'exvo.yaml'), 'utf8');
+  const recipe = text.split('\n').filter((l) => /^#\s+--set /.test(l)).join(' ');
+  const sets = [...recipe.matchAll(/--set (?:'([^']+)'|(\S+))/g)].map((m) => m[1] ?? m[2]!);
+  assert.equal(sets.length, 5, recipe);
+  const r = await compilePipeline('pipelines/exvo.yaml', { workspace: ws.dir, modules: new StageModules(cache, ws.dir, digests), cacheDir: cache, builtinRoot: ROOT, sets });
+  for (const n of [...r.stages.values()].filter((x) => x.key === 'train')) {
+    assert.deepEqual({ backbone: n.params.backbone, channels: n.params.channels, projector: n.params.projector }, { backbone: 'resnet14', channels: [64, 128, 256, 512], projector: 2048 }, n.id);
+  }
+  const rv = r.stages.get('views')!.params;
+  assert.deepEqual({ timeMask: rv.timeMask, freqMask: rv.freqMask, freqStripes: rv.freqStripes, freqWidth: rv.freqWidth }, { timeMask: false, freqMask: true, freqStripes: 2, freqWidth: 64 });
 });

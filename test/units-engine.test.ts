@@ -121,3 +121,30 @@ test('the spec schema refuses unknown keys at the top and in a stage, with a hin
     ["4:5 stages.a.inputz: unknown key 'inputz' (did you mean 'inputs'?)", "5:5 stages.a.runs: unknown key 'runs' (did you mean 'run'?)", "6:1 parms: unknown key 'parms' (did you mean 'params'?)"],
   );
 });
+
+test('mutation accounting: a surviving mutant is named by file, mutator, original code and replacement, and counts as explained only when listed with a reason', async () => {
+  const { mutantKey, readExplained, unexplained, scoreLine } = await import('./reliability/mutate.ts');
+  const source = 'const a = 1;\nif (x &&\n    y) go();\n';
+  const at = (l1: number, c1: number, l2: number, c2: number) => ({ start: { line: l1, column: c1 }, end: { line: l2, column: c2 } });
+  const report = {
+    files: {
+      'src/x.ts': {
+        source,
+        mutants: [
+          { status: 'Survived', mutatorName: 'LogicalOperator', replacement: 'x || y', location: at(2, 4, 3, 5) },
+          { status: 'NoCoverage', mutatorName: 'NumberLiteral', replacement: '0', location: at(1, 10, 1, 11) },
+          { status: 'Killed', mutatorName: 'BlockStatement', replacement: '{}', location: at(1, 0, 1, 12) },
+          { status: 'Timeout', mutatorName: 'BlockStatement', replacement: '{}', location: at(1, 0, 1, 12) },
+        ],
+      },
+    },
+  };
+  const key = mutantKey('src/x.ts', report.files['src/x.ts'].mutants[0]!, source);
+  assert.equal(key, 'src/x.ts\tLogicalOperator\tx && y\tx || y');
+  assert.equal(scoreLine(report), 'mutation score 50.0% (killed 1, survived 1, timeout 1, no coverage 1) over 1 files');
+  const none = unexplained(report, readExplained('# nothing yet\n'));
+  assert.deepEqual([none.open.map((o) => o.m.mutatorName), none.covered], [['LogicalOperator', 'NumberLiteral'], 0]);
+  const some = unexplained(report, readExplained(`# why\n${key}\tx is y here\n`));
+  assert.deepEqual([some.open.map((o) => o.m.mutatorName), some.covered], [['NumberLiteral'], 1]);
+  assert.throws(() => readExplained(`${key}\t\n`), /each line needs file, mutator, original, replacement and a reason/);
+});

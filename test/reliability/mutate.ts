@@ -1,16 +1,33 @@
-// `npm run mutate`: StrykerJS over the core's pure modules (stryker.config.json lists them and the
-// fast unit tests each is checked by), then one line from its JSON report:
+// `npm run mutate`: StrykerJS over the core's modules (stryker.config.json lists them and the fast
+// unit tests each is checked by), then, from its reports:
 //   mutation score S% (killed K, survived V, timeout T, no coverage C) over F files
+//   unexplained: U of V + C mutants that no test kills (test/reliability/equivalent-mutants.tsv explains E)
+// and each unexplained one by file, line, mutator and replacement. A mutant no test kills is either
+// a hole to close with a test, or written down in equivalent-mutants.tsv with why no test can tell
+// it from the original (same behaviour, or a difference only in speed).
 // Too slow for every submission: run it when the core changes (one file: `-- --mutate <file>`).
+// `-- --summary`: no run; the figures over every file measured so far (the incremental report).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const REPORT = `${ROOT}reports/mutation/mutation.json`;
+const INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
+const EXPLAINED = `${ROOT}test/reliability/equivalent-mutants.tsv`;
 
+interface Position {
+  line: number;
+  column: number;
+}
+interface Mutant {
+  status: string;
+  mutatorName: string;
+  replacement?: string;
+  location: { start: Position; end: Position };
+}
 interface Report {
-  files: Record<string, { mutants: Array<{ status: string; mutatorName: string; replacement?: string; location: { start: { line: number } } }> }>;
+  files: Record<string, { source: string; mutants: Mutant[] }>;
 }
 
 /** The summary line of a Stryker JSON report. */
@@ -23,14 +40,59 @@ export function scoreLine(report: Report): string {
   return `mutation score ${score.toFixed(1)}% (killed ${killed}, survived ${survived}, timeout ${timeout}, no coverage ${noCoverage}) over ${Object.keys(report.files).length} files`;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', ...process.argv.slice(2)], { cwd: ROOT, stdio: 'inherit' });
-  if (r.status !== 0) process.exit(r.status ?? 1);
-  const report = JSON.parse(readFileSync(REPORT, 'utf8')) as Report;
+const collapse = (s: string) => s.replace(/\s+/g, ' ').trim();
+
+/** The code a mutant replaced (Stryker's lines are 1-based, columns 0-based). */
+export function originalText(source: string, loc: Mutant['location']): string {
+  const lines = source.split('\n');
+  if (loc.start.line === loc.end.line) return lines[loc.start.line - 1]!.slice(loc.start.column, loc.end.column);
+  return [lines[loc.start.line - 1]!.slice(loc.start.column), ...lines.slice(loc.start.line, loc.end.line - 1), lines[loc.end.line - 1]!.slice(0, loc.end.column)].join('\n');
+}
+
+/** A mutant's identity that survives edits elsewhere in its file: file, mutator, original code, replacement. */
+export function mutantKey(file: string, m: Mutant, source: string): string {
+  return [file, m.mutatorName, collapse(originalText(source, m.location)), collapse(m.replacement ?? '')].join('\t');
+}
+
+/** equivalent-mutants.tsv: `file  mutator  original  replacement  why` per line (tabs; # comments). */
+export function readExplained(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const cols = line.split('\t');
+    if (cols.length !== 5 || !cols[4]!.trim()) throw new Error(`equivalent-mutants.tsv: each line needs file, mutator, original, replacement and a reason, tab-separated: ${line.slice(0, 80)}`);
+    out.set(cols.slice(0, 4).join('\t'), cols[4]!);
+  }
+  return out;
+}
+
+/** The mutants no test kills that the explanations do not cover, and how many they cover. */
+export function unexplained(report: Report, explained: Map<string, string>): { open: Array<{ file: string; m: Mutant; key: string }>; covered: number } {
+  const open: Array<{ file: string; m: Mutant; key: string }> = [];
+  let covered = 0;
   for (const [file, f] of Object.entries(report.files)) {
     for (const m of f.mutants.filter((x) => x.status === 'Survived' || x.status === 'NoCoverage')) {
-      process.stderr.write(`${m.status.padEnd(10)} ${file}:${m.location.start.line} ${m.mutatorName}${m.replacement ? ` -> ${m.replacement.replace(/\s+/g, ' ').slice(0, 60)}` : ''}\n`);
+      const key = mutantKey(file, m, f.source);
+      if (explained.has(key)) covered++;
+      else open.push({ file, m, key });
     }
   }
+  return { open, covered };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const summary = process.argv.includes('--summary');
+  if (!summary) {
+    const ours = new Set(['--summary', '--keys']);
+    const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', ...process.argv.slice(2).filter((a) => !ours.has(a))], { cwd: ROOT, stdio: 'inherit' });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+  const report = JSON.parse(readFileSync(summary ? INCREMENTAL : REPORT, 'utf8')) as Report;
+  const { open, covered } = unexplained(report, readExplained(readFileSync(EXPLAINED, 'utf8')));
+  for (const { file, m, key } of open.sort((a, b) => a.file.localeCompare(b.file) || a.m.location.start.line - b.m.location.start.line)) {
+    process.stderr.write(`${m.status.padEnd(10)} ${file}:${m.location.start.line} ${m.mutatorName}${m.replacement ? ` -> ${collapse(m.replacement).slice(0, 60)}` : ''}\n`);
+    if (process.argv.includes('--keys')) process.stderr.write(`  ${key}\t\n`);
+  }
   process.stdout.write(`${scoreLine(report)}\n`);
+  process.stdout.write(`unexplained: ${open.length} of ${open.length + covered} mutants that no test kills (test/reliability/equivalent-mutants.tsv explains ${covered})\n`);
 }
