@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
-import { codeClosure, codeLabel, ENGINE_VERSION, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
+import { codeClosure, codeLabel, ENGINE_VERSION, forgetCodeClosures, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
 import { OBJECT_MTIME_MS, Store, workspaceId, type RunRecord } from '../src/cache/store.ts';
 import { readSealed, writeSealed } from '../src/fsutil.ts';
@@ -112,6 +112,8 @@ const url = 'http://example.org/x'; import z from './z.ts';
   const tight = `import{a}from'./a1.ts';import'./s1.ts';const x=import('./x1.ts');const y=require('y1');
 const u = import (  './u1.ts'  ); const v = require (  'v1'  ); export {w} from"./w1.ts"`;
   assert.deepEqual(importSpecifiers(tight).sort(), ['./a1.ts', './s1.ts', './u1.ts', './w1.ts', './x1.ts', 'v1', 'y1'].sort());
+  // A block comment between words separates them.
+  assert.deepEqual(importSpecifiers("import/* c */x from './bc.ts';\nexport/**/{ y }/**/from/**/'./by.ts'"), ['./bc.ts', './by.ts']);
   // A comment on the first line, and after code, is left out too.
   assert.deepEqual(importSpecifiers("// import q from './first.ts'\nimport k from './k.ts'; // import r from './r.ts'\n"), ['./k.ts']);
 });
@@ -143,7 +145,23 @@ test('the code closure follows local imports (.js naming .ts, folder index), rec
   assert.ok('pipeline:src/stage-api.ts' in code, Object.keys(code).join(' '));
   assert.equal(code['b.ts'], await hashBytes(readFileSync(join(w, 'b.ts'))));
   assert.deepEqual(packages, { '@s/p': '1.2.3', q: 'unknown', r: 'not installed', lodash: '4.17.21' });
-  // Memoized per entry and workspace: another entry has its own closure.
+  // A folder named like a script (chart.js/) is a folder: only the file's own .js names its .ts.
+  writeFileSync(join(w, 'abs.ts'), `import v from './v1.js/m.js';\nimport a from '${join(w, 'stages', 'lib', 'c.ts')}';\n`);
+  put(w, 'v1.js/m.ts', 'export default 1;\n');
+  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'stages/lib/c.ts', 'v1.js/m.ts'], 'an absolute import is local too');
+  // Memoized per entry and workspace, within a command: an edit is seen after forgetCodeClosures() (watch mode does it).
+  const first = codeClosure(join(w, 'abs.ts'), w, digests);
+  assert.equal(codeClosure(join(w, 'abs.ts'), w, digests), first);
+  writeFileSync(join(w, 'abs.ts'), "import v from './v1.js/m.js';\n");
+  assert.ok('stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code);
+  forgetCodeClosures();
+  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'v1.js/m.ts']);
+  // An import list remembered for a file's digest is used as is: unchanged code is not parsed again.
+  put(w, 'planted.ts', 'export default 1;\n');
+  digests.rememberImports((await digests.file(join(w, 'abs.ts'))).digest, ['./planted.ts']);
+  forgetCodeClosures();
+  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'planted.ts']);
+  // Another entry has its own closure.
   writeFileSync(join(w, 'other.ts'), "import { b } from './b.ts';\n");
   assert.deepEqual(Object.keys((await codeClosure(join(w, 'other.ts'), w, digests)).code).filter((f) => !f.startsWith('pipeline:')).sort(), ['other.ts', ...files].sort());
   // Import lists are remembered by file digest, so unchanged code is not parsed again.

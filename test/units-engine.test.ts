@@ -125,7 +125,8 @@ test('the spec schema refuses unknown keys at the top and in a stage, with a hin
 test('mutation accounting: a surviving mutant is named by file, mutator, original code and replacement, and counts as explained only when listed with a reason', async () => {
   const { mutantKey, readExplained, unexplained, scoreLine } = await import('./reliability/mutate.ts');
   const source = 'const a = 1;\nif (x &&\n    y) go();\n';
-  const at = (l1: number, c1: number, l2: number, c2: number) => ({ start: { line: l1, column: c1 }, end: { line: l2, column: c2 } });
+  // 1-based lines and columns, as Stryker's report writes them.
+  const at = (l1: number, c1: number, l2: number, c2: number) => ({ start: { line: l1, column: c1 + 1 }, end: { line: l2, column: c2 + 1 } });
   const report = {
     files: {
       'src/x.ts': {

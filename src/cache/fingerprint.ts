@@ -77,7 +77,8 @@ const IMPORT_RE = [
 
 /** Import specifiers of a JS/TS source (comments stripped; an extra match only adds a dependency). */
 export function importSpecifiers(source: string): string[] {
-  const text = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"])\/\/.*$/gm, '$1');
+  // A block comment separates tokens (import/* c */x from ...): it becomes a space.
+  const text = source.replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/(^|[^:'"])\/\/.*$/gm, '$1');
   const out = new Set<string>();
   for (const re of IMPORT_RE) for (const m of text.matchAll(re)) out.add(m[1]!);
   return [...out];

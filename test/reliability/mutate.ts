@@ -42,11 +42,12 @@ export function scoreLine(report: Report): string {
 
 const collapse = (s: string) => s.replace(/\s+/g, ' ').trim();
 
-/** The code a mutant replaced (Stryker's lines are 1-based, columns 0-based). */
+/** The code a mutant replaced (the report's lines and columns are 1-based, the end exclusive). */
 export function originalText(source: string, loc: Mutant['location']): string {
   const lines = source.split('\n');
-  if (loc.start.line === loc.end.line) return lines[loc.start.line - 1]!.slice(loc.start.column, loc.end.column);
-  return [lines[loc.start.line - 1]!.slice(loc.start.column), ...lines.slice(loc.start.line, loc.end.line - 1), lines[loc.end.line - 1]!.slice(0, loc.end.column)].join('\n');
+  const [sl, sc, el, ec] = [loc.start.line - 1, loc.start.column - 1, loc.end.line - 1, loc.end.column - 1];
+  if (sl === el) return lines[sl]!.slice(sc, ec);
+  return [lines[sl]!.slice(sc), ...lines.slice(sl + 1, el), lines[el]!.slice(0, ec)].join('\n');
 }
 
 /** A mutant's identity that survives edits elsewhere in its file: file, mutator, original code, replacement. */
