@@ -149,6 +149,13 @@ test('--set edits params and stage keys before checking; values are YAML', async
   assert.equal(await usage(['stages.prep=1']), "--set 'stages.prep=1': name a key of stage 'prep', e.g. stages.prep.params.NAME=value");
   assert.match(await usage(['lrr=1']), /^--set 'lrr=1': p.yaml declares no parameter 'lrr' \(did you mean 'lr'\?\); a stage's own param/);
   assert.match(await usage(['params.zzzzz=1']), /declares no parameter 'zzzzz' \(params: lr, tag\)/);
+  assert.equal(await usage(['stages=1']), "--set 'stages=1': p.yaml has no stage '' (stages: prep, train, score, gather, pinned, reader)");
+  assert.match(await usage(['params=1']), /^--set 'params=1': p.yaml declares no parameter '' \(params: lr, tag\); a stage's own param is set with stages.<stage>.params.<name>=value$/);
+  const bare = await compile(t, 'stages:\n  a:\n    run: [echo]\n', { sets: ['x=1'] }).then(() => 'compiled', (e: unknown) => String(e));
+  assert.equal(bare, "UsageError: --set 'x=1': p.yaml declares no parameter 'x' (it has no params: section); a stage's own param is set with stages.<stage>.params.<name>=value");
+  // `params.` names a parameter like a bare name; a value YAML cannot read is taken as the text it is.
+  const q = await compile(t, SWEEP, { sets: ['params.tag=a: b: c'] });
+  assert.deepEqual(q.stages.get('prep')!.command!.argv[2], ["echo 'a: b: c' > \"$0\""]);
 });
 
 test('the spec default executor and seed apply where a stage names none', async (t) => {
