@@ -2,7 +2,8 @@
 // what runs, what is served from the cache, what a failure leaves behind, what reaches the
 // workspace. Fast enough for `npm run mutate` (no CLI process per run).
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { OBJECT_MTIME_MS } from '../src/cache/store.ts';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ListrReporter } from '../src/run/progress.ts';
@@ -341,4 +342,36 @@ test('a stage whose key another process is computing waits, says for whom, stops
   assert.deepEqual(runs(), []);
   assert.equal((await e.run('p.yaml', { force: ['prep'], targets: ['prep'] })).reporter.states.get('prep'), 'done', 'with nobody else on the key, forced computes');
   assert.deepEqual(runs(), ['prep']);
+});
+
+test('a stage waits for every stage it reads, however they finish in time', async (t) => {
+  const { e, read } = workspace(t, `stages:
+  fast:
+    run: [sh, -c, 'echo fast > "$0"', '\${outputs.o}']
+    outs: { o: out/fast.txt }
+  slow:
+    run: [sh, -c, 'sleep 0.4; echo slow > "$0"', '\${outputs.o}']
+    outs: { o: out/slow.txt }
+  both:
+    run: [sh, -c, 'cat "$0" "$1" > "$2"', '\${stages.fast.outputs.o}', '\${stages.slow.outputs.o}', '\${outputs.o}']
+    outs: { o: out/both.txt }
+`);
+  const r = await e.run('p.yaml', { jobs: 3 });
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(read('out/both.txt'), 'fast\nslow\n');
+});
+
+test('--verify rehashes what a hit would serve: an object whose bytes changed under its stamp is caught only then', async (t) => {
+  const { e, runs, clearRuns, read } = workspace(t);
+  const r = await e.run();
+  const obj = e.store.objectPath(r.results.get('prep')!.record!.outputs.data!.digest);
+  chmodSync(obj, 0o644);
+  writeFileSync(obj, 'HELLO!');
+  utimesSync(obj, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  clearRuns();
+  assert.deepEqual(states(await e.run()), { prep: 'cached', count: 'cached', side: 'cached' }, 'same size and stamp: a stat check cannot see it');
+  const v = await e.run('p.yaml', { verify: true });
+  assert.equal(v.reporter.states.get('prep'), 'done');
+  assert.deepEqual(runs(), ['prep']);
+  assert.equal(read('out/data.txt'), 'HELLO\n');
 });
