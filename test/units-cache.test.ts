@@ -737,3 +737,27 @@ test('store: an object replaced by a folder is refused at a hit, replaced by the
   assert.deepEqual(r.corrupt, [rec.outputs.f!.digest]);
   assert.ok(!existsSync(fObj));
 });
+
+test('store: a publish that fails half-way leaves only a .NAME.new-* folder, which the next publish clears; an intact view is served as it is', async (t) => {
+  const { w, store } = storeIn(t);
+  assert.deepEqual(await store.runKeys(), [], 'a fresh store has no runs (and no runs folder)');
+  assert.equal((await store.objectDigests()).size, 0);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const y = (await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'sub/y.txt')!;
+  const yObj = store.objectPath(y.digest);
+  rmSync(yObj);
+  const dest = join(w, 'ws', 'res');
+  await assert.rejects(store.publish(rec.outputs.d!, dest), /ENOENT/);
+  const left = readdirSync(join(w, 'ws'));
+  assert.equal(left.length, 1);
+  assert.match(left[0]!, /^\.res\.new-/);
+  await commitSample(store, w, 'a'.repeat(32));
+  await store.publish(rec.outputs.d!, dest);
+  assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
+  // A view that matches its run is not rebuilt (the same folder, not a new one renamed in).
+  const view = await store.ensureView(rec, 'd');
+  const made = statSync(view).ctimeMs;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await store.ensureView(rec, 'd'), view);
+  assert.equal(statSync(view).ctimeMs, made);
+});
