@@ -212,7 +212,7 @@ test('on a terminal (listr2), a stage settled before its task started shows its 
   assert.deepEqual(r.titles(), ['a: cached', 'b: done (1.0 s)', 'c: not run (an upstream stage failed)', 'd: FAILED (exit code 3)']);
 });
 
-test("a stage's fingerprint: scripts a command names are code (also inside sh -c and --opt=file), $VARS it reads, env and sweep references, a module's own facts", async (t) => {
+test("a stage's fingerprint: scripts a command names are code (also inside sh -c, --opt=file and key=file), $VARS it reads, env and sweep references, a module's own facts", async (t) => {
   const up = (d: string) => ({ key: d.repeat(32), committedAt: 1, outputs: { o: { kind: 'file' as const, digest: d.repeat(32), size: 1, files: 1 } } });
   const spec = `stages:
   s:
@@ -220,8 +220,8 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
     run: [echo]
     outs: { o: null }
   cmd:
-    run: [python3, scripts/train.py, --config=cfg.json, --flag, -x, '\${stages.s.outputs.o}', '--out=\${outputs.o}']
-    env: { A: 'a-\${stages.s[k=1].outputs.o}' }
+    run: [python3, scripts/train.py, --config=cfg.json, data=hydra.yaml, --flag, -x, '\${stages.s.outputs.o}', '--out=\${outputs.o}', '\${stages.s.outputs.o}.bak']
+    env: { A: 'a-\${stages.s[k=1].outputs.o}', ALL: '\${stages.s.outputs.o}', OUT: '\${outputs.o}/log' }
     outs: { o: null }
   sh:
     run: [sh, -c, 'sh scripts/eval.sh $LR_TEST_VAR "$HOME" > out.txt', '\${outputs.o}']
@@ -234,6 +234,7 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
     'scripts/train.py': 'print(1)\n',
     'scripts/eval.sh': 'echo 1\n',
     'cfg.json': '{}\n',
+    'hydra.yaml': 'lr: 1\n',
     'out.txt': 'written by the script, not code\n',
     '-x': 'a file named like a flag is not read as code\n',
     'stages/m.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'object', properties: { n: { type: 'number' } } }, outputs: ['o'], fingerprint: (p) => ({ device: `gpu${(p as { n: number }).n}` }), run() {} });\n",
@@ -245,17 +246,18 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
   const ups = new Map([['s[k=1]', up('a')], ['s[k=2]', up('b')]]);
   const cmd = (await planner.evaluate(p.stages.get('cmd')!, ups))!.fingerprint;
   const digest = async (f: string) => (await import('../src/cache/hash.ts')).hashBytes(readFileSync(join(e.dir, f)));
-  assert.deepEqual(cmd.command, { argv: ['python3', 'scripts/train.py', '--config=cfg.json', '--flag', '-x', `@${'a'.repeat(32)}`, `@${'b'.repeat(32)}`, '--out=${outputs.o}'], shell: false });
-  assert.deepEqual(cmd.code, { 'scripts/train.py': await digest('scripts/train.py'), 'cfg.json': await digest('cfg.json') });
+  // A sweep read whole is one argument per variant; inside a longer argument, its paths joined by spaces.
+  assert.deepEqual(cmd.command, { argv: ['python3', 'scripts/train.py', '--config=cfg.json', 'data=hydra.yaml', '--flag', '-x', `@${'a'.repeat(32)}`, `@${'b'.repeat(32)}`, '--out=${outputs.o}', `@${'a'.repeat(32)} @${'b'.repeat(32)}.bak`], shell: false });
+  assert.deepEqual(cmd.code, { 'scripts/train.py': await digest('scripts/train.py'), 'cfg.json': await digest('cfg.json'), 'hydra.yaml': await digest('hydra.yaml') });
   assert.deepEqual(cmd.upstream, { 's[k=1].o': 'a'.repeat(32), 's[k=2].o': 'b'.repeat(32) });
-  assert.deepEqual(cmd.env, { A: `a-@${'a'.repeat(32)}` });
+  assert.deepEqual(cmd.env, { A: `a-@${'a'.repeat(32)}`, ALL: `@${'a'.repeat(32)} @${'b'.repeat(32)}`, OUT: '${outputs.o}/log' });
   assert.deepEqual(cmd.shellEnv, {});
   assert.equal(cmd.kind, 'command');
   assert.deepEqual(cmd.outputs, ['o']);
   // Upstream outputs not known yet: no key, unless a partial answer is asked for (status).
   assert.equal(await planner.evaluate(p.stages.get('cmd')!, new Map([['s[k=1]', up('a')]])), undefined);
   const partial = (await planner.evaluate(p.stages.get('cmd')!, new Map([['s[k=1]', up('a')]]), true))!.fingerprint;
-  assert.deepEqual(partial.command!.argv.slice(5, 7), [`@${'a'.repeat(32)}`, '@?']);
+  assert.deepEqual(partial.command!.argv.slice(6, 8), [`@${'a'.repeat(32)}`, '@?']);
 
   const sh = (await planner.evaluate(p.stages.get('sh')!, new Map()))!.fingerprint;
   assert.deepEqual(sh.code, { 'scripts/eval.sh': await digest('scripts/eval.sh') });

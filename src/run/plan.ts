@@ -74,13 +74,13 @@ export class Planner {
     if (node.command) {
       const argv = node.command.argv.flatMap((t) => renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`));
       command = { argv, shell: node.command.shell };
-      // An argument naming a workspace file (a script, also inside `sh -c "python3 train.py"` or as
-      // --opt=file) is code: editing it reruns the stage.
+      // An argument naming a workspace file (a script, also inside `sh -c "python3 train.py"`, or
+      // as the value of --opt=file or key=file, Hydra style) is code: editing it reruns the stage.
       const script = argv[node.command.script];
       const words = [...argv.filter((_, i) => i !== node.command!.script), ...(script === undefined ? [] : shellWords(script))];
       for (const w of words) {
-        const a = w.startsWith('-') && w.includes('=') ? w.slice(w.indexOf('=') + 1) : w;
-        if (!a || a.startsWith('@') || a.startsWith('-')) continue;
+        const a = w.slice(w.indexOf('=') + 1); // the whole word when it has no '='
+        if (a.startsWith('-')) continue;
         const abs = join(ws, a);
         if (existsSync(abs) && statSync(abs).isFile()) code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
       }
