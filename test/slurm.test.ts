@@ -109,11 +109,14 @@ test('a failing job fails its stage with Slurm\'s state and the stage\'s own err
   rmSync(ws.path('fail-3'));
   const r2 = ws.run('run', 'p.yaml');
   assert.equal(r2.code, 0, r2.stderr);
-  // What the first run finished stays cached; the rest (the failed stage, gather, and any variant
-  // still queued when the run stopped and cancelled it) runs now.
+  // What the first run finished stays cached; the failed stage and gather run now, and so does a
+  // variant still queued when the run stopped and cancelled it (unless its job had already
+  // committed its result when the cancel arrived: then it is cached like the rest).
   const notDone = [...r.states].filter(([, st]) => st !== 'done').map(([id]) => id).sort();
   assert.ok(notDone.includes('train[k=3]') && notDone.includes('gather'));
-  assert.deepEqual(ran(r2), notDone);
+  const rerun = ran(r2);
+  assert.ok(rerun.includes('train[k=3]') && rerun.includes('gather'), rerun.join(' '));
+  for (const id of rerun) assert.ok(notDone.includes(id), `${id} finished in the first run, yet ran again`);
   assert.equal(ws.read('total.txt'), '3 x\n6 x\n9 x\n12 x\n');
 });
 
