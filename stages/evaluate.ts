@@ -98,11 +98,13 @@ export default defineStage<Params>({
     await writeFile(join(out, 'metrics.json'), JSON.stringify({ split: 'Val', clips: dev.length, selection, test: `paired bootstrap over clips, ${b.resamples} resamples, two-tailed, against ${ctx.params.baseline}${seeds ? " trained with the same seed" : ""}`, best: runs[best]!.label, models: rows, ...(seeds ? { overSeeds: { test: `exact sign-flip permutation over seeds, paired by seed, two-tailed, against ${ctx.params.baseline}`, models: seeds } } : {}) }, null, 2));
 
     const f = (x: number) => x.toFixed(3);
+    // Columns as wide as the longest model name (a sweep over several keys names models at length).
+    const w = Math.max(28, ...rows.map((r) => r.model.length + 3));
     const table = [
       `Dev mean CCC over ${emotions.length} emotions (${dev.length} clips; 95 % CI by bootstrap; p: paired bootstrap vs ${ctx.params.baseline}${seeds ? ' with the same seed' : ''}, ${b.resamples} resamples, 2-tailed); ${selection}`,
       '',
-      `${'model'.padEnd(28)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
-      ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(28)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),
+      `${'model'.padEnd(w)} ${'mean CCC'.padStart(8)}  ${'95 % CI'.padEnd(16)} ${'p'.padStart(6)}`,
+      ...rows.map((r) => `${(r.model + (r === rows[best] ? ' *' : '')).padEnd(w)} ${f(r.meanCcc).padStart(8)}  [${f(r.ci95[0])}, ${f(r.ci95[1])}] ${(r.pVsBaseline === null ? '-' : r.pVsBaseline.toFixed(3)).padStart(6)}`),
       '',
       `* best by dev mean CCC (backend ${runs[best]!.info.backend})`,
       ...(seeds ? ['', ...seedTable(seeds, ctx.params.baseline)] : []),
@@ -143,10 +145,12 @@ function seedTable(models: ModelOverSeeds[], baseline: string): string[] {
   const f = (x: number) => x.toFixed(3);
   const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
   const n = Math.max(...models.map((m) => m.seeds.length));
+  const w = Math.max(22, ...models.map((m) => m.model.length + 1));
+  const ws = Math.max(12, ...models.map((m) => m.seeds.join(',').length + 1));
   return [
     `Over training seeds: dev mean CCC as mean ± sd; the paired difference from ${baseline} per seed; p: exact sign-flip test over seeds, 2-tailed (${n} seeds: p is never below ${(2 / 2 ** n).toFixed(3)})`,
     '',
-    `${'model'.padEnd(22)} ${'seeds'.padEnd(12)} ${'mean ± sd'.padEnd(15)} ${'diff per seed'.padEnd(7 * n)} ${'mean diff'.padStart(9)} ${'p'.padStart(6)}`,
-    ...models.map((m) => `${m.model.padEnd(22)} ${m.seeds.join(',').padEnd(12)} ${`${f(m.mean)} ± ${f(m.sd)}`.padEnd(15)} ${m.diffs.map((d) => (d === null ? '-' : signed(d)).padStart(6)).join(' ').padEnd(7 * n)} ${(m.meanDiff === null ? '-' : signed(m.meanDiff)).padStart(9)} ${(m.p === null ? '-' : m.p.toFixed(3)).padStart(6)}`),
+    `${'model'.padEnd(w)} ${'seeds'.padEnd(ws)} ${'mean ± sd'.padEnd(15)} ${'diff per seed'.padEnd(7 * n)} ${'mean diff'.padStart(9)} ${'p'.padStart(6)}`,
+    ...models.map((m) => `${m.model.padEnd(w)} ${m.seeds.join(',').padEnd(ws)} ${`${f(m.mean)} ± ${f(m.sd)}`.padEnd(15)} ${m.diffs.map((d) => (d === null ? '-' : signed(d)).padStart(6)).join(' ').padEnd(7 * n)} ${(m.meanDiff === null ? '-' : signed(m.meanDiff)).padStart(9)} ${(m.p === null ? '-' : m.p.toFixed(3)).padStart(6)}`),
   ];
 }
