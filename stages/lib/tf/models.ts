@@ -190,7 +190,7 @@ export class Model {
         kernel: (n) => v(n) as tf.Tensor4D,
         batchNorm: (n, h) => this.batchNorm(n, h, training, [0, 1, 2]),
       });
-      return { embedding, output: tf.add(tf.matMul(embedding, v('fc_out.weight') as tf.Tensor2D), v('fc_out.bias')) as tf.Tensor2D };
+      return { embedding, output: this.head(embedding) };
     }
     // bn0 over mel bins: mels act as channels.
     let h: tf.Tensor = tf.transpose(x, [0, 1, 3, 2]); // [b, t, 1, mels]
@@ -212,8 +212,12 @@ export class Model {
     let e: tf.Tensor = tf.add(tf.max(f, 1), tf.mean(f, 1)); // [b, c]
     if (this.spec.backbone !== 'small' && training && (this.spec.headDropout ?? 0.5) > 0) e = dropout(e, this.spec.headDropout ?? 0.5, rng);
     const embedding = tf.relu(tf.add(tf.matMul(e as tf.Tensor2D, v('fc1.weight') as tf.Tensor2D), v('fc1.bias'))) as tf.Tensor2D;
-    const output = tf.add(tf.matMul(embedding, v('fc_out.weight') as tf.Tensor2D), v('fc_out.bias')) as tf.Tensor2D;
-    return { embedding, output };
+    return { embedding, output: this.head(embedding) };
+  }
+
+  /** The output layer: one linear output per emotion from the embedding. */
+  private head(embedding: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(tf.matMul(embedding, this.variables.get('fc_out.weight') as tf.Tensor2D), this.variables.get('fc_out.bias')!) as tf.Tensor2D;
   }
 
   dispose(): void {
