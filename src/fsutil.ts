@@ -1,7 +1,7 @@
 // Filesystem helpers shared by the store, the state file and the stages.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat, readlink, realpath } from 'node:fs/promises';
+import { chmod, open, rename, mkdir, rm, readdir, stat, link, copyFile, lstat, readlink, realpath, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { hashBytes } from './cache/hash.ts';
 
@@ -158,7 +158,11 @@ export async function unstorableEntry(path: string): Promise<string | undefined>
   return undefined;
 }
 
-/** Hardlinks src to dest, or copies where a link is impossible (another filesystem, no support). */
+/**
+ * Hardlinks src to dest, or copies where a link is impossible (another filesystem, no support).
+ * A copy keeps src's mode and mtime: the store tells an intact object or view from one written
+ * since by that stamp, so a copy without it would be dropped as modified at every hit.
+ */
 export async function linkOrCopy(src: string, dest: string): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
   try {
@@ -169,6 +173,9 @@ export async function linkOrCopy(src: string, dest: string): Promise<void> {
       return linkOrCopy(src, dest);
     }
     await copyFile(src, dest);
+    const st = await stat(src);
+    await utimes(dest, st.atime, st.mtime);
+    await chmod(dest, st.mode & 0o7777);
   }
 }
 

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -760,4 +762,202 @@ test('store: a publish that fails half-way leaves only a .NAME.new-* folder, whi
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(await store.ensureView(rec, 'd'), view);
   assert.equal(statSync(view).ctimeMs, made);
+});
+
+test('store: digests and keys must be exactly 32 hex digits, every output well formed, every index entry an object', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const key = 'a'.repeat(32);
+  const rec = await commitSample(store, w, key);
+  const f = rec.outputs.f!;
+  const bad: Array<[string, unknown]> = [
+    ['a digest one digit too long', { ...rec, outputs: { f: { ...f, digest: `${f.digest}0` } } }],
+    ['a digest behind a stray letter', { ...rec, outputs: { f: { ...f, digest: `g${f.digest}` } } }],
+    ['one good output, one bad', { ...rec, outputs: { f, d: { ...rec.outputs.d!, kind: 'link' } } }],
+  ];
+  for (const [why, value] of bad) {
+    await writeSealed(store.runPath(key), value as object);
+    assert.equal(await store.readRun(key), undefined, why);
+    assert.deepEqual(dropped.splice(0), ['a corrupt run record'], why);
+  }
+  // A record filed under a name that is not a key, naming that same non-key: not served either.
+  for (const k of [`${key}0`, `g${key}`]) {
+    await writeSealed(store.runPath(k), { ...rec, key: k });
+    assert.equal(await store.readRun(k), undefined, k);
+    assert.deepEqual(dropped.splice(0), ['a corrupt run record'], k);
+  }
+  // A latest index entry that is null, or of a non-key: left out, the rest served.
+  const path = store.latestPath('/w', 'p.yaml');
+  await writeSealed(path, { s: { ...rec, at: 'x' }, n: null, k: { ...rec, key: `${key}0` } });
+  assert.deepEqual([...(await store.readLatest('/w', 'p.yaml')).keys()], ['s']);
+  // A published index with one path that is not a digest string: dropped whole.
+  const pub = join(store.root, 'published', `${await hashBytes('/w')}.json`);
+  await writeSealed(pub, { workspace: '/w', paths: { a: 'd1', b: 2 } });
+  assert.deepEqual(await store.readPublished('/w'), {});
+  assert.deepEqual(dropped.splice(0), ['a corrupt published-outputs index']);
+});
+
+test('store: a manifest filed under its own digest but with a field of the wrong type, or one bad entry, is dropped', async (t) => {
+  const { store, dropped } = storeIn(t);
+  const good = { path: 'a.txt', size: 1, digest: 'b'.repeat(32) };
+  const cases: Array<[string, unknown[]]> = [
+    ['a size as text', [{ ...good, size: '1' }]],
+    ['a path as a number', [{ ...good, path: 7 }]],
+    ['a digest as a number', [{ ...good, digest: 7 }]],
+    ['a good entry then a bad one', [good, { ...good, path: 'b.txt', size: '2' }]],
+  ];
+  for (const [why, m] of cases) {
+    // Filed under the digest of exactly these entries, so only the shape check can refuse it.
+    const digest = await hashJson((m as Array<Record<string, unknown>>).map((e) => [e.path, e.size, e.digest]));
+    put(join(store.root, 'manifests'), `${digest}.json`, JSON.stringify(m));
+    assert.equal(await store.readManifest(digest), undefined, why);
+    assert.deepEqual(dropped.splice(0), ['a corrupt folder manifest'], why);
+  }
+  // The same check passes a well-formed one, so the cases above fail on their shape alone.
+  const digest = await hashJson([[good.path, good.size, good.digest]]);
+  put(join(store.root, 'manifests'), `${digest}.json`, JSON.stringify([good]));
+  assert.deepEqual(await store.readManifest(digest), [good]);
+  // A manifest path that is a folder (not readable as a file) is corrupt too, and removed whole.
+  const d2 = 'c'.repeat(32);
+  put(store.manifestPath(d2), 'x', 'y');
+  assert.equal(await store.readManifest(d2), undefined);
+  assert.deepEqual(dropped.splice(0), ['a corrupt folder manifest']);
+  assert.ok(!existsSync(store.manifestPath(d2)));
+});
+
+test('store: corrupt state is reported on stderr by default, naming what and where', async (t) => {
+  const w = scratch(t);
+  const store = new Store(join(w, 'cache'));
+  const key = 'a'.repeat(32);
+  put(join(store.root, 'runs'), `${key}.json`, '{"not":"sealed"}');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (said.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(await store.readRun(key), undefined);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.deepEqual(said, [`cache: dropped a corrupt run record (${store.runPath(key)}); it will be rebuilt\n`]);
+});
+
+test('store: the cache layout (logs, checkpoints, runs, latest) as gc and other tools read it', async (t) => {
+  const { w, store } = storeIn(t);
+  const key = 'a'.repeat(32);
+  assert.equal(store.logPath(key), join(store.root, 'logs', `${key}.log`));
+  assert.equal(store.checkpointPath(key), join(store.root, 'checkpoints', key));
+  assert.equal(store.runPath(key), join(store.root, 'runs', `${key}.json`));
+  assert.equal(store.viewPath(key), join(store.root, 'views', key));
+  // runs/ may hold temp files of a record being written: only *.json are runs.
+  const rec = await commitSample(store, w, key);
+  put(join(store.root, 'runs'), `.${key}.json.tmp-1`, 'x');
+  put(join(store.root, 'runs'), `${'b'.repeat(32)}.json.part`, 'x');
+  assert.deepEqual(await store.runKeys(), [key]);
+  // An older engine's index (latest/<spec>.json) beside this engine's (latest/<workspace>/<spec>.json).
+  await store.writeLatest('/w', 'p.yaml', new Map([['s', rec]]));
+  await writeSealed(join(store.root, 'latest', 'old.yaml.json'), { s: { ...rec, at: 'x' } });
+  const all = await store.allLatest();
+  assert.deepEqual([...all.keys()].sort(), [`${workspaceId('/w')}/p.yaml`, 'old.yaml'].sort());
+  assert.deepEqual([...all.get('old.yaml')!.keys()], ['s']);
+  assert.deepEqual([...all.get(`${workspaceId('/w')}/p.yaml`)!.keys()], ['s']);
+  // Another run's entry with the same commit time but another key replaces the old one.
+  await store.writeLatest('/w', 'p.yaml', new Map([['s', { ...rec, key: 'b'.repeat(32) }]]));
+  assert.equal((await store.readLatest('/w', 'p.yaml')).get('s')!.key, 'b'.repeat(32));
+  // A stage label longer than a file name may be is cut (a sweep's variant labels can be long).
+  const tmp = await store.makeTemp(`train[${'lr=0.001,'.repeat(40)}]`);
+  assert.ok(basename(tmp).length < 100, basename(tmp));
+  assert.ok(existsSync(tmp));
+});
+
+/** Makes fs/promises' link fail with `code` while `f` runs (the store's imports see it: live ESM bindings). */
+async function withLinkFailing<T>(code: string, f: () => Promise<T>): Promise<T> {
+  const real = fsp.link;
+  fsp.link = async () => {
+    throw Object.assign(new Error(`${code}: injected`), { code });
+  };
+  syncBuiltinESMExports();
+  try {
+    return await f();
+  } finally {
+    fsp.link = real;
+    syncBuiltinESMExports();
+  }
+}
+
+test('store: where hardlinks fail (EXDEV, EPERM), objects and views are copies that pass the same checks', async (t) => {
+  for (const code of ['EXDEV', 'EPERM']) {
+    const { w, store, dropped } = storeIn(t);
+    const rec = await withLinkFailing(code, () => commitSample(store, w, 'a'.repeat(32)));
+    const fObj = store.objectPath(rec.outputs.f!.digest);
+    assert.equal(readFileSync(fObj, 'utf8'), 'file body', code);
+    assert.equal(statSync(fObj).mtimeMs, OBJECT_MTIME_MS, `${code}: a copied object carries the stamp`);
+    assert.equal(statSync(fObj).mode & 0o777, 0o444, `${code}: read-only`);
+    assert.equal(await store.hasOutputs(rec), true, code);
+    rmSync(store.viewPath(rec.key), { recursive: true });
+    const view = await withLinkFailing(code, () => store.ensureView(rec, 'd'));
+    assert.equal(readFileSync(join(view, 'sub', 'y.txt'), 'utf8'), 'yy');
+    assert.deepEqual(await store.viewProblems(rec, 'd'), [], `${code}: a copied view is intact`);
+    assert.deepEqual(await store.dropWrittenView(rec, 'd'), [], code);
+    assert.deepEqual(dropped, [], code);
+  }
+});
+
+test('store: an object another process stored between our check and our link is kept as it is', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const fObj = store.objectPath(rec.outputs.f!.digest);
+  rmSync(fObj);
+  // The other process links its copy in after our lstat found none: our link() meets EEXIST.
+  const theirs = join(w, 'theirs');
+  writeFileSync(theirs, 'file body');
+  utimesSync(theirs, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
+  chmodSync(theirs, 0o444);
+  const real = fsp.link;
+  fsp.link = async (src, dest) => {
+    if (dest === fObj) {
+      await real(theirs, fObj);
+      throw Object.assign(new Error('EEXIST: injected'), { code: 'EEXIST' });
+    }
+    return real(src, dest);
+  };
+  syncBuiltinESMExports();
+  const out = join(w, 'again');
+  put(out, 'f', 'file body');
+  try {
+    const rec2 = await store.commit(out, ['f'], base('b'.repeat(32)));
+    assert.equal(statSync(fObj).ino, statSync(theirs).ino, 'theirs kept, not replaced by ours');
+    assert.equal(await store.hasOutputs(rec2), true);
+  } finally {
+    fsp.link = real;
+    syncBuiltinESMExports();
+  }
+});
+
+test('store: a view another process built while ours was being built is served, ours removed; a failed build says why and leaves nothing', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const p = store.viewPath(rec.key, 'd');
+  rmSync(store.viewPath(rec.key), { recursive: true });
+  const real = fsp.rename;
+  let theirs = false;
+  fsp.rename = async (from, to) => {
+    if (to !== p) return real(from, to);
+    if (theirs) {
+      await store.materializeInto(rec.outputs.d!, p); // the other process's rename landed first
+      throw Object.assign(new Error('ENOTEMPTY: injected'), { code: 'ENOTEMPTY' });
+    }
+    throw Object.assign(new Error('EACCES: injected'), { code: 'EACCES' });
+  };
+  syncBuiltinESMExports();
+  try {
+    await assert.rejects(store.ensureView(rec, 'd'), /EACCES: injected/);
+    assert.ok(!existsSync(p));
+    assert.deepEqual(readdirSync(store.tmpDir), [], 'the half-built view is removed');
+    theirs = true;
+    assert.equal(await store.ensureView(rec, 'd'), p);
+    assert.deepEqual(await store.viewProblems(rec, 'd'), []);
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+  } finally {
+    fsp.rename = real;
+    syncBuiltinESMExports();
+  }
 });
