@@ -533,6 +533,7 @@ test('store: publish swaps in a copy (never a link to an object), replaces a fol
   // A folder replaced by another holds exactly the new files; a folder replaced by a file.
   writeFileSync(join(dest, 'stale.txt'), 's');
   writeFileSync(join(w, 'ws', '.res.new-123'), 'left by a killed run');
+  put(join(w, 'ws', '.res.old-456'), 'x.txt', 'moved aside by a run killed before it removed it');
   await store.publish(rec.outputs.d!, dest);
   assert.ok(!existsSync(join(dest, 'stale.txt')));
   await store.publish(rec.outputs.f!, dest);
@@ -960,4 +961,79 @@ test('store: a view another process built while ours was being built is served, 
     fsp.rename = real;
     syncBuiltinESMExports();
   }
+});
+
+test('store: a folder publish whose swap fails puts the old folder back; a stage\'s symbolic link in a view is named as added', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const dest = join(w, 'ws', 'res');
+  put(dest, 'mine.txt', 'the old result');
+  const real = fsp.rename;
+  fsp.rename = async (from, to) => {
+    if (to === dest && basename(String(from)).startsWith('.res.new-')) throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+    return real(from, to);
+  };
+  syncBuiltinESMExports();
+  try {
+    await assert.rejects(store.publish(rec.outputs.d!, dest), /EIO: injected/);
+  } finally {
+    fsp.rename = real;
+    syncBuiltinESMExports();
+  }
+  assert.equal(readFileSync(join(dest, 'mine.txt'), 'utf8'), 'the old result');
+  await store.publish(rec.outputs.d!, dest);
+  assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
+  assert.deepEqual(readdirSync(dest).sort(), ['sub', 'x.txt']);
+  // Killed after the swap, before the old folder was removed: the next publish removes it.
+  const realRm = fsp.rm;
+  fsp.rm = async (path, opts) => {
+    if (dirname(String(path)) === join(w, 'ws') && basename(String(path)).startsWith('.res.')) throw Object.assign(new Error('killed: injected'), { code: 'EINTR' });
+    return realRm(path, opts);
+  };
+  syncBuiltinESMExports();
+  try {
+    await assert.rejects(store.publish(rec.outputs.d!, dest), /killed: injected/);
+  } finally {
+    fsp.rm = realRm;
+    syncBuiltinESMExports();
+  }
+  assert.equal(readdirSync(join(w, 'ws')).length, 2);
+  await store.publish(rec.outputs.d!, dest);
+  assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
+  // Links a stage left in a view it read are listed as they are, not followed.
+  const view = store.viewPath(rec.key, 'd');
+  put(w, 'elsewhere/a.txt', 'a');
+  symlinkSync(join(w, 'elsewhere'), join(view, 'dirlink'));
+  symlinkSync(join(w, 'gone'), join(view, 'broken'));
+  assert.deepEqual((await store.viewProblems(rec, 'd')).sort(), ['d/broken: added', 'd/dirlink: added']);
+});
+
+test('store: saveManifest keeps a good manifest (same file), skips a folder digest without a list; a fresh store has nothing to delete', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const path = store.manifestPath(rec.outputs.d!.digest);
+  const ino = statSync(path).ino;
+  await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
+  assert.equal(statSync(path).ino, ino, 'not rewritten');
+  await store.saveManifest({ kind: 'dir', digest: 'e'.repeat(32), size: 1, files: 1 });
+  assert.ok(!existsSync(store.manifestPath('e'.repeat(32))));
+  const fresh = new Store(join(w, 'fresh'));
+  assert.equal(await fresh.deleteManifestsExcept(new Set()), 0);
+  assert.deepEqual(await fresh.clearTemp(), []);
+  assert.deepEqual(await fresh.runKeys(), []);
+  assert.deepEqual(await fresh.allLatest(), new Map());
+  assert.deepEqual(await fresh.workspaces(), new Map());
+});
+
+test('store: a view whose object was replaced by a folder loses that folder too when a stage wrote into the view', async (t) => {
+  const { w, store } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const view = store.viewPath(rec.key, 'd');
+  const xObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'x.txt')!.digest);
+  rmSync(xObj);
+  put(xObj, 'inside', 'not an object');
+  rmSync(join(view, 'x.txt'));
+  assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/x.txt: removed']);
+  assert.ok(!existsSync(xObj));
+  assert.ok(!existsSync(view));
 });

@@ -530,7 +530,11 @@ export class Store {
     if (out.kind === 'dir' && (await exists(dest))) {
       const old = join(dirname(dest), `.${basename(dest)}.${tempName('old')}`);
       await rename(dest, old);
-      await rename(tmp, dest);
+      // If the new folder cannot go in, the old one goes back: the path is never left empty.
+      await rename(tmp, dest).catch(async (e: unknown) => {
+        await rename(old, dest);
+        throw e;
+      });
       await rm(old, { recursive: true, force: true });
     } else {
       if (out.kind === 'file' && (await stat(dest).catch(() => undefined))?.isDirectory()) await rm(dest, { recursive: true });
