@@ -149,3 +149,14 @@ test('mutation accounting: a surviving mutant is named by file, mutator, origina
   assert.deepEqual([some.open.map((o) => o.m.mutatorName), some.covered], [['NumberLiteral'], 1]);
   assert.throws(() => readExplained(`${key}\t\n`), /each line needs file, mutator, original, replacement and a reason/);
 });
+
+test('mutation areas: each core module is in exactly one area, checked by that area\'s own test files; a file asked for runs in its area only', async () => {
+  const { AREAS, areaRuns } = await import('./reliability/mutate.ts');
+  const modules = AREAS.flatMap((a) => a.mutate.map((m) => m.split(':')[0]));
+  assert.equal(new Set(modules).size, modules.length, 'no module in two areas');
+  for (const a of AREAS) for (const f of [...a.mutate.map((m) => m.split(':')[0]!), ...a.tests]) assert.ok(existsSync(f), f);
+  assert.deepEqual(areaRuns(['src/cache/store.ts']), [{ area: 'cache', mutate: ['src/cache/store.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts'] }]);
+  assert.deepEqual(areaRuns(['stages/lib/stats.ts', 'src/run/plan.ts:10-20']).map((r) => [r.area, r.mutate]), [['run', ['src/run/plan.ts:10-20']], ['evaluation', ['stages/lib/stats.ts']]]);
+  assert.deepEqual(areaRuns(undefined).map((r) => r.area), AREAS.map((a) => a.area));
+  assert.throws(() => areaRuns(['src/cli.ts']), /not in any area of test\/reliability\/mutate.ts: src\/cli.ts/);
+});

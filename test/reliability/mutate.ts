@@ -1,5 +1,6 @@
-// `npm run mutate`: StrykerJS over the core's modules (stryker.config.json lists them and the fast
-// unit tests each is checked by), then, from its reports:
+// `npm run mutate`: StrykerJS over the core, area by area (AREAS below: each module is checked
+// against its own area's fast unit tests only, so a mutant costs seconds, and a module counts as
+// tested only by tests written for it), then, from the reports:
 //   mutation score S% (killed K, survived V, timeout T, no coverage C) over F files
 //   unexplained: U of V + C mutants that no test kills (test/reliability/equivalent-mutants.tsv explains E)
 // and each unexplained one by file, line, mutator and replacement. A mutant no test kills is either
@@ -8,13 +9,31 @@
 // Too slow for every submission: run it when the core changes (one file: `-- --mutate <file>`).
 // `-- --summary`: no run; the figures over every file measured so far (the incremental report).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const REPORT = `${ROOT}reports/mutation/mutation.json`;
 const INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
 const EXPLAINED = `${ROOT}test/reliability/equivalent-mutants.tsv`;
+
+/** The core by area: the modules mutated and the fast tests that check them (stryker.config.json has the rest). */
+export const AREAS: Array<{ area: string; mutate: string[]; tests: string[] }> = [
+  { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts'] },
+  { area: 'spec', mutate: ['src/spec/compile.ts', 'src/spec/references.ts', 'src/spec/shell.ts', 'src/spec/duration.ts'], tests: ['test/units-compile.test.ts', 'test/units-spec.test.ts'] },
+  { area: 'run', mutate: ['src/run/plan.ts', 'src/run/scheduler.ts'], tests: ['test/units-scheduler.test.ts', 'test/units-slurm.test.ts'] },
+  { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'] },
+  { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts'] },
+  { area: 'features', mutate: ['stages/lib/wav.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts'] },
+  { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'] },
+];
+
+/** What to mutate in each area: all of it, or the files (or `file:lines`) asked for that belong to it. */
+export function areaRuns(asked: string[] | undefined): Array<{ area: string; mutate: string[]; tests: string[] }> {
+  const runs = AREAS.map((a) => ({ ...a, mutate: asked ? asked.filter((f) => a.mutate.some((m) => m.split(':')[0] === f.split(':')[0])) : a.mutate }));
+  const unknown = (asked ?? []).filter((f) => !AREAS.some((a) => a.mutate.some((m) => m.split(':')[0] === f.split(':')[0])));
+  if (unknown.length) throw new Error(`not in any area of test/reliability/mutate.ts: ${unknown.join(', ')}`);
+  return runs.filter((r) => r.mutate.length);
+}
 
 interface Position {
   line: number;
@@ -82,17 +101,31 @@ export function unexplained(report: Report, explained: Map<string, string>): { o
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const summary = process.argv.includes('--summary');
+  const args = process.argv.slice(2);
+  const summary = args.includes('--summary');
+  const at = args.indexOf('--mutate');
+  const asked = at >= 0 ? args[at + 1]!.split(',') : undefined;
+  const passOn = args.filter((a, i) => !['--summary', '--keys', '--mutate'].includes(a) && !(at >= 0 && i === at + 1));
+  const files = new Set<string>();
   if (!summary) {
-    const ours = new Set(['--summary', '--keys']);
-    const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', ...process.argv.slice(2).filter((a) => !ours.has(a))], { cwd: ROOT, stdio: 'inherit' });
-    if (r.status !== 0) process.exit(r.status ?? 1);
+    const base = JSON.parse(readFileSync(`${ROOT}stryker.config.json`, 'utf8')) as { tap: Record<string, unknown> };
+    mkdirSync(`${ROOT}reports/mutation`, { recursive: true });
+    for (const run of areaRuns(asked)) {
+      process.stderr.write(`mutate: area ${run.area}: ${run.mutate.join(', ')} against ${run.tests.join(', ')}\n`);
+      const config = `${ROOT}reports/mutation/stryker-${run.area}.json`;
+      writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests } }, null, 2));
+      const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
+      if (r.status !== 0) process.exit(r.status ?? 1);
+      for (const f of run.mutate) files.add(f.split(':')[0]!);
+    }
   }
-  const report = JSON.parse(readFileSync(summary ? INCREMENTAL : REPORT, 'utf8')) as Report;
+  // The incremental report holds every file measured so far, each as last measured.
+  const all = JSON.parse(readFileSync(INCREMENTAL, 'utf8')) as Report;
+  const report: Report = summary ? all : { files: Object.fromEntries(Object.entries(all.files).filter(([f]) => files.has(f))) };
   const { open, covered } = unexplained(report, readExplained(readFileSync(EXPLAINED, 'utf8')));
   for (const { file, m, key } of open.sort((a, b) => a.file.localeCompare(b.file) || a.m.location.start.line - b.m.location.start.line)) {
     process.stderr.write(`${m.status.padEnd(10)} ${file}:${m.location.start.line} ${m.mutatorName}${m.replacement ? ` -> ${collapse(m.replacement).slice(0, 60)}` : ''}\n`);
-    if (process.argv.includes('--keys')) process.stderr.write(`  ${key}\t\n`);
+    if (args.includes('--keys')) process.stderr.write(`  ${key}\t\n`);
   }
   process.stdout.write(`${scoreLine(report)}\n`);
   process.stdout.write(`unexplained: ${open.length} of ${open.length + covered} mutants that no test kills (test/reliability/equivalent-mutants.tsv explains ${covered})\n`);
