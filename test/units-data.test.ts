@@ -2,8 +2,12 @@
 // exact values. The stage around them (audio, resampling, skipBad) is run on real corpora in
 // features-data.test.ts.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { COLUMNS, EMOTIONS, RowError, SPLITS, cell, columnIndex, csvLine, fileId, parseCsv, parseRow, type Split } from '../stages/lib/exvo.ts';
+import { COLUMNS, EMOTIONS, RowError, SPLITS, cell, columnIndex, csvLine, fileId, loadClip, parseCsv, parseRow, type Clip, type Split } from '../stages/lib/exvo.ts';
+import { encodeWavFloat32 } from '../stages/lib/wav.ts';
 
 test('CSV: quoted fields with commas, quotes and newlines; CRLF and CR line ends; blank lines and a missing last newline', () => {
   assert.deepEqual(parseCsv('a,b\r\n"x, y","say ""hi"""\n"two\nlines",\r\n\n3,4'), [
@@ -15,6 +19,9 @@ test('CSV: quoted fields with commas, quotes and newlines; CRLF and CR line ends
   assert.deepEqual(parseCsv('a\rb\r'), [['a'], ['b']]);
   assert.deepEqual(parseCsv(''), []);
   assert.deepEqual(parseCsv(',\n'), [['', '']]);
+  // A last line with no newline is a row whether it has one field or several.
+  assert.deepEqual(parseCsv('a\nb'), [['a'], ['b']]);
+  assert.deepEqual(parseCsv('a\nb,'), [['a'], ['b', '']]);
   assert.equal(csvLine(['a', 1, 'x,y', 'q"q', 'l\nl']), 'a,1,"x,y","q""q","l\nl"');
   assert.deepEqual(parseCsv(csvLine(['x,y', 'q"q', 'p']) + '\n'), [['x,y', 'q"q', 'p']], 'csvLine reads back');
 });
@@ -24,6 +31,9 @@ test('File_ID as ExVo writes it ([58712]) or bare', () => {
   assert.equal(fileId(' 58712 '), '58712');
   assert.equal(fileId('[ab]c]'), 'ab]c');
   assert.equal(fileId('[58712'), '[58712');
+  // Only brackets around the whole ID are ExVo's: anything else is part of the ID.
+  assert.equal(fileId('x[58712]'), 'x[58712]');
+  assert.equal(fileId('[58712]x'), '[58712]x');
 });
 
 const HEADER = [...COLUMNS].reverse(); // any column order
@@ -83,4 +93,14 @@ test('a row: every reason it cannot be used, worded for the user', () => {
   assert.throws(() => parseRow(row({ File_ID: '[1]' }), col, 9, seen, ALL), (e: unknown) => e instanceof RowError && e.message === 'duplicate File_ID 1 (first on row 7)');
   // Bounds are inclusive.
   assert.deepEqual(parseRow(row({ Awe: '0', Surprise: '1' }), col, 2, new Map(), ALL)!.labels!.filter((_, i) => i === 0 || i === 9), [0, 1]);
+});
+
+test('a clip is read from its path inside the dataset folder', (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'exvo-'));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  mkdirSync(join(d, 'wav'));
+  writeFileSync(join(d, 'wav', '1.wav'), encodeWavFloat32(new Float32Array([0.5, -0.25, 0]), 16000));
+  writeFileSync(join(d, '1.wav'), encodeWavFloat32(new Float32Array([1]), 16000));
+  const clip = { id: '1', wav: 'wav/1.wav' } as Clip;
+  assert.deepEqual([...loadClip(d, clip)], [0.5, -0.25, 0]);
 });
