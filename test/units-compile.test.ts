@@ -476,3 +476,152 @@ test('a matrix key `seed` is each variant\'s seed (seeds as replicates); a seed 
     '7:11 stages.b.seed: give the seed either as `seed:` or as the matrix key `seed`, not both',
   ]);
 });
+
+test('more mistakes, each at its place: a string run, deps, env, list inputs, an outs path entry; every name a message lists', async (t) => {
+  const spec = `params: { tag: x }
+stages:
+  prep:
+    run: [echo, '\${outputs.data}', '\${outputs.log}']
+    outs: { data: null, log: null }
+  s1:
+    run: 'cat \${stages.prepp.outputs.data}'
+  s2:
+    run: [echo]
+    deps: [a.txt, '\${stages.prep.outputs.data}']
+  s3:
+    run: [echo, '\${outputs.nope}']
+    outs: { a: null, b: null }
+  s4:
+    run: [cat, '\${stages.prep.outputs.zzzzzz}']
+  s5:
+    run: [echo]
+    outs: { o: { path: ../x } }
+  s6:
+    run: [echo]
+    env: { E: '\${params.nope}' }
+  s7:
+    run: [echo]
+    outs: { o1: null, o2: null }
+    metrics: [nope/x.json]
+  s8:
+    run: [echo]
+    inputs: { x: [a.txt, '\${stages.prep.outputs.data}/sub'] }
+  s9:
+    run: [echo]
+    needs: [5]
+    inputs: { y: [5] }
+`;
+  assert.deepEqual(await problems(t, spec), [
+    "7:10 stages.s1.run: unknown stage 'prepp' in ${stages.prepp.outputs.data} (did you mean 'prep'?)",
+    "10:19 stages.s2.deps[1]: ${stages.prep.outputs.data} can only appear in a stage's inputs, run or env",
+    '12:10 stages.s3.run: ${outputs.nope} is not declared under outs (declared: a, b)',
+    "15:16 stages.s4.run[1]: stage 'prep' has no output 'zzzzzz' (its outputs: data, log)",
+    "18:24 stages.s5.outs.o.path: path '../x' resolves outside the workspace (WS); stage paths must stay inside it",
+    "21:15 stages.s6.env.E: unknown reference ${params.nope}: no such parameter",
+    "25:15 stages.s7.metrics[0]: 'nope/x.json' must start with one of the stage's outputs (o1, o2): <output>/<file inside it>",
+    '28:26 stages.s8.inputs.x[1]: an input is either a workspace path or one ${stages.<id>.outputs.<name>} reference, not a mix',
+    '31:13 stages.s9.needs[0]: must be string, got number 5',
+    '32:19 stages.s9.inputs.y[0]: must be string, got number 5',
+  ]);
+});
+
+test('what compiles: splicing a sweep and an output into one list input, upstreams once each, self-overlapping paths, nested outs in any order, one diagnostic per place', async (t) => {
+  const p = await compile(t, `params: { dir: data, name: t }
+stages:
+  prep:
+    run: [echo]
+    outs: { data: out/data.txt }
+  sweep:
+    matrix: { k: [1, 2], w: [a] }
+    run: [echo]
+    outs: { o: null }
+  part:
+    matrix: { w: [a] }
+    run: [echo]
+    inputs: { all: '\${stages.sweep.outputs.o}' }
+  reads:
+    run: [cat, '\${stages.prep.outputs.data}']
+    needs: [prep, sweep]
+    inputs:
+      x: ['\${stages.sweep.outputs.o}', '\${stages.prep.outputs.data}']
+      t: '\${params.dir}/\${params.name}.csv'
+  grow:
+    run: [echo]
+    deps: [results]
+    outs: { o: results/new.txt, keep: { path: kept.txt } }
+  res:
+    run: [echo]
+    outs: { o: res }
+  resultset:
+    run: [echo]
+    outs: { o: result }
+`);
+  const reads = p.stages.get('reads')!;
+  assert.deepEqual(reads.inputs.x, {
+    list: true,
+    items: [
+      { kind: 'output', ref: { stage: 'sweep[k=1,w=a]', output: 'o' } },
+      { kind: 'output', ref: { stage: 'sweep[k=2,w=a]', output: 'o' } },
+      { kind: 'output', ref: { stage: 'prep', output: 'data' } },
+    ],
+  });
+  assert.deepEqual(reads.inputs.t, { list: false, items: [{ kind: 'path', path: 'data/t.csv' }] });
+  assert.deepEqual(reads.upstream, ['sweep[k=1,w=a]', 'sweep[k=2,w=a]', 'prep'], 'each upstream once, whether referenced or needed (inputs are read before run)');
+  // A consumer sharing one of the sweep's keys reads the variants that match it, as a list.
+  assert.deepEqual(p.stages.get('part[w=a]')!.inputs.all!.list, true);
+  const grow = p.stages.get('grow')!;
+  assert.deepEqual(grow.upstream, [], 'a stage reading the folder it publishes into is not its own upstream');
+  assert.deepEqual(grow.overwrite, [], 'overwrite only where asked');
+  assert.deepEqual(grow.outs, { o: 'results/new.txt', keep: 'kept.txt' });
+  // A published folder declared after what lies inside it still clashes; one stage publishing into its own output too.
+  assert.deepEqual(
+    await problems(t, 'stages:\n  inner:\n    run: [echo]\n    outs: { o: res/inner }\n  outer:\n    run: [echo]\n    outs: { o: res }\n  self:\n    run: [echo]\n    outs: { a: s, b: s/x }\n'),
+    [
+      "4:16 stages.inner.outs.o: 'res/inner' lies inside 'res', published by outer and inner: each outs path needs exactly one producer",
+      "10:22 stages.self.outs.b: 's/x' lies inside 's', published by stage self (twice): each outs path needs exactly one producer",
+    ],
+  );
+  // Every variant of a sweep making the same mistake at the same place: said once.
+  assert.deepEqual(await problems(t, "stages:\n  s:\n    matrix: { k: [1, 2, 3] }\n    run: [echo, '${outputs.undeclared}']\n"), ['4:10 stages.s.run: ${outputs.undeclared} is not declared under outs (declared: none)']);
+  // A cycle is shown from the stage first in the spec, whichever stage the search met first.
+  const cycle = 'stages:\n  z:\n    run: [cat, "${stages.x.outputs.o}"]\n    outs: { o: null }\n  x:\n    run: [cat, "${stages.y.outputs.o}"]\n    outs: { o: null }\n  y:\n    run: [cat, "${stages.z.outputs.o}"]\n    outs: { o: null }\n';
+  assert.deepEqual(await problems(t, cycle), ['2:3 stages.z: dependency cycle: z -> y -> x -> z']);
+  // Met from a stage outside it (entry), the search enters the cycle at p; q comes first in the spec.
+  const entered = 'stages:\n  entry:\n    run: [cat, "${stages.p.outputs.o}"]\n  q:\n    run: [cat, "${stages.p.outputs.o}"]\n    outs: { o: null }\n  p:\n    run: [cat, "${stages.q.outputs.o}"]\n    outs: { o: null }\n';
+  assert.deepEqual(await problems(t, entered), ['4:3 stages.q: dependency cycle: q -> p -> q']);
+});
+
+test('values: a whole reference keeps its type, a mixed one is text; lists and maps resolve inside; command strings split like a shell; numbers as written', async (t) => {
+  const p = await compile(t, `params: { lr: 0.5, big: .inf, on: true }
+stages:
+  s:
+    matrix: { k: [.inf, 2] }
+    run: 'python3 "a \\"b\\" c" ''d e'' f'
+    params: { n: '\${params.lr}', m: 'x\${params.lr}', l: ['\${params.lr}', 2, { deep: '\${params.on}' }], b: '\${params.big}' }
+    env: { EMPTY: '', K: '\${matrix.k}' }
+    version: '\${params.lr}'
+`);
+  const s = p.stages.get('s[k=Infinity]')!;
+  assert.ok(s, [...p.stages.keys()].join(', '));
+  assert.deepEqual(s.params, { n: 0.5, m: 'x0.5', l: [0.5, 2, { deep: true }], b: Infinity });
+  assert.deepEqual(s.command!.argv, [['python3'], ['a "b" c'], ['d e'], ['f']]);
+  assert.deepEqual(s.env, { EMPTY: [''], K: ['Infinity'] });
+  assert.equal(s.version, 0.5);
+  assert.deepEqual(p.absent, [], 'no module looked for, nothing absent');
+  assert.deepEqual(
+    await problems(t, `stages:
+  s:
+    matrix: { k: [1], w: [a] }
+    run: [echo, '\${matrix.x}', '\${stages.}']
+    inputs: { i: '\${outputs.o}' }
+    deps: ['.']
+    outs: { o: null }
+`),
+    [
+      "4:17 stages.s.run[1]: unknown reference ${matrix.x}: matrix keys are k, w",
+      "4:32 stages.s.run[2]: bad reference ${stages.}: expected ${stages.<id>.outputs.<name>}",
+      "5:18 stages.s.inputs.i: ${outputs.o} can only appear in a command stage's run or env",
+      "6:12 stages.s.deps[0]: path '.': a dep cannot be the workspace root (it holds the spec, the code and the cache); name a file or folder inside it",
+    ],
+  );
+});

@@ -214,7 +214,9 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           items.forEach((item, i) => {
             if (typeof item !== 'string') return;
             const ipath = Array.isArray(value) ? [...path, i] : path;
+            const said = diags.length;
             const t = resolveTemplate(src, ipath, item, refScope('inputs'), diags, pending);
+            if (diags.length > said) return; // a reference that failed already said so
             if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) {
               // Resolved once every variant exists (below); a sweep's variants widen it to a list.
               pendingInputs.push({ node, name, index: spec.items.length, ref: pending[pending.length - 1]! });
@@ -257,8 +259,10 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         node.outputs = isObj(st.outs) ? Object.keys(st.outs) : [];
         for (const p of Array.isArray(st.deps) ? st.deps : []) {
           const i = (st.deps as unknown[]).indexOf(p);
+          const said = diags.length;
           const v = resolveValue(src, [...at, 'deps', i], p, scope, diags, []);
-          if (typeof v === 'string') {
+          // A reference that failed already said so: what is left of the path is not checked again.
+          if (typeof v === 'string' && diags.length === said) {
             const c = confine(src, [...at, 'deps', i], where, v, diags, 'dep');
             if (c !== undefined) node.deps.push(c);
           }
@@ -279,8 +283,9 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           const target = isObj(entry) ? entry.path : entry;
           const tpath = isObj(entry) ? [...at, 'outs', name, 'path'] : [...at, 'outs', name];
           if (typeof target !== 'string') continue;
+          const said = diags.length;
           const v = resolveValue(src, tpath, target, scope, diags, []);
-          if (typeof v === 'string') {
+          if (typeof v === 'string' && diags.length === said) {
             const c = confine(src, tpath, where, v, diags, 'outs');
             if (c !== undefined) {
               node.outs[name] = c;

@@ -107,10 +107,18 @@ function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Di
   const kept = errors.filter(
     (e) => e.keyword === 'oneOf' || !oneOfs.some((p) => e.schemaPath.startsWith(`${p}/`)),
   );
+  // A oneOf whose value is of one branch's kind, with errors reported inside the value: those say
+  // what is wrong ("must be a string or a list, got a list" would not).
+  const inside = (e: ErrorObject) => kept.some((x) => x !== e && x.instancePath.startsWith(`${e.instancePath}/`));
+  const ofItsKind = (e: ErrorObject) => {
+    const v = valueAt(src.value, [...at, ...pointerToPath(e.instancePath)]);
+    return ((e.parentSchema as { oneOf?: JsonSchema[] })?.oneOf ?? []).some((b) => (Array.isArray(v) ? branchName(b).endsWith('list') : branchName(b) === `a ${v === null ? 'null' : typeof v}`));
+  };
+  const useful = kept.filter((e) => !(e.keyword === 'oneOf' && ofItsKind(e) && inside(e)));
   const seen = new Set<string>();
   const out: Diagnostic[] = [];
-  for (const e of kept) {
-    const path = [...at, ...pointerToPath(e.instancePath)];
+  for (const e of useful) {
+    const path = indexed(src.value, [...at, ...pointerToPath(e.instancePath)]);
     let d: Diagnostic;
     switch (e.keyword) {
       case 'required':
@@ -163,6 +171,16 @@ function branchName(s: JsonSchema): string {
 function pointerToPath(pointer: string): string[] {
   if (!pointer) return [];
   return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** A path whose segments into lists are numbers (`needs[0]`, as the rest of the diagnostics write it). */
+function indexed(root: unknown, path: SpecPath): SpecPath {
+  let v = root;
+  return path.map((seg) => {
+    const out = Array.isArray(v) && /^\d+$/.test(String(seg)) ? Number(seg) : seg;
+    v = v && typeof v === 'object' ? (v as Record<string, unknown>)[out] : undefined;
+    return out;
+  });
 }
 
 function valueAt(root: unknown, path: SpecPath): unknown {
