@@ -625,3 +625,63 @@ stages:
     ],
   );
 });
+
+test('messages with nothing close to suggest list what there is (or say none); a run that is not a command is named once', async (t) => {
+  assert.deepEqual(
+    await problems(t, `stages:
+  empty:
+    run: [echo]
+  a:
+    run: [cat, '\${stages.zzzzzz.outputs.o}', '\${stages.empty.outputs.o}']
+    needs: [qqqqqq]
+  n:
+    run: 5
+  cmd:
+    run: ''
+`),
+    [
+      "5:16 stages.a.run[1]: unknown stage 'zzzzzz' in ${stages.zzzzzz.outputs.o}",
+      "5:46 stages.a.run[2]: stage 'empty' has no output 'o' (its outputs: none)",
+      "6:13 stages.a.needs[0]: unknown stage 'qqqqqq' in needs",
+      '8:10 stages.n.run: must be a string or a non-empty list, got number 5',
+      '10:10 stages.cmd.run: the command is empty: give the program to run (and its arguments)',
+    ],
+  );
+});
+
+test('module stages: what a module lacks is listed when nothing is close; a load error is shown from its first line with text; packages in the workspace', async (t) => {
+  const files = {
+    'stages/m.ts': MODULE(),
+    'stages/bare.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'object' }, inputs: [], outputs: [], run() {} });\n",
+    'stages/throws.ts': "throw new Error('  \\n\\t\\nthe real reason\\nmore');\n",
+    'node_modules/localpkg/package.json': '{ "name": "localpkg", "version": "1.0.0" }',
+    'node_modules/localpkg/st.ts': MODULE(),
+    'd.txt': 'x',
+  };
+  assert.deepEqual(
+    await problems(t, `stages:
+  m:
+    uses: stages/m.ts
+    inputs: { data: d.txt, zzzzzz: d.txt }
+  b:
+    uses: stages/bare.ts
+    inputs: { x: d.txt }
+    outs: { o: out.txt }
+  t:
+    uses: stages/throws.ts
+  dot:
+    uses: ./stages/exvo.ts
+`, { builtinRoot: ROOT }, files),
+    [
+      "4:28 stages.m.inputs.zzzzzz: stage module 'stages/m.ts' has no input 'zzzzzz' (its inputs: data)",
+      "7:15 stages.b.inputs.x: stage module 'stages/bare.ts' has no input 'x' (its inputs: none)",
+      "8:13 stages.b.outs.o: stage module 'stages/bare.ts' has no output 'o' (its outputs: none)",
+      "10:11 stages.t.uses: cannot load stage module 'stages/throws.ts': the real reason",
+      "12:11 stages.dot.uses: unknown stage module './stages/exvo.ts': no such file in the workspace or among the built-in stages",
+    ],
+  );
+  const ok = await compile(t, 'stages:\n  p:\n    uses: localpkg/st.ts\n    inputs: { data: d.txt }\n', { builtinRoot: ROOT }, files);
+  assert.equal(ok.stages.get('p')!.module!.rel, 'node_modules/localpkg/st.ts', "a package installed in the workspace's own node_modules");
+  const usage = await compile(t, 'stages:\n  m:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n', { sets: ['stages.m.params.zzzzzz=3'] }, files).catch((e: unknown) => e);
+  assert.equal((usage as Error).message, "--set 'stages.m.params.zzzzzz=3': stage module 'stages/m.ts' has no param 'zzzzzz' (its params: n)");
+});

@@ -248,8 +248,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       } else {
         const shell = st.shell === true;
         const argv = typeof st.run === 'string' ? (shell ? [st.run] : splitArgs(st.run)) : Array.isArray(st.run) ? st.run.map(String) : [];
-        // An empty list is the schema's to report (`run` must be a non-empty list).
-        if (!(Array.isArray(st.run) && !st.run.length) && (!argv.length || !argv[0]!.trim())) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
+        // An empty list, or a run that is neither text nor a list, is the schema's to report.
+        if ((typeof st.run === 'string' || (Array.isArray(st.run) && st.run.length)) && (!argv.length || !argv[0]!.trim())) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
         const script = shellScriptIndex(argv, shell);
         node.command = {
           shell,
