@@ -166,13 +166,26 @@ test('a stage that writes into what it read fails; the damaged output is dropped
 
 // (Time limits are checked through the CLI in trust-processes.test.ts: a second per run is too slow here.)
 test('an aborted run stops its stages and blocks what waits on them', async (t) => {
-  const stop = new AbortController();
-  setTimeout(() => stop.abort(new Error('interrupted')), 100);
   const { e } = workspace(t, 'stages:\n  slow:\n    run: [sleep, "5"]\n  after:\n    run: [echo]\n    needs: [slow]\n');
-  const started = Date.now();
-  const r = await e.run('p.yaml', { signal: stop.signal });
-  assert.ok(Date.now() - started < 3000);
-  assert.deepEqual(states(r), { slow: 'stopped', after: 'blocked' });
+  // Stopped before any stage started (while compiling): nothing runs.
+  const early = new AbortController();
+  early.abort(new Error('interrupted'));
+  const r0 = await e.run('p.yaml', { signal: early.signal });
+  assert.deepEqual(states(r0), { slow: 'stopped', after: 'blocked' });
+  // Stopped while the stage runs: its process is stopped at once, not waited for.
+  const stop = new AbortController();
+  let startedAt = 0;
+  const reporter = new (class extends RecordingReporter {
+    override start(id: string): void {
+      super.start(id);
+      startedAt = Date.now();
+      setTimeout(() => stop.abort(new Error('interrupted')), 300);
+    }
+  })();
+  const r = await e.run('p.yaml', { signal: stop.signal, reporter });
+  assert.deepEqual(reporter.started, ['slow']);
+  assert.ok(Date.now() - startedAt < 3000, `stopped after ${Date.now() - startedAt} ms`);
+  assert.deepEqual(Object.fromEntries(reporter.states), { slow: 'stopped', after: 'blocked' });
   assert.equal(r.ok, false);
   assert.deepEqual(await e.store.runKeys(), []);
 });
@@ -376,4 +389,107 @@ test('--verify rehashes what a hit would serve: an object whose bytes changed un
   assert.equal(v.reporter.states.get('prep'), 'done');
   assert.deepEqual(runs(), ['prep']);
   assert.equal(read('out/data.txt'), 'HELLO\n');
+});
+
+test('a module stage sees its inputs (a gathered sweep as a list with each variant named, one output, a workspace file) and reports progress and notices', async (t) => {
+  const spec = `stages:
+  s:
+    matrix: { k: [1, 2] }
+    run: [sh, -c, 'echo "$1" > "$0"', '\${outputs.o}', '\${matrix.k}']
+    outs: { o: null }
+  m:
+    uses: stages/m.ts
+    executor: inline
+    inputs: { all: '\${stages.s.outputs.o}', one: '\${stages.s[k=2].outputs.o}', table: raw.txt }
+`;
+  const mod = `import { writeFileSync } from 'node:fs';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({
+  params: { type: 'object' },
+  inputs: ['all', 'one', 'table'],
+  outputs: ['o'],
+  run(ctx) {
+    ctx.progress(0.5, 'half way');
+    ctx.notice('a notice');
+    writeFileSync(ctx.outputs.o, JSON.stringify({ inputs: ctx.inputs, variants: ctx.variants }));
+  },
+});
+`;
+  const { w, e } = workspace(t, spec, { 'stages/m.ts': mod });
+  const r = await e.run();
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  const view = (id: string) => e.store.viewPath(r.results.get(id)!.key!, 'o');
+  const seen = JSON.parse(readFileSync(join(view('m'), ''), 'utf8')) as { inputs: Record<string, unknown>; variants: Record<string, unknown> };
+  assert.deepEqual(seen.inputs, { all: [view('s[k=1]'), view('s[k=2]')], one: view('s[k=2]'), table: join(w, 'raw.txt') });
+  assert.deepEqual(seen.variants, {
+    all: [
+      { stage: 's[k=1]', matrix: { k: 1 }, path: view('s[k=1]') },
+      { stage: 's[k=2]', matrix: { k: 2 }, path: view('s[k=2]') },
+    ],
+    one: [{ stage: 's[k=2]', matrix: { k: 2 }, path: view('s[k=2]') }],
+  });
+  assert.ok(r.reporter.progressed.some(([id, f, m]) => id === 'm' && f === 0.5 && m === 'half way'), JSON.stringify(r.reporter.progressed));
+  assert.ok(r.reporter.messages.includes('m: a notice'), r.reporter.messages.join('\n'));
+  const d = r.results.get('m')!.durationMs!;
+  assert.ok(d >= 0 && d < 60_000, `duration ${d}`);
+});
+
+test('a stage that wrote into many files of what it read: the first three are named and the rest counted, an output read twice counted once', async (t) => {
+  const spec = `stages:
+  make:
+    run: [sh, -c, 'mkdir "$0"; for f in a b c d e; do echo $f > "$0/$f"; done', '\${outputs.o}']
+    outs: { o: null }
+  vandal:
+    run: [sh, -c, 'chmod -R u+w "$0"; for f in a b c d e; do echo X > "$0/$f"; done; echo ok > "$2"', '\${stages.make.outputs.o}', '\${stages.make.outputs.o}', '\${outputs.o}']
+    env: { SAME: '\${stages.make.outputs.o}' }
+    outs: { o: null }
+`;
+  const { e } = workspace(t, spec);
+  const r = await e.run();
+  assert.equal(
+    r.results.get('vandal')!.error,
+    'the stage wrote into its input (make.o/a: modified after it was stored; make.o/b: modified after it was stored; make.o/c: modified after it was stored; 2 more): stages must not modify what they read; the damaged copy was dropped and its producer will rerun',
+  );
+  // Exactly three: all named, nothing more to count.
+  writeFileSync(join(e.dir, 'p.yaml'), spec.replace('for f in a b c d e; do echo X', 'for f in a b c; do echo X'));
+  const r2 = await e.run();
+  assert.match(r2.results.get('vandal')!.error!, /make\.o\/c: modified after it was stored\): stages must not/);
+});
+
+test('publishing: a published output the user deleted is put back silently; a new result replaces the old one without keeping it aside; overwrite: true replaces a user file without keeping it', async (t) => {
+  const { w, e, read } = workspace(t, CHAIN, { 'out/side.txt': 'mine\n' });
+  writeFileSync(join(w, 'p.yaml'), CHAIN.replace('outs: { o: out/side.txt }', 'outs: { o: { path: out/side.txt, overwrite: true } }'));
+  const r = await e.run();
+  assert.equal(r.ok, true);
+  assert.equal(read('out/side.txt'), 'side\n');
+  (await import('node:fs')).rmSync(join(w, 'out', 'data.txt'));
+  const r2 = await e.run();
+  assert.equal(read('out/data.txt'), 'HELLO\n');
+  writeFileSync(join(w, 'raw.txt'), 'changed\n');
+  const r3 = await e.run();
+  assert.equal(read('out/data.txt'), 'CHANGED\n');
+  assert.deepEqual(readdirSync(join(w, 'out')).sort(), ['data.txt', 'n.txt', 'side.txt'], 'nothing kept aside');
+  for (const x of [r, r2, r3]) assert.deepEqual(x.reporter.messages.filter((m) => m.includes('kept as')), []);
+});
+
+test('a failed stage\'s log tail is read without leaving a file open', async (t) => {
+  const { e } = workspace(t, 'stages:\n  bad:\n    run: [sh, -c, "echo something went wrong; exit 3"]\n');
+  await e.run();
+  const open = () => readdirSync('/proc/self/fd').length;
+  const before = open();
+  for (let i = 0; i < 5; i++) {
+    const r = await e.run();
+    assert.deepEqual(r.results.get('bad')!.logTail, ['something went wrong']);
+  }
+  assert.equal(open(), before);
+});
+
+test('an outs path that a stage turned into a way out of the workspace (a link made during the run) is refused at publish, by name', async (t) => {
+  const outside = scratch(t);
+  const { w, e } = workspace(t, 'stages:\n  s:\n    run: [echo]\n');
+  writeFileSync(join(w, 'p.yaml'), `stages:\n  s:\n    run: [sh, -c, 'ln -s "${outside}" "${w}/out"; echo x > "$0"', '\${outputs.o}']\n    outs: { o: out/x.txt }\n`);
+  const r = await e.run();
+  assert.equal(r.results.get('s')!.state, 'failed');
+  assert.match(r.results.get('s')!.error!, /^cannot publish output 'o': /);
+  assert.deepEqual(readdirSync(outside), [], 'nothing written through the link');
 });

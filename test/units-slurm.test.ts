@@ -83,12 +83,17 @@ test('slurm: stale stages are submitted at once, a sweep as one array after its 
   const again = await c.e.run('p.yaml', {}, {}, POLL);
   assert.deepEqual(states(again), { prep: 'cached', 'head[n=1]': 'cached', 'head[n=3]': 'cached', side: 'cached' });
   assert.equal(c.sbatch().length, 2, 'nothing stale, nothing submitted');
+  // A cached Slurm stage that is forced is submitted again, and what reads it after it (its key
+  // waits on the new result; the same bytes make it a cache hit in its job, which completes).
+  const forced = await c.e.run('p.yaml', { force: ['prep'] }, {}, POLL);
+  assert.deepEqual(states(forced), { prep: 'done', 'head[n=1]': 'done', 'head[n=3]': 'done', side: 'cached' });
+  assert.deepEqual(c.sbatch().slice(2).map((l) => arg(l, 'job-name')), ['pipeline:prep', 'pipeline:head']);
   // An edit reruns the chain on Slurm; the forced stage is forced in its job too.
   writeFileSync(join(c.w, 'raw.txt'), 'world\n');
   const edited = await c.e.run('p.yaml', { force: ['side'] }, {}, POLL);
   assert.deepEqual(states(edited), { prep: 'done', 'head[n=1]': 'done', 'head[n=3]': 'done', side: 'done' });
   assert.equal(c.read('out/head-3.txt'), 'WOR');
-  assert.equal(c.sbatch().length, 4);
+  assert.equal(c.sbatch().length, 6);
 });
 
 test('slurm: a failed job fails its stage with Slurm\'s state, exit code and the stage\'s own error; Slurm cancels its dependents, reported blocked', async (t) => {

@@ -99,3 +99,16 @@ test('time limits: every Slurm form and the short suffixed ones, in milliseconds
   assert.equal(formatDuration(125 * 60e3), '2 h 5 min');
   assert.equal(formatDuration(120 * 60e3), '2 h');
 });
+
+test('shell facts, the rest: each shell by name, options before -c (+x, -o NAME, +o NAME), a script file before -c, quoted words of several characters', () => {
+  for (const sh of ['sh', 'bash', 'dash', 'zsh', 'ksh', 'ash', 'mksh']) assert.equal(shellScriptIndex([`/usr/bin/${sh}`, '-c', 's'], false), 2, sh);
+  assert.equal(shellScriptIndex(['fish', '-c', 's'], false), -1);
+  assert.equal(shellScriptIndex(['sh', '-e', '-c', 's'], false), 3);
+  assert.equal(shellScriptIndex(['sh', '+x', '-c', 's'], false), 3);
+  assert.equal(shellScriptIndex(['sh', '+o', 'posix', '-c', 's'], false), 4);
+  assert.equal(shellScriptIndex(['sh', '-o', 'errexit', '-c', 's'], false), 4);
+  assert.equal(shellScriptIndex(['bash', 'script.sh', '-c', 'x'], false), -1, 'after a script file, -c is its argument');
+  assert.deepEqual(shellWords("cat 'two words' 'x' \"a b\""), ['cat', 'two words', 'x', 'a b']);
+  // A stage reference is the whole expression: one buried in a longer path is malformed.
+  assert.deepEqual(parsePieces('${stages.a.b.stages.c.outputs.d}'), [{ kind: 'bad', text: 'stages.a.b.stages.c.outputs.d', why: 'expected ${stages.<id>.outputs.<name>}' }]);
+});

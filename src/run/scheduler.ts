@@ -13,7 +13,6 @@ import { Planner, renderTemplate, type Evaluated } from './plan.ts';
 import type { Reporter, StageState } from './progress.ts';
 import type { OutputRef, Pipeline, StageNode } from '../spec/model.ts';
 import type { CachedRun, Store } from '../cache/store.ts';
-import { isErrno } from '../fsutil.ts';
 import { pipelineStatus } from './status.ts';
 import type { SlurmSession } from '../executors/slurm.ts';
 import { UsageError } from '../diagnostics.ts';
@@ -209,7 +208,10 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
     await publishOuts(node, rec, rc);
     return { id: node.id, state: 'cached', key: rec.key, record: rec };
   };
-  if (!force) {
+  // A stage this run submitted is followed to its job's end, even if its result is already in
+  // the cache (the job's own, committed before we looked): it is reported done, not cached.
+  const ownJob = node.executor === 'slurm' && rc.slurm?.has(node.id);
+  if (!force && !ownJob) {
     const hit = await served();
     if (hit) return hit;
   }
@@ -423,9 +425,8 @@ async function keepFailedLog(store: Store, id: string, logFile: string): Promise
     await mkdir(join(store.root, 'logs', 'failed'), { recursive: true });
     await rename(logFile, dest);
     return dest;
-  } catch (e) {
-    if (isErrno(e, 'ENOENT')) return undefined;
-    throw e;
+  } catch {
+    return undefined; // no log (the stage wrote none), or it cannot be kept: the stage's own error still stands
   }
 }
 

@@ -40,7 +40,10 @@ export class RecordingReporter implements Reporter {
   start(id: string): void {
     this.started.push(id);
   }
-  progress(): void {}
+  readonly progressed: Array<[string, number | undefined, string | undefined]> = [];
+  progress(id: string, fraction: number | undefined, message?: string): void {
+    this.progressed.push([id, fraction, message]);
+  }
   status(id: string, text: string): void {
     this.messages.push(`${id}: ${text}`);
   }
