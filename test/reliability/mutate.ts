@@ -9,11 +9,13 @@
 // Too slow for every submission: run it when the core changes (one file: `-- --mutate <file>`).
 // `-- --summary`: no run; the figures over every file measured so far (the incremental report).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
+/** Stryker's incremental report, one per area (areas may run at once; each keeps its files' last results). */
+const LEGACY_INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
+const areaIncremental = (area: string) => `${ROOT}reports/mutation/incremental-${area}.json`;
 const EXPLAINED = `${ROOT}test/reliability/equivalent-mutants.tsv`;
 
 /** The core by area: the modules mutated and the fast tests that check them (stryker.config.json has the rest). */
@@ -100,6 +102,17 @@ export function unexplained(report: Report, explained: Map<string, string>): { o
   return { open, covered };
 }
 
+/** Every file measured so far, as last measured: the shared report, then each area's own files from its report. */
+function measured(): Report {
+  const read = (f: string) => (existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Report).files : {});
+  const files: Report['files'] = { ...read(LEGACY_INCREMENTAL) };
+  for (const a of AREAS) {
+    const own = new Set(a.mutate.map((m) => m.split(':')[0]!));
+    for (const [f, v] of Object.entries(read(areaIncremental(a.area)))) if (own.has(f)) files[f] = v;
+  }
+  return { files };
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const summary = args.includes('--summary');
@@ -113,14 +126,16 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     for (const run of areaRuns(asked)) {
       process.stderr.write(`mutate: area ${run.area}: ${run.mutate.join(', ')} against ${run.tests.join(', ')}\n`);
       const config = `${ROOT}reports/mutation/stryker-${run.area}.json`;
-      writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests } }, null, 2));
+      const incremental = areaIncremental(run.area);
+      // First run of an area since reports were kept per area: start from the shared report, so unchanged mutants are reused.
+      if (!existsSync(incremental) && existsSync(LEGACY_INCREMENTAL)) copyFileSync(LEGACY_INCREMENTAL, incremental);
+      writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, incrementalFile: incremental }, null, 2));
       const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
       if (r.status !== 0) process.exit(r.status ?? 1);
       for (const f of run.mutate) files.add(f.split(':')[0]!);
     }
   }
-  // The incremental report holds every file measured so far, each as last measured.
-  const all = JSON.parse(readFileSync(INCREMENTAL, 'utf8')) as Report;
+  const all = measured();
   const report: Report = summary ? all : { files: Object.fromEntries(Object.entries(all.files).filter(([f]) => files.has(f))) };
   const { open, covered } = unexplained(report, readExplained(readFileSync(EXPLAINED, 'utf8')));
   for (const { file, m, key } of open.sort((a, b) => a.file.localeCompare(b.file) || a.m.location.start.line - b.m.location.start.line)) {
