@@ -170,3 +170,53 @@ test('fmt headers that cannot describe the audio are named: short, cut, block al
   const f16 = set(0, 3); // IEEE float in 2-byte samples
   assert.throws(() => decodeWav(withFmt(f16)), /unsupported encoding: float with 16 bits/);
 });
+
+test('each structural fault by its exact message, at the edges: a header alone, a chunk header cut after fmt, less than a frame, an fmt ending the file, an unknown format', () => {
+  const msg = (b: Uint8Array) => {
+    try {
+      decodeWav(b);
+      return 'read';
+    } catch (e) {
+      assert.ok(e instanceof WavError, String(e));
+      return e.message;
+    }
+  };
+  assert.equal(msg(riff([])), 'no fmt chunk', 'RIFF/WAVE and nothing else (12 bytes)');
+  const withFmt = riff([['fmt ', fmt16()]]);
+  assert.equal(msg(withFmt), 'no data chunk', 'an fmt chunk that ends the file');
+  const tail = (b: Uint8Array, n: number) => {
+    const out = new Uint8Array(b.length + n);
+    out.set(b);
+    return out;
+  };
+  assert.equal(msg(tail(withFmt, 5)), 'incomplete chunk header at byte 36 (no data chunk before it)');
+  assert.equal(msg(tail(riff([]), 5)), 'incomplete chunk header at byte 12');
+  assert.equal(msg(riff([['fmt ', fmt16(8000, 2)], ['data', new Uint8Array(2)]])), 'the data chunk holds 2 bytes, less than one frame of 4');
+  const unknown = fmt16();
+  new DataView(unknown.buffer).setUint16(0, 99, true);
+  assert.equal(msg(riff([['fmt ', unknown], ['data', new Uint8Array(2)]])), 'unsupported encoding: format 99 (supported: PCM and IEEE float)');
+  const rate0 = fmt16();
+  new DataView(rate0.buffer).setUint32(4, 0, true);
+  new DataView(rate0.buffer).setUint32(8, 0, true);
+  assert.equal(msg(riff([['fmt ', rate0], ['data', new Uint8Array(2)]])), 'sample rate 0');
+  // WAVE_FORMAT_EXTENSIBLE: 40 bytes of fmt, complete and ending the file, or cut by the end of the file.
+  const ext = new Uint8Array(40);
+  ext.set(fmt16());
+  new DataView(ext.buffer).setUint16(0, 0xfffe, true);
+  new DataView(ext.buffer).setUint16(24, 1, true);
+  const extFile = riff([['fmt ', ext]]);
+  assert.equal(msg(extFile), 'no data chunk');
+  assert.equal(msg(extFile.slice(0, extFile.length - 10)), 'WAVE_FORMAT_EXTENSIBLE header too short');
+});
+
+test('the encoders write RIFF and data sizes as the format defines them (little-endian), so a strict reader finds no fault', () => {
+  for (const [enc, format] of [[encodeWav16, 'pcm16'], [encodeWavFloat32, 'float32']] as const) {
+    const b = enc(Float32Array.from([0.5, -0.25, 0.125]), 16000);
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    assert.equal(dv.getUint32(4, true), b.length - 8, `${format}: RIFF size`);
+    assert.equal(dv.getUint32(40, true), b.length - 44, `${format}: data size`);
+    const back = decodeWav(b);
+    assert.equal(back.format, format);
+    assert.deepEqual(back.warnings, []);
+  }
+});

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Random } from '../src/random.ts';
 import { readFileSync } from 'node:fs';
-import { bootstrap, ccc, meanSd, perEmotionCcc, quantile, signFlipTest } from '../stages/lib/stats.ts';
+import { bootstrap, ccc, columns, meanSd, perEmotionCcc, quantile, signFlipTest } from '../stages/lib/stats.ts';
 import { inSelectionHalf, NO_BEST, offerEpoch } from '../stages/lib/selection.ts';
 import { modelLabel, overSeeds, runLabel, type ModelOverSeeds } from '../stages/lib/replicates.ts';
 import { averageInto, shardPlan } from '../stages/lib/tf/data-parallel.ts';
@@ -152,4 +152,42 @@ test('the bootstrap test takes each model\'s own baseline when given one per mod
   assert.equal(per.pVsBaseline[1], one.pVsBaseline[1], 'model 1 against model 0 either way');
   const three = bootstrap(preds, truth, 2, 200, new Random(9));
   assert.equal(per.pVsBaseline[3], three.pVsBaseline[3], 'model 3 against model 2');
+});
+
+/** An rng that returns a fixed list of indices (a scripted resample), counting the draws. */
+function scripted(indices: number[]): Random & { draws: number } {
+  const r = { draws: 0, int: () => indices[r.draws++]! };
+  return r as unknown as Random & { draws: number };
+}
+
+test('the bootstrap p between its floor and 1: twice the smaller side over the resamples; each resample draws exactly n clips', () => {
+  // One emotion, four clips. The model is right on clips 0-1 and reversed on 2-3; the baseline the
+  // other way round: a resample of clips 0-1 favours the model (CCC 1 vs -1), one of 2-3 the baseline.
+  const truth = [Float64Array.from([0, 1, 2, 3])];
+  const model = [Float64Array.from([0, 1, 3, 2])];
+  const base = [Float64Array.from([1, 0, 2, 3])];
+  const rng = scripted([0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 2, 3]);
+  const r = bootstrap([base, model], truth, 0, 4, rng);
+  assert.equal(rng.draws, 16, '4 resamples of 4 clips');
+  // Differences (model - baseline) per resample: +2, -2, -2, -2: below 3, above 1 -> p = 2 * 1 / 4.
+  assert.deepEqual(r.pVsBaseline, [null, 0.5]);
+  assert.deepEqual(r.models[1]!.ci, [quantile([-1, -1, -1, 1], 0.025), quantile([-1, -1, -1, 1], 0.975)]);
+});
+
+test('columns of a row-major matrix; none for no rows', () => {
+  assert.deepEqual(columns([[1, 2], [3, 4], [5, 6]]).map((c) => [...c]), [[1, 3, 5], [2, 4, 6]]);
+  assert.deepEqual(columns([]), []);
+});
+
+test('the test over seeds takes up to 24 differences (2^24 sign assignments), not 25', () => {
+  const diffs = Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? -0.01 : 0.02));
+  const r = signFlipTest(diffs);
+  assert.ok(r.p > 0 && r.p < 1, String(r.p));
+  assert.throws(() => signFlipTest([...diffs, 0.01]), /needs 1 to 24 paired differences, got 25/);
+});
+
+test('the selection half of a clip is the low bit of the first byte of its id\'s SHA-256 being 0, as Python\'s hashlib gives', () => {
+  // python3 -c "import hashlib; print([hashlib.sha256(s.encode()).digest()[0] & 1 for s in ['10001','10002','10003','10004','abc']])"
+  // -> [0, 0, 1, 1, 0]
+  assert.deepEqual(['10001', '10002', '10003', '10004', 'abc'].map(inSelectionHalf), [true, true, false, false, true]);
 });
