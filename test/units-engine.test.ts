@@ -122,7 +122,7 @@ test('the spec schema refuses unknown keys at the top and in a stage, with a hin
   );
 });
 
-test('mutation accounting: a surviving mutant is named by file, mutator, original code and replacement, and counts as explained only when listed with a reason', async () => {
+test('mutation accounting: a surviving mutant is named by file, mutator, its line with the original code marked, and replacement, and counts as explained only when listed with a reason', async () => {
   const { mutantKey, readExplained, unexplained, scoreLine } = await import('./reliability/mutate.ts');
   const source = 'const a = 1;\nif (x &&\n    y) go();\n';
   // 1-based lines and columns, as Stryker's report writes them.
@@ -141,13 +141,18 @@ test('mutation accounting: a surviving mutant is named by file, mutator, origina
     },
   };
   const key = mutantKey('src/x.ts', report.files['src/x.ts'].mutants[0]!, source);
-  assert.equal(key, 'src/x.ts\tLogicalOperator\tx && y\tx || y');
+  assert.equal(key, 'src/x.ts\tLogicalOperator\tif (⟦x && y⟧) go();\tx || y');
+  // The same token on another line is another mutant.
+  const twice = 'f(true);\ng(true);\n';
+  const k1 = mutantKey('s.ts', { status: 'Survived', mutatorName: 'BooleanLiteral', replacement: 'false', location: at(1, 2, 1, 6) }, twice);
+  const k2 = mutantKey('s.ts', { status: 'Survived', mutatorName: 'BooleanLiteral', replacement: 'false', location: at(2, 2, 2, 6) }, twice);
+  assert.deepEqual([k1, k2], ['s.ts\tBooleanLiteral\tf(⟦true⟧);\tfalse', 's.ts\tBooleanLiteral\tg(⟦true⟧);\tfalse']);
   assert.equal(scoreLine(report), 'mutation score 50.0% (killed 1, survived 1, timeout 1, no coverage 1) over 1 files');
   const none = unexplained(report, readExplained('# nothing yet\n'));
   assert.deepEqual([none.open.map((o) => o.m.mutatorName), none.covered], [['LogicalOperator', 'NumberLiteral'], 0]);
   const some = unexplained(report, readExplained(`# why\n${key}\tx is y here\n`));
   assert.deepEqual([some.open.map((o) => o.m.mutatorName), some.covered], [['NumberLiteral'], 1]);
-  assert.throws(() => readExplained(`${key}\t\n`), /each line needs file, mutator, original, replacement and a reason/);
+  assert.throws(() => readExplained(`${key}\t\n`), /each line needs file, mutator, the line with the ⟦original⟧ marked, replacement and a reason/);
 });
 
 test('mutation areas: each core module is in exactly one area, checked by that area\'s own test files; a file asked for runs in its area only', async () => {

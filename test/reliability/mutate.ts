@@ -71,18 +71,25 @@ export function originalText(source: string, loc: Mutant['location']): string {
   return [lines[sl]!.slice(sc), ...lines.slice(sl + 1, el), lines[el]!.slice(0, ec)].join('\n');
 }
 
-/** A mutant's identity that survives edits elsewhere in its file: file, mutator, original code, replacement. */
+/**
+ * A mutant's identity that survives edits elsewhere in its file: file, mutator, the line(s) it is on
+ * with the code it replaced marked ⟦so⟧ (two mutants of the same token on different lines stay
+ * apart), and the replacement. An edit of that line asks for the explanation to be checked again.
+ */
 export function mutantKey(file: string, m: Mutant, source: string): string {
-  return [file, m.mutatorName, collapse(originalText(source, m.location)), collapse(m.replacement ?? '')].join('\t');
+  const lines = source.split('\n');
+  const [sl, sc, el, ec] = [m.location.start.line - 1, m.location.start.column - 1, m.location.end.line - 1, m.location.end.column - 1];
+  const marked = `${lines[sl]!.slice(0, sc)}⟦${originalText(source, m.location)}⟧${lines[el]!.slice(ec)}`;
+  return [file, m.mutatorName, collapse(marked), collapse(m.replacement ?? '')].join('\t');
 }
 
-/** equivalent-mutants.tsv: `file  mutator  original  replacement  why` per line (tabs; # comments). */
+/** equivalent-mutants.tsv: `file  mutator  line-with-⟦original⟧  replacement  why` per line (tabs; # comments). */
 export function readExplained(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
     if (!line.trim() || line.startsWith('#')) continue;
     const cols = line.split('\t');
-    if (cols.length !== 5 || !cols[4]!.trim()) throw new Error(`equivalent-mutants.tsv: each line needs file, mutator, original, replacement and a reason, tab-separated: ${line.slice(0, 80)}`);
+    if (cols.length !== 5 || !cols[4]!.trim()) throw new Error(`equivalent-mutants.tsv: each line needs file, mutator, the line with the ⟦original⟧ marked, replacement and a reason, tab-separated: ${line.slice(0, 80)}`);
     out.set(cols.slice(0, 4).join('\t'), cols[4]!);
   }
   return out;
