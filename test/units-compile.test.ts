@@ -3,7 +3,7 @@
 // Command stages only, so no stage module is bundled: milliseconds per test (`npm run mutate`).
 import assert from 'node:assert/strict';
 import { symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { SpecError, UsageError } from '../src/diagnostics.ts';
 import type { Pipeline } from '../src/spec/model.ts';
@@ -222,6 +222,7 @@ test('graph mistakes: a cycle (shown from the first stage, as data flows), matri
   clash:
     matrix: { k: [1, '1'] }
     run: [echo]
+    outs: { o: 'c-\${matrix.k}' }
   twice:
     run: [echo]
     outs: { o: a.txt }
@@ -230,7 +231,7 @@ test('graph mistakes: a cycle (shown from the first stage, as data flows), matri
     '2:3 stages.a: dependency cycle: a -> b -> c -> a',
     '12:32 stages.none.matrix.exclude: every combination of the matrix is excluded: the stage would have no variant',
     `15:13 stages.clash.matrix: two variants would both be named 'clash[k=1]' ({"k":1} and {"k":"1"}): make the matrix values distinct as text`,
-    "19:16 stages.twice.outs.o: 'a.txt' is published by both a and twice: each outs path needs exactly one producer",
+    "20:16 stages.twice.outs.o: 'a.txt' is published by both a and twice: each outs path needs exactly one producer",
   ]);
   const variants = await problems(t, 'stages:\n  s:\n    matrix: { k: [1, 2] }\n    run: [echo]\n    outs: { o: "same" }\n');
   assert.deepEqual(variants, ["5:16 stages.s.outs.o: 'same' is published by both s[k=1] and s[k=2]: each outs path needs exactly one producer (use ${matrix.<key>} in the path to give each variant its own)"]);
@@ -671,17 +672,27 @@ test('module stages: what a module lacks is listed when nothing is close; a load
     uses: stages/throws.ts
   dot:
     uses: ./stages/exvo.ts
-`, { builtinRoot: ROOT }, files),
+  noext:
+    uses: ./stages/plain
+`, { builtinRoot: ROOT }, { ...files, 'stages/plain.js': 'export default {};\n' }),
     [
       "4:28 stages.m.inputs.zzzzzz: stage module 'stages/m.ts' has no input 'zzzzzz' (its inputs: data)",
       "7:15 stages.b.inputs.x: stage module 'stages/bare.ts' has no input 'x' (its inputs: none)",
       "8:13 stages.b.outs.o: stage module 'stages/bare.ts' has no output 'o' (its outputs: none)",
       "10:11 stages.t.uses: cannot load stage module 'stages/throws.ts': the real reason",
       "12:11 stages.dot.uses: unknown stage module './stages/exvo.ts': no such file in the workspace or among the built-in stages",
+      "14:11 stages.noext.uses: unknown stage module './stages/plain': no such file in the workspace or among the built-in stages",
     ],
   );
   const ok = await compile(t, 'stages:\n  p:\n    uses: localpkg/st.ts\n    inputs: { data: d.txt }\n', { builtinRoot: ROOT }, files);
   assert.equal(ok.stages.get('p')!.module!.rel, 'node_modules/localpkg/st.ts', "a package installed in the workspace's own node_modules");
   const usage = await compile(t, 'stages:\n  m:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n', { sets: ['stages.m.params.zzzzzz=3'] }, files).catch((e: unknown) => e);
   assert.equal((usage as Error).message, "--set 'stages.m.params.zzzzzz=3': stage module 'stages/m.ts' has no param 'zzzzzz' (its params: n)");
+});
+
+test('the spec file is named as the user would type it from here when no display name is given', async (t) => {
+  const w = scratch(t, { 'p.yaml': 'stages:\n  a:\n    run: [echo]\n' });
+  const err = await new Engine(w).compile('nope.yaml', { displayName: undefined }).catch((e: unknown) => e);
+  assert.ok(err instanceof UsageError);
+  assert.equal(err.message, `spec file not found: ${relative(process.cwd(), join(w, 'nope.yaml'))}`);
 });
