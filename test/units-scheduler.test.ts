@@ -493,3 +493,19 @@ test('an outs path that a stage turned into a way out of the workspace (a link m
   assert.match(r.results.get('s')!.error!, /^cannot publish output 'o': /);
   assert.deepEqual(readdirSync(outside), [], 'nothing written through the link');
 });
+
+test('a run of many stages leaves no abort listener behind on its signal (no MaxListeners warning), and records how long each stage took', async (t) => {
+  const spec = `stages:\n${Array.from({ length: 14 }, (_, i) => `  s${i}:\n    run: [sh, -c, 'echo ${i} > "$0"', '\${outputs.o}']\n    outs: { o: null }\n`).join('')}`;
+  const { e } = workspace(t, spec);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  const stop = new AbortController();
+  const r = await e.run('p.yaml', { signal: stop.signal });
+  await new Promise((res) => setImmediate(res));
+  assert.equal(r.ok, true);
+  assert.deepEqual(warnings, []);
+  const rec = await e.store.readRun(r.results.get('s3')!.key!);
+  assert.ok(rec!.durationMs >= 0 && rec!.durationMs < 60_000, `duration ${rec!.durationMs}`);
+});
