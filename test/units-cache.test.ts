@@ -869,20 +869,30 @@ test('store: the cache layout (logs, checkpoints, runs, latest) as gc and other 
   assert.ok(existsSync(tmp));
 });
 
-/** Makes fs/promises' link fail with `code` while `f` runs (the store's imports see it: live ESM bindings). */
-async function withLinkFailing<T>(code: string, f: () => Promise<T>): Promise<T> {
-  const real = fsp.link;
-  fsp.link = async () => {
-    throw Object.assign(new Error(`${code}: injected`), { code });
-  };
+type Fsp = typeof fsp;
+/**
+ * Runs `body` with one fs/promises function replaced by `fake` (given the real one), then puts it
+ * back. The store's named imports see the fake: builtin ESM bindings follow syncBuiltinESMExports.
+ */
+async function withFs<K extends 'link' | 'rename' | 'rm', T>(name: K, fake: (real: Fsp[K]) => Fsp[K], body: () => Promise<T>): Promise<T> {
+  const real = fsp[name];
+  fsp[name] = fake(real);
   syncBuiltinESMExports();
   try {
-    return await f();
+    return await body();
   } finally {
-    fsp.link = real;
+    fsp[name] = real;
     syncBuiltinESMExports();
   }
 }
+
+const failure = (code: string, what = 'injected') => Object.assign(new Error(`${code}: ${what}`), { code });
+
+/** Makes fs/promises' link fail with `code` while `f` runs. */
+const withLinkFailing = <T>(code: string, f: () => Promise<T>): Promise<T> =>
+  withFs('link', () => async () => {
+    throw failure(code);
+  }, f);
 
 test('store: where hardlinks fail (EXDEV, EPERM), objects and views are copies that pass the same checks', async (t) => {
   for (const code of ['EXDEV', 'EPERM']) {
@@ -912,25 +922,16 @@ test('store: an object another process stored between our check and our link is 
   writeFileSync(theirs, 'file body');
   utimesSync(theirs, OBJECT_MTIME_MS / 1000, OBJECT_MTIME_MS / 1000);
   chmodSync(theirs, 0o444);
-  const real = fsp.link;
-  fsp.link = async (src, dest) => {
-    if (dest === fObj) {
-      await real(theirs, fObj);
-      throw Object.assign(new Error('EEXIST: injected'), { code: 'EEXIST' });
-    }
-    return real(src, dest);
-  };
-  syncBuiltinESMExports();
   const out = join(w, 'again');
   put(out, 'f', 'file body');
-  try {
-    const rec2 = await store.commit(out, ['f'], base('b'.repeat(32)));
-    assert.equal(statSync(fObj).ino, statSync(theirs).ino, 'theirs kept, not replaced by ours');
-    assert.equal(await store.hasOutputs(rec2), true);
-  } finally {
-    fsp.link = real;
-    syncBuiltinESMExports();
-  }
+  const fake = (real: Fsp['link']): Fsp['link'] => async (src, dest) => {
+    if (dest !== fObj) return real(src, dest);
+    await real(theirs, fObj);
+    throw failure('EEXIST');
+  };
+  const rec2 = await withFs('link', fake, () => store.commit(out, ['f'], base('b'.repeat(32))));
+  assert.equal(statSync(fObj).ino, statSync(theirs).ino, 'theirs kept, not replaced by ours');
+  assert.equal(await store.hasOutputs(rec2), true);
 });
 
 test('store: a view another process built while ours was being built is served, ours removed; a failed build says why and leaves nothing', async (t) => {
@@ -938,29 +939,22 @@ test('store: a view another process built while ours was being built is served, 
   const rec = await commitSample(store, w, 'a'.repeat(32));
   const p = store.viewPath(rec.key, 'd');
   rmSync(store.viewPath(rec.key), { recursive: true });
-  const real = fsp.rename;
   let theirs = false;
-  fsp.rename = async (from, to) => {
+  const fake = (real: Fsp['rename']): Fsp['rename'] => async (from, to) => {
     if (to !== p) return real(from, to);
-    if (theirs) {
-      await store.materializeInto(rec.outputs.d!, p); // the other process's rename landed first
-      throw Object.assign(new Error('ENOTEMPTY: injected'), { code: 'ENOTEMPTY' });
-    }
-    throw Object.assign(new Error('EACCES: injected'), { code: 'EACCES' });
+    if (!theirs) throw failure('EACCES');
+    await store.materializeInto(rec.outputs.d!, p); // the other process's rename landed first
+    throw failure('ENOTEMPTY');
   };
-  syncBuiltinESMExports();
-  try {
+  await withFs('rename', fake, async () => {
     await assert.rejects(store.ensureView(rec, 'd'), /EACCES: injected/);
     assert.ok(!existsSync(p));
     assert.deepEqual(readdirSync(store.tmpDir), [], 'the half-built view is removed');
     theirs = true;
     assert.equal(await store.ensureView(rec, 'd'), p);
-    assert.deepEqual(await store.viewProblems(rec, 'd'), []);
-    assert.deepEqual(readdirSync(store.tmpDir), []);
-  } finally {
-    fsp.rename = real;
-    syncBuiltinESMExports();
-  }
+  });
+  assert.deepEqual(await store.viewProblems(rec, 'd'), []);
+  assert.deepEqual(readdirSync(store.tmpDir), []);
 });
 
 test('store: a folder publish whose swap fails puts the old folder back; a stage\'s symbolic link in a view is named as added', async (t) => {
@@ -968,35 +962,21 @@ test('store: a folder publish whose swap fails puts the old folder back; a stage
   const rec = await commitSample(store, w, 'a'.repeat(32));
   const dest = join(w, 'ws', 'res');
   put(dest, 'mine.txt', 'the old result');
-  const real = fsp.rename;
-  fsp.rename = async (from, to) => {
-    if (to === dest && basename(String(from)).startsWith('.res.new-')) throw Object.assign(new Error('EIO: injected'), { code: 'EIO' });
+  const failSwap = (real: Fsp['rename']): Fsp['rename'] => async (from, to) => {
+    if (to === dest && basename(String(from)).startsWith('.res.new-')) throw failure('EIO');
     return real(from, to);
   };
-  syncBuiltinESMExports();
-  try {
-    await assert.rejects(store.publish(rec.outputs.d!, dest), /EIO: injected/);
-  } finally {
-    fsp.rename = real;
-    syncBuiltinESMExports();
-  }
+  await withFs('rename', failSwap, () => assert.rejects(store.publish(rec.outputs.d!, dest), /EIO: injected/));
   assert.equal(readFileSync(join(dest, 'mine.txt'), 'utf8'), 'the old result');
   await store.publish(rec.outputs.d!, dest);
   assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
   assert.deepEqual(readdirSync(dest).sort(), ['sub', 'x.txt']);
   // Killed after the swap, before the old folder was removed: the next publish removes it.
-  const realRm = fsp.rm;
-  fsp.rm = async (path, opts) => {
-    if (dirname(String(path)) === join(w, 'ws') && basename(String(path)).startsWith('.res.')) throw Object.assign(new Error('killed: injected'), { code: 'EINTR' });
-    return realRm(path, opts);
+  const killedBeforeRm = (real: Fsp['rm']): Fsp['rm'] => async (path, opts) => {
+    if (dirname(String(path)) === join(w, 'ws') && basename(String(path)).startsWith('.res.')) throw failure('EINTR', 'killed');
+    return real(path, opts);
   };
-  syncBuiltinESMExports();
-  try {
-    await assert.rejects(store.publish(rec.outputs.d!, dest), /killed: injected/);
-  } finally {
-    fsp.rm = realRm;
-    syncBuiltinESMExports();
-  }
+  await withFs('rm', killedBeforeRm, () => assert.rejects(store.publish(rec.outputs.d!, dest), /killed/));
   assert.equal(readdirSync(join(w, 'ws')).length, 2);
   await store.publish(rec.outputs.d!, dest);
   assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
