@@ -2,7 +2,7 @@
 // references, params, overrides, paths, ordering) and each mistake named at its line and column.
 // Command stages only, so no stage module is bundled: milliseconds per test (`npm run mutate`).
 import assert from 'node:assert/strict';
-import { symlinkSync } from 'node:fs';
+import { readdirSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { SpecError, UsageError } from '../src/diagnostics.ts';
@@ -695,4 +695,19 @@ test('the spec file is named as the user would type it from here when no display
   const err = await new Engine(w).compile('nope.yaml', { displayName: undefined }).catch((e: unknown) => e);
   assert.ok(err instanceof UsageError);
   assert.equal(err.message, `spec file not found: ${relative(process.cwd(), join(w, 'nope.yaml'))}`);
+});
+
+test('--set: params.NAME sets the parameter itself; a module param typo is caught for that stage only, whatever its name\'s length; the schema check is kept under the cache\'s specs/', async (t) => {
+  const p = await compile(t, "params: { lr: 0.1 }\nstages:\n  a:\n    run: [echo, '${params.lr}']\n", { sets: ['params.lr=0.5'] });
+  assert.deepEqual(p.stages.get('a')!.command!.argv, [['echo'], ['0.5']]);
+  const files = { 'stages/m.ts': MODULE(), 'd.txt': 'x' };
+  const spec = 'stages:\n  mod:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n  other:\n    run: [echo]\n';
+  const err = await compile(t, spec, { sets: ['stages.mod.params.nn=3'] }, files).catch((e: unknown) => e);
+  assert.equal((err as Error).message, "--set 'stages.mod.params.nn=3': stage module 'stages/m.ts' has no param 'nn' (did you mean 'n'?)");
+  const ok = await compile(t, spec, { sets: ['stages.other.params.zz=3'] }, files);
+  assert.deepEqual(ok.stages.get('other')!.params, { zz: 3 }, "another stage's params are not checked against this module's");
+  const w = scratch(t, { 'p.yaml': spec, ...files });
+  const e = new Engine(w);
+  await e.compile('p.yaml');
+  assert.equal(readdirSync(join(e.cache, 'specs')).filter((f) => f.endsWith('.checks.json')).length, 1);
 });
