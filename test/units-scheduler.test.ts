@@ -97,6 +97,7 @@ test('a failing stage commits nothing, blocks what reads it, stops the rest; --k
   assert.deepEqual(readdirSync(e.store.tmpDir), [], 'no stage folder left');
   const r2 = await e.run('p.yaml', { jobs: 1, keepGoing: true });
   assert.deepEqual(states(r2), { prep: 'failed', count: 'blocked', side: 'done' });
+  assert.equal(r2.ok, false, 'one stage done does not make a run with a failure ok');
   assert.equal(read('out/side.txt'), 'side\n');
   assert.deepEqual([...(await e.store.readLatest(e.dir, 'p.yaml')).keys()], ['side']);
 });
@@ -106,6 +107,8 @@ test('a missing input fails its stage by name; a stage that writes nothing it de
   (await import('node:fs')).rmSync(join(w, 'raw.txt'));
   const r = await e.run('p.yaml', { keepGoing: true });
   assert.equal(r.results.get('prep')!.error, "input 'raw.txt' does not exist in the workspace");
+  const two = workspace(t, 'stages:\n  a:\n    run: [cat, a.txt, b.txt]\n    deps: [a.txt, b.txt]\n');
+  assert.equal((await two.e.run()).results.get('a')!.error, "input 'a.txt', 'b.txt' does not exist in the workspace");
   const lazy = workspace(t, 'stages:\n  a:\n    run: [sh, -c, "true", "${outputs.o}"]\n    outs: { o: null }\n');
   const r2 = await lazy.e.run();
   assert.equal(r2.results.get('a')!.error, "the stage did not write its output 'o'");
@@ -508,4 +511,14 @@ test('a run of many stages leaves no abort listener behind on its signal (no Max
   assert.deepEqual(warnings, []);
   const rec = await e.store.readRun(r.results.get('s3')!.key!);
   assert.ok(rec!.durationMs >= 0 && rec!.durationMs < 60_000, `duration ${rec!.durationMs}`);
+});
+
+test("a stage whose key cannot be computed (its module's fingerprint hook throws) fails saying so; a Slurm stage in a run that cannot submit jobs fails saying how to run it", async (t) => {
+  const mod = `import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: { type: 'object' }, outputs: ['o'], fingerprint() { throw new Error('no GPU driver to ask'); }, run() {} });
+`;
+  const { e } = workspace(t, 'stages:\n  m:\n    uses: stages/m.ts\n  s:\n    run: [echo]\n    executor: slurm\n', { 'stages/m.ts': mod });
+  const r = await e.run('p.yaml', { keepGoing: true });
+  assert.equal(r.results.get('m')!.error, "cannot compute the stage's cache key: no GPU driver to ask");
+  assert.equal(r.results.get('s')!.error, 'executor slurm: this run cannot submit jobs (run it with `pipeline run`)');
 });
