@@ -128,11 +128,15 @@ test('two stages with the same fingerprint in one run: computed once', (t) => {
 
 test('two runs on one workspace at once: each stage is computed by one of them, the other waits for it and takes its result', async (t) => {
   const ws = numbersWorkspace();
-  ws.write('pipeline.yaml', ws.read('pipeline.yaml').replace("run: [sh, -c, 'wc", "run: [sh, -c, 'sleep 1.5; wc"));
+  // The first run's stage holds its key until the second run says it waits for it (however slow
+  // the machine is to start the second), then the test lets it finish.
+  ws.write('pipeline.yaml', ws.read('pipeline.yaml').replace("run: [sh, -c, 'wc", "run: [sh, -c, 'while [ ! -e release.flag ]; do sleep 0.05; done; wc"));
   t.after(() => ws.dispose());
   const first = ws.start('run', 'pipeline.yaml');
-  await waitFor(() => ws.exists('cache/keys') && readdirSync(ws.path('cache/keys')).length > 0);
+  await waitFor(() => ws.exists('cache/keys') && readdirSync(ws.path('cache/keys')).length > 0, 60_000);
   const second = ws.start('run', 'pipeline.yaml');
+  await waitFor(() => /waiting for pid/.test(second.output()), 60_000);
+  ws.write('release.flag', '');
   const [r1, r2] = await Promise.all([first.done, second.done]);
   assert.equal(r1.code, 0, r1.stderr);
   assert.equal(r2.code, 0, r2.stderr);
