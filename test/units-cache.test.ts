@@ -1017,3 +1017,42 @@ test('store: a view whose object was replaced by a folder loses that folder too 
   assert.ok(!existsSync(xObj));
   assert.ok(!existsSync(view));
 });
+
+test('store: the workspace registry gc reads: each workspace by its 16-hex id, marked gone and back, forgotten with its indexes; a malformed or misfiled record dropped', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  assert.deepEqual(await store.workspaces(), new Map(), 'none yet (no folder)');
+  await store.registerWorkspace('/ws/a');
+  await store.registerWorkspace('/ws/b');
+  const a = workspaceId('/ws/a');
+  assert.match(a, /^[0-9a-f]{16}$/);
+  assert.deepEqual(readdirSync(join(store.root, 'workspaces')).sort(), [`${a}.json`, `${workspaceId('/ws/b')}.json`].sort());
+  const all = await store.workspaces();
+  assert.deepEqual([...all.keys()].sort(), [a, workspaceId('/ws/b')].sort());
+  assert.equal(all.get(a)!.workspace, '/ws/a');
+  assert.ok(Date.now() - Date.parse(all.get(a)!.lastRun) < 60_000);
+  await store.updateWorkspace({ ...all.get(a)!, goneSince: '2026-01-01T00:00:00.000Z' });
+  assert.equal((await store.workspaces()).get(a)!.goneSince, '2026-01-01T00:00:00.000Z');
+  // Forgetting a workspace removes its record and its latest-run indexes, nothing of the others.
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  await store.writeLatest('/ws/a', 'p.yaml', new Map([['s', rec]]));
+  await store.writeLatest('/ws/b', 'p.yaml', new Map([['s', rec]]));
+  await store.forgetWorkspace(a);
+  await store.forgetWorkspace(a);
+  assert.deepEqual([...(await store.workspaces()).keys()], [workspaceId('/ws/b')]);
+  assert.deepEqual([...(await store.allLatest()).keys()], [`${workspaceId('/ws/b')}/p.yaml`]);
+  // Not sealed, not a record, or filed under another workspace's id: dropped; other files ignored.
+  const dir = join(store.root, 'workspaces');
+  writeFileSync(join(dir, `${a}.json`), '{"workspace":"/ws/a"}');
+  await writeSealed(join(dir, 'ffffffffffffffff.json'), { workspace: '/ws/a', lastRun: 'x' });
+  await writeSealed(join(dir, 'eeeeeeeeeeeeeeee.json'), { workspace: 7, lastRun: 'x' });
+  writeFileSync(join(dir, 'notes.txt'), 'not a record');
+  dropped.length = 0;
+  assert.deepEqual([...(await store.workspaces()).keys()], [workspaceId('/ws/b')]);
+  assert.deepEqual(dropped, ['a corrupt workspace record', 'a corrupt workspace record', 'a corrupt workspace record']);
+  assert.deepEqual(readdirSync(dir).sort(), [`${workspaceId('/ws/b')}.json`, 'notes.txt'].sort());
+  // A file of an output, by its path inside it ('' for a file output).
+  const y = (await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'sub/y.txt')!;
+  assert.equal(await store.objectIn(rec.outputs.d!, 'sub/y.txt'), store.objectPath(y.digest));
+  assert.equal(await store.objectIn(rec.outputs.d!, 'nope'), undefined);
+  assert.equal(await store.objectIn(rec.outputs.f!, ''), store.objectPath(rec.outputs.f!.digest));
+});
