@@ -214,9 +214,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           items.forEach((item, i) => {
             if (typeof item !== 'string') return;
             const ipath = Array.isArray(value) ? [...path, i] : path;
-            const said = diags.length;
-            const t = resolveTemplate(src, ipath, item, refScope('inputs'), diags, pending);
-            if (diags.length > said) return; // a reference that failed already said so
+            const t = unlessFailed(diags, () => resolveTemplate(src, ipath, item, refScope('inputs'), diags, pending));
+            if (!t) return;
             if (t.length === 1 && typeof t[0] === 'object' && 'ref' in t[0]) {
               // Resolved once every variant exists (below); a sweep's variants widen it to a list.
               pendingInputs.push({ node, name, index: spec.items.length, ref: pending[pending.length - 1]! });
@@ -259,10 +258,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         node.outputs = isObj(st.outs) ? Object.keys(st.outs) : [];
         for (const p of Array.isArray(st.deps) ? st.deps : []) {
           const i = (st.deps as unknown[]).indexOf(p);
-          const said = diags.length;
-          const v = resolveValue(src, [...at, 'deps', i], p, scope, diags, []);
-          // A reference that failed already said so: what is left of the path is not checked again.
-          if (typeof v === 'string' && diags.length === said) {
+          const v = unlessFailed(diags, () => resolveValue(src, [...at, 'deps', i], p, scope, diags, []));
+          if (typeof v === 'string') {
             const c = confine(src, [...at, 'deps', i], where, v, diags, 'dep');
             if (c !== undefined) node.deps.push(c);
           }
@@ -283,9 +280,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           const target = isObj(entry) ? entry.path : entry;
           const tpath = isObj(entry) ? [...at, 'outs', name, 'path'] : [...at, 'outs', name];
           if (typeof target !== 'string') continue;
-          const said = diags.length;
-          const v = resolveValue(src, tpath, target, scope, diags, []);
-          if (typeof v === 'string' && diags.length === said) {
+          const v = unlessFailed(diags, () => resolveValue(src, tpath, target, scope, diags, []));
+          if (typeof v === 'string') {
             const c = confine(src, tpath, where, v, diags, 'outs');
             if (c !== undefined) {
               node.outs[name] = c;
@@ -558,6 +554,17 @@ function confine(src: SpecSource, path: SpecPath, ctx: { workspace: string; cach
     return undefined;
   }
   return relative(ctx.workspace, abs).split(sep).join('/');
+}
+
+/**
+ * A resolved value, or undefined when resolving it reported a mistake (a reference that failed
+ * already said so: what is left of a path is not checked again, which would only add a second,
+ * misleading error).
+ */
+function unlessFailed<T>(diags: Diagnostic[], resolveIt: () => T): T | undefined {
+  const said = diags.length;
+  const v = resolveIt();
+  return diags.length === said ? v : undefined;
 }
 
 /** Splits a command string into arguments the way a shell would for plain words and quotes. */

@@ -7,7 +7,7 @@
 // a hole to close with a test, or written down in equivalent-mutants.tsv with why no test can tell
 // it from the original (same behaviour, or a difference only in speed).
 // Too slow for every submission: run it when the core changes (one file: `-- --mutate <file>`).
-// `-- --summary`: no run; the figures over every file measured so far (the incremental report).
+// `-- --summary`: no run; the figures over every file measured so far (the incremental reports).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,10 +29,14 @@ export const AREAS: Array<{ area: string; mutate: string[]; tests: string[] }> =
   { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'] },
 ];
 
+/** The file of a mutate entry (`file` or `file:lines`). */
+const fileOf = (entry: string) => entry.split(':')[0]!;
+const inArea = (a: (typeof AREAS)[number], entry: string) => a.mutate.some((m) => fileOf(m) === fileOf(entry));
+
 /** What to mutate in each area: all of it, or the files (or `file:lines`) asked for that belong to it. */
 export function areaRuns(asked: string[] | undefined): Array<{ area: string; mutate: string[]; tests: string[] }> {
-  const runs = AREAS.map((a) => ({ ...a, mutate: asked ? asked.filter((f) => a.mutate.some((m) => m.split(':')[0] === f.split(':')[0])) : a.mutate }));
-  const unknown = (asked ?? []).filter((f) => !AREAS.some((a) => a.mutate.some((m) => m.split(':')[0] === f.split(':')[0])));
+  const runs = AREAS.map((a) => ({ ...a, mutate: asked ? asked.filter((f) => inArea(a, f)) : a.mutate }));
+  const unknown = (asked ?? []).filter((f) => !AREAS.some((a) => inArea(a, f)));
   if (unknown.length) throw new Error(`not in any area of test/reliability/mutate.ts: ${unknown.join(', ')}`);
   return runs.filter((r) => r.mutate.length);
 }
@@ -63,10 +67,13 @@ export function scoreLine(report: Report): string {
 
 const collapse = (s: string) => s.replace(/\s+/g, ' ').trim();
 
-/** The code a mutant replaced (the report's lines and columns are 1-based, the end exclusive). */
+/** A location as 0-based [start line, start column, end line, end column] (the report's are 1-based, the end exclusive). */
+const bounds = (loc: Mutant['location']) => [loc.start.line - 1, loc.start.column - 1, loc.end.line - 1, loc.end.column - 1] as const;
+
+/** The code a mutant replaced. */
 export function originalText(source: string, loc: Mutant['location']): string {
   const lines = source.split('\n');
-  const [sl, sc, el, ec] = [loc.start.line - 1, loc.start.column - 1, loc.end.line - 1, loc.end.column - 1];
+  const [sl, sc, el, ec] = bounds(loc);
   if (sl === el) return lines[sl]!.slice(sc, ec);
   return [lines[sl]!.slice(sc), ...lines.slice(sl + 1, el), lines[el]!.slice(0, ec)].join('\n');
 }
@@ -78,7 +85,7 @@ export function originalText(source: string, loc: Mutant['location']): string {
  */
 export function mutantKey(file: string, m: Mutant, source: string): string {
   const lines = source.split('\n');
-  const [sl, sc, el, ec] = [m.location.start.line - 1, m.location.start.column - 1, m.location.end.line - 1, m.location.end.column - 1];
+  const [sl, sc, el, ec] = bounds(m.location);
   const marked = `${lines[sl]!.slice(0, sc)}⟦${originalText(source, m.location)}⟧${lines[el]!.slice(ec)}`;
   return [file, m.mutatorName, collapse(marked), collapse(m.replacement ?? '')].join('\t');
 }
@@ -114,7 +121,7 @@ function measured(): Report {
   const read = (f: string) => (existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Report).files : {});
   const files: Report['files'] = { ...read(LEGACY_INCREMENTAL) };
   for (const a of AREAS) {
-    const own = new Set(a.mutate.map((m) => m.split(':')[0]!));
+    const own = new Set(a.mutate.map(fileOf));
     for (const [f, v] of Object.entries(read(areaIncremental(a.area)))) if (own.has(f)) files[f] = v;
   }
   return { files };
@@ -139,7 +146,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, incrementalFile: incremental }, null, 2));
       const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
       if (r.status !== 0) process.exit(r.status ?? 1);
-      for (const f of run.mutate) files.add(f.split(':')[0]!);
+      for (const f of run.mutate) files.add(fileOf(f));
     }
   }
   const all = measured();
