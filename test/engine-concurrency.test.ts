@@ -45,7 +45,7 @@ test('three runs on one cache: the shared stage computed once, the others side b
   assert.equal(lines.filter((l) => l.startsWith('shared')).length, 1, 'the same stage key is computed once');
   assert.equal(results.filter((r) => r.states.get('shared') === 'done').length, 1);
   assert.equal(results.filter((r) => r.states.get('shared') === 'cached').length, 2, 'the others take its result');
-  assert.ok(results.some((r) => /shared: waiting for pid \d+ on .*computing the same stage/.test(r.stdout + r.stderr)));
+  assert.ok(results.some((r) => /shared: waiting for pid \d+ on .*computing the same stage/.test(r.stdout + r.stderr)), "results.some((r) => /shared: waiting for pid \\d+ on .*computing the same stage/.test(r.stdout + r.stderr))");
   // The three `own` stages overlap in time: no run waited for another to finish.
   const at = (kind: string, who: string) => Number(lines.find((l) => l.startsWith(`${kind} ${who} `))!.split(' ')[2]);
   const lastStart = Math.max(...['a', 'b', 'c'].map((w) => at('start', w)));
@@ -63,5 +63,5 @@ test('three runs on one cache: the shared stage computed once, the others side b
   }
   assert.deepEqual(readdirSync(join(cache, 'keys')), []);
   assert.deepEqual(readdirSync(join(cache, 'leases')), []);
-  assert.ok(!readdirSync(cache).includes('lock'));
+  assert.ok(!readdirSync(cache).includes('lock'), "!readdirSync(cache).includes('lock')");
 });

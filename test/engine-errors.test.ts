@@ -86,7 +86,7 @@ test('YAML syntax errors, bad env and matrix references, paths outside the works
   const ws = workspace('stages:\n  a: [unclosed\n');
   t.after(() => ws.dispose());
   const syntax = problems(ws);
-  assert.ok(syntax.length >= 1);
+  assert.ok(syntax.length >= 1, "syntax.length >= 1");
   assert.match(syntax[0]!, /^p\.yaml:\d+:\d+: \(root\): /);
 
   ws.write('p.yaml', `stages:

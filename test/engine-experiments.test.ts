@@ -38,7 +38,7 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.equal(summary.ok, true);
   assert.equal(summary.spec, 'p.yaml');
   assert.deepEqual(summary.stages.map((s) => [s.id, s.state]), [['train[lr=0.1]', 'done'], ['train[lr=0.01]', 'done'], ['gather', 'done']]);
-  assert.ok(summary.stages.every((s) => /^[0-9a-f]{32}$/.test(s.key)));
+  assert.ok(summary.stages.every((s) => /^[0-9a-f]{32}$/.test(s.key)), "summary.stages.every((s) => /^[0-9a-f]{32}$/.test(s.key))");
   assert.doesNotMatch(first.stdout, /stages: 3 done/, 'with --json, stdout is the JSON only');
   const again = JSON.parse(ws.run('run', 'p.yaml', '--json').stdout) as { stages: Array<{ state: string; key: string }> };
   assert.deepEqual(again.stages.map((s) => s.state), ['cached', 'cached', 'cached'], 'the fast path answers --json too');
@@ -87,7 +87,7 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.deepEqual(diff.params, [{ name: 'lr', a: 0.1, b: 0.01 }]);
   assert.equal(diff.metrics.length, 1);
   assert.equal(diff.metrics[0]!.name, 'acc');
-  assert.ok(Math.abs(diff.metrics[0]!.delta - -0.09) < 1e-12);
+  assert.ok(Math.abs(diff.metrics[0]!.delta - -0.09) < 1e-12, "Math.abs(diff.metrics[0]!.delta - -0.09) < 1e-12");
   assert.equal(diff.metrics[0]!.better, 'a');
   assert.equal(diff.other.length, 1);
   const past = id('train[lr=0.1]', false);

@@ -44,7 +44,7 @@ test('a failing stage: exit 1, its log tail and log path shown, dependents not r
   assert.match(r.stderr, /stage bad failed: command 'sh -c .*' exited with code 3/);
   assert.match(r.stderr, /\| boom: no such thing/);
   const logPath = /full log: (\S+)/.exec(r.stderr)?.[1];
-  assert.ok(logPath && readFileSync(logPath, 'utf8').includes('step one'));
+  assert.ok(logPath && readFileSync(logPath, 'utf8').includes('step one'), "logPath && readFileSync(logPath, 'utf8').includes('step one')");
   assert.equal(r.states.get('slow'), 'stopped', 'by default the run stops at once');
   const k = ws.run('run', 'p.yaml', '--keep-going');
   assert.equal(k.code, 1);
@@ -188,7 +188,7 @@ test('module stages run in a child process or inline, with the same results; dry
   const dry = ws.run('run', 'pipeline.yaml', '--dry-run');
   assert.equal(dry.code, 0);
   assert.match(dry.stdout, /dry run: 3 of 3 stages would run/);
-  assert.ok(!ws.exists('results'));
+  assert.ok(!ws.exists('results'), "!ws.exists('results')");
   ws.write('inline.yaml', ws.read('pipeline.yaml').replace('name: numbers', 'name: numbers\nexecutor: inline'));
   const a = ws.run('run', 'inline.yaml');
   assert.deepEqual(ran(a), ['other', 'scale', 'sum']);
@@ -210,5 +210,5 @@ test('gc keeps what the latest runs use and removes the rest', (t) => {
   assert.match(g.stdout, /removed 2 runs/);
   assert.deepEqual(ran(ws.run('run', 'pipeline.yaml', '--set', 'factor=7')), []);
   assert.deepEqual(ran(ws.run('run', 'pipeline.yaml')), ['scale', 'sum']);
-  assert.ok(existsSync(join(ws.path('cache'), 'objects')));
+  assert.ok(existsSync(join(ws.path('cache'), 'objects')), "existsSync(join(ws.path('cache'), 'objects'))");
 });

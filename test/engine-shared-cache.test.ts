@@ -77,6 +77,6 @@ test('gc --max-size counts every byte the cache holds and removes checkpoints of
   const roomy = ws.run('gc', '--max-size', '10M', '--dry-run');
   assert.doesNotMatch(roomy.stdout, /checkpoints\/abc/, 'under the limit: kept');
   assert.match(ws.run('gc', '--max-size', '1M').stdout, /removed 0 runs and 0 objects \(2\.0 MiB in all\)/);
-  assert.ok(!readdirSync(ws.path('cache/checkpoints')).includes('abc'));
+  assert.ok(!readdirSync(ws.path('cache/checkpoints')).includes('abc'), "!readdirSync(ws.path('cache/checkpoints')).includes('abc')");
   assert.deepEqual(ran(ws.run('run', 'p.yaml')), [], 'the latest runs stay');
 });

@@ -59,7 +59,7 @@ test('the data pipeline runs, caches, and reruns only what a change touches', (t
   for (const [split, s] of Object.entries(index.splits) as Array<[string, { file: string; frames: number; clips: Array<{ offset: number; frames: number; labels: number[] | null }> }]>) {
     const npy = readNpy(ws.path(`features/${s.file}`));
     assert.deepEqual(npy.shape, [s.frames, 64], `${split} shape`);
-    assert.ok(npy.data.every(Number.isFinite));
+    assert.ok(npy.data.every(Number.isFinite), "npy.data.every(Number.isFinite)");
     const last = s.clips[s.clips.length - 1]!;
     assert.equal(last.offset + last.frames, s.frames);
     for (const c of s.clips) assert.equal(c.labels === null, split === 'Test');
@@ -91,8 +91,8 @@ test('the synthetic corpus: same seed same bytes, another seed other bytes, labe
   const cues = new Map(parseCsv(ws.read('corpus/params.csv')).slice(1).map((r) => [r[0]!, r.slice(1).map(Number)]));
   assert.equal(cues.get('10000')!.length, CUES.length);
   const labelled = rows.filter((r) => r[1] !== 'Test');
-  assert.ok(labelled.length >= 20);
-  for (const r of rows.filter((x) => x[1] === 'Test')) assert.ok(r.slice(5).every((v) => v === ''));
+  assert.ok(labelled.length >= 20, "labelled.length >= 20");
+  for (const r of rows.filter((x) => x[1] === 'Test')) assert.ok(r.slice(5).every((v) => v === ''), "r.slice(5).every((v) => v === '')");
   // Each intensity tracks the map's logistic of the cues (speaker offsets and rater noise aside).
   EMOTIONS.forEach((e, i) => {
     const m = MAP[e];
@@ -101,7 +101,7 @@ test('the synthetic corpus: same seed same bytes, another seed other bytes, labe
       return 1 / (1 + Math.exp(-(m.bias + m.w.reduce((s, w, k) => s + w * c[k]!, 0) + (m.interaction?.(c) ?? 0))));
     });
     const actual = labelled.map((r) => Number(r[5 + i]));
-    assert.ok(actual.every((v) => v >= 0 && v <= 1));
+    assert.ok(actual.every((v) => v >= 0 && v <= 1), "actual.every((v) => v >= 0 && v <= 1)");
     assert.ok(correlation(predicted, actual) > 0.8, `${e}: labels should follow the map (r = ${correlation(predicted, actual).toFixed(2)})`);
   });
 });

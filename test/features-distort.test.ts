@@ -20,11 +20,11 @@ test('DropStripes: two stripes per axis, widths within [0, 64) frames and [0, 8)
     assert.equal(rec.freqStripes.length, 2);
     const zeroed = (t: number, m: number) => rec.timeStripes.some(([s, w]) => t >= s && t < s + w) || rec.freqStripes.some(([s, w]) => m >= s && m < s + w);
     for (const [s, w] of rec.timeStripes) {
-      assert.ok(w >= 0 && w < 64 && s >= 0 && s + w <= frames);
+      assert.ok(w >= 0 && w < 64 && s >= 0 && s + w <= frames, "w >= 0 && w < 64 && s >= 0 && s + w <= frames");
       widths.t.add(w);
     }
     for (const [s, w] of rec.freqStripes) {
-      assert.ok(w >= 0 && w < 8 && s >= 0 && s + w <= mels);
+      assert.ok(w >= 0 && w < 8 && s >= 0 && s + w <= mels, "w >= 0 && w < 8 && s >= 0 && s + w <= mels");
       widths.f.add(w);
     }
     for (let t = 0; t < frames; t++) for (let m = 0; m < mels; m++) assert.equal(x[t * mels + m] === 0, zeroed(t, m));
@@ -52,7 +52,7 @@ test('switchable axes, noise at an SNR, gain and shift', () => {
   const gain: DistortionPolicy = { ...off, gainDb: 6, maxShift: 10 };
   const y = clip(100, 64);
   const r2 = distort(y, 100, 64, gain, viewRandom(gain, 0, 1));
-  assert.ok(Math.abs(r2.gainDb) <= 6 && Math.abs(r2.shift) <= 10);
+  assert.ok(Math.abs(r2.gainDb) <= 6 && Math.abs(r2.shift) <= 10, "Math.abs(r2.gainDb) <= 6 && Math.abs(r2.shift) <= 10");
   const src = clip(100, 64);
   const t0 = (((0 - r2.shift) % 100) + 100) % 100;
   assert.ok(Math.abs(y[0]! - (src[t0 * 64]! + r2.gainDb)) < 1e-4, 'shifted and gained');

@@ -43,7 +43,7 @@ test('a streamed WAV (sizes 0xFFFFFFFF, as ffmpeg writes to a pipe) reads to the
   const got = decodeWav(wav);
   assert.equal(got.samples.length, 100);
   assert.deepEqual(got.warnings, []);
-  x.forEach((v, i) => assert.ok(Math.abs(got.samples[i]! - v) < 1e-4));
+  x.forEach((v, i) => assert.ok(Math.abs(got.samples[i]! - v) < 1e-4, "Math.abs(got.samples[i]! - v) < 1e-4"));
 });
 
 test('malformed headers are named errors: 0 bits, sample rate 0, zero channels, inconsistent rates', () => {
@@ -67,7 +67,7 @@ test('float WAVs keep values above full scale; the float encoder round-trips exa
   const got = decodeWav(encodeWavFloat32(x, 16000));
   assert.equal(got.format, 'float32');
   assert.deepEqual([...got.samples.slice(0, 4)], [0, 1.5, -2.25, 0.125]);
-  assert.ok(Number.isNaN(got.samples[4]));
+  assert.ok(Number.isNaN(got.samples[4]), "Number.isNaN(got.samples[4])");
 });
 
 /** A WAV assembled from chunks (id, body), each padded to an even size as RIFF requires. */

@@ -59,7 +59,7 @@ for (const [bits, float, tol] of [[16, false, 1e-4], [24, false, 1e-6], [32, fal
       // Stereo: left = signal, right = 0 -> mono = signal / 2.
       const stereo = decodeWav(wav(SIGNAL.flatMap((v) => [v, 0]), 2, bits, float, extensible));
       assert.equal(stereo.channels, 2);
-      SIGNAL.forEach((v, i) => assert.ok(Math.abs(stereo.samples[i]! - v / 2) <= tol + 1e-7));
+      SIGNAL.forEach((v, i) => assert.ok(Math.abs(stereo.samples[i]! - v / 2) <= tol + 1e-7, "Math.abs(stereo.samples[i]! - v / 2) <= tol + 1e-7"));
     });
   }
 }
@@ -68,7 +68,7 @@ test('round trip through the 16-bit encoder, and clear errors for what it cannot
   const x = Float32Array.from(SIGNAL);
   const back = decodeWav(encodeWav16(x, 22050));
   assert.equal(back.sampleRate, 22050);
-  x.forEach((v, i) => assert.ok(Math.abs(back.samples[i]! - v) < 1e-4));
+  x.forEach((v, i) => assert.ok(Math.abs(back.samples[i]! - v) < 1e-4, "Math.abs(back.samples[i]! - v) < 1e-4"));
   assert.throws(() => decodeWav(new Uint8Array([1, 2, 3])), WavError);
   // 8-bit PCM is unsigned, scaled by 128.
   const u8 = decodeWav(wav(SIGNAL, 1, 8, false));

@@ -84,7 +84,7 @@ test('npm pack + npm install gives a working, read-only `pipeline` for a project
   const report = readFileSync(join(exp, 'results', 'report.md'), 'utf8');
   const metrics = JSON.parse(/```json\n([\s\S]*?)\n```/.exec(report)![1]!) as { clips: number; mean_Amusement: number };
   assert.equal(metrics.clips, 60);
-  assert.ok(metrics.mean_Amusement > 0 && metrics.mean_Amusement < 1);
+  assert.ok(metrics.mean_Amusement > 0 && metrics.mean_Amusement < 1, "metrics.mean_Amusement > 0 && metrics.mean_Amusement < 1");
   const show = run(exp, 'exp', 'show', 'pipeline.yaml', '--json');
   assert.equal(show.code, 0, show.err);
   assert.deepEqual((JSON.parse(show.out) as { rows: Array<{ stage: string; metrics: unknown }> }).rows.map((x) => [x.stage, x.metrics]), [['summary', metrics]]);
@@ -105,7 +105,7 @@ test('npm pack + npm install gives a working, read-only `pipeline` for a project
   chmodSync(join(exp, 'feat.yaml'), 0o666);
   const f = run(exp, 'run', 'feat.yaml');
   assert.equal(f.code, 0, `${f.out}\n${f.err}`);
-  assert.ok(readdirSync(join(exp, 'results', 'features')).length > 0);
+  assert.ok(readdirSync(join(exp, 'results', 'features')).length > 0, "readdirSync(join(exp, 'results', 'features')).length > 0");
   const rerun = run(exp, 'run', 'feat.yaml');
   assert.match(rerun.out, /3 cached/);
 

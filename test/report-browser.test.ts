@@ -82,7 +82,7 @@ test('report.html renders in headless Chromium: no errors, every chart drawn wit
   assert.ok(charts[0]!.marks >= 6, `curves: ${charts[0]!.marks} marks`);
   assert.ok(charts[1]!.marks >= 40, `per-emotion: ${charts[1]!.marks} marks`);
   assert.deepEqual(charts[0]!.axisTitles.filter((x) => x === 'epoch').length, 3);
-  assert.ok(charts[0]!.axisTitles.includes('CCC (−1 to 1)'));
-  assert.ok(charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI'));
-  assert.ok(charts[1]!.axisTitles.includes('emotion'));
+  assert.ok(charts[0]!.axisTitles.includes('CCC (−1 to 1)'), "charts[0]!.axisTitles.includes('CCC (−1 to 1)')");
+  assert.ok(charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI'), "charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI')");
+  assert.ok(charts[1]!.axisTitles.includes('emotion'), "charts[1]!.axisTitles.includes('emotion')");
 });

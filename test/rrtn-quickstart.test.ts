@@ -27,7 +27,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   for (const model of m.models) {
     assert.ok(Number.isFinite(model.meanCcc) && model.meanCcc >= -1 && model.meanCcc <= 1, `mean CCC ${model.meanCcc}`);
     assert.ok(model.ci95[0] <= model.meanCcc + 1e-9 && model.meanCcc <= model.ci95[1] + 1e-9, 'CI around the estimate');
-    for (const e of Object.values(model.perEmotion) as Array<{ ccc: number }>) assert.ok(e.ccc >= -1 && e.ccc <= 1);
+    for (const e of Object.values(model.perEmotion) as Array<{ ccc: number }>) assert.ok(e.ccc >= -1 && e.ccc <= 1, "e.ccc >= -1 && e.ccc <= 1");
     if (model.mode === 'vanilla') assert.equal(model.pVsBaseline, null);
     else assert.ok(model.pVsBaseline >= 0 && model.pVsBaseline <= 1, `p ${model.pVsBaseline}`);
   }
@@ -35,7 +35,7 @@ test('the quickstart runs end to end at a reduced size, with sane metrics and re
   assert.match(r.stdout, /Over training seeds: dev mean CCC as mean ± sd/, 'and the table over seeds');
   const sub = readFileSync(join(report, 'submission.csv'), 'utf8').trim().split('\n');
   assert.equal(sub[0], 'File_ID,Awe,Excitement,Amusement,Awkwardness,Fear,Horror,Distress,Triumph,Sadness,Surprise');
-  assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!));
+  assert.ok(sub.length > 1 && /^\[\d+\],/.test(sub[1]!), "sub.length > 1 && /^\\[\\d+\\],/.test(sub[1]!)");
   assert.match(readFileSync(join(report, 'report.html'), 'utf8'), /<figure class="chart" id="curves"><svg[\s\S]*<figure class="chart" id="per-emotion"><svg/);
   // No tensor leak: each training run holds the same number of tensors after every epoch.
   const views = ws.path('cache/views');

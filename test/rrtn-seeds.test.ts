@@ -29,7 +29,7 @@ test('seeds as replicates: each seed trains its own model; the evaluation judges
   const diffs = [1, 2, 3].map((s) => dev('joint', s) - dev('vanilla', s));
   assert.deepEqual(joint.diffs, diffs);
   assert.equal(joint.p, signFlipTest(diffs).p);
-  assert.ok(Math.abs(joint.mean - (dev('joint', 1) + dev('joint', 2) + dev('joint', 3)) / 3) < 1e-12);
+  assert.ok(Math.abs(joint.mean - (dev('joint', 1) + dev('joint', 2) + dev('joint', 3)) / 3) < 1e-12, "Math.abs(joint.mean - (dev('joint', 1) + dev('joint', 2) + dev('joint', 3)) / 3) < 1e-12");
   const headline = ws.read('results/report/headline.txt');
   assert.match(headline, /Over training seeds: dev mean CCC as mean ± sd; the paired difference from vanilla per seed; p: exact sign-flip test over seeds, 2-tailed \(3 seeds: p is never below 0\.250\)/);
   assert.match(headline, /\nmode=joint +1,2,3 +\d\.\d{3} ± \d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +[+-]\d\.\d{3} +(0\.250|0\.500|0\.750|1\.000)\n?/);

@@ -113,7 +113,7 @@ test('a failing job fails its stage with Slurm\'s state and the stage\'s own err
   // variant still queued when the run stopped and cancelled it (unless its job had already
   // committed its result when the cancel arrived: then it is cached like the rest).
   const notDone = [...r.states].filter(([, st]) => st !== 'done').map(([id]) => id).sort();
-  assert.ok(notDone.includes('train[k=3]') && notDone.includes('gather'));
+  assert.ok(notDone.includes('train[k=3]') && notDone.includes('gather'), "notDone.includes('train[k=3]') && notDone.includes('gather')");
   const rerun = ran(r2);
   assert.ok(rerun.includes('train[k=3]') && rerun.includes('gather'), rerun.join(' '));
   for (const id of rerun) assert.ok(notDone.includes(id), `${id} finished in the first run, yet ran again`);

@@ -114,7 +114,7 @@ test('a training step through tf.grads works on wasm (no missing gradient kernel
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
     const { value, grads } = tf.variableGrads(() => tf.mean(tf.relu(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'))) as tf.Scalar);
-    assert.ok(Number.isFinite(value.dataSync()[0]!));
+    assert.ok(Number.isFinite(value.dataSync()[0]!), "Number.isFinite(value.dataSync()[0]!)");
     assert.deepEqual(grads[w.name]!.shape, [3, 3, 2, 4]);
     tf.dispose([value, ...Object.values(grads)]);
   }

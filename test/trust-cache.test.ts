@@ -36,7 +36,7 @@ test('a damaged object is never served: truncated with its mtime put back, or re
   assert.match(st.stdout, /scale\s+stale: outputs missing from the cache, or damaged there/);
   const r = ws.run('run', 'pipeline.yaml');
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(ran(r).includes('scale'));
+  assert.ok(ran(r).includes('scale'), "ran(r).includes('scale')");
   assert.equal(ws.read('results/total.txt'), '12');
   assert.equal(readFileSync(objectWith(ws, '2.00\n4.00\n6.00\n'), 'utf8'), '2.00\n4.00\n6.00\n');
 
@@ -49,7 +49,7 @@ test('a damaged object is never served: truncated with its mtime put back, or re
   assert.equal(verify.code, 1);
   assert.match(verify.stdout, /verify: \d+ objects checked, 1 corrupt and removed/);
   const r2 = ws.run('run', 'pipeline.yaml');
-  assert.ok(ran(r2).includes('scale'));
+  assert.ok(ran(r2).includes('scale'), "ran(r2).includes('scale')");
   assert.equal(ws.read('results/total.txt'), '12');
   assert.match(ws.run('verify').stdout, /, 0 corrupt/);
 });

@@ -29,7 +29,7 @@ for (const how of ['SIGKILL of its process group', 'SIGHUP'] as const) {
     const run = ws.start('run', 'p.yaml');
     await waitFor(() => ws.exists('child.pid') && ws.exists('cmd.pid') && ws.exists('module.pid') && ws.read('child.pid').trim() !== '');
     const pids = ['child.pid', 'cmd.pid', 'module.pid'].map((f) => Number(ws.read(f)));
-    for (const p of pids) assert.ok(alive(p));
+    for (const p of pids) assert.ok(alive(p), "alive(p)");
     if (how === 'SIGHUP') process.kill(run.child.pid!, 'SIGHUP');
     else process.kill(-run.child.pid!, 'SIGKILL');
     await run.done;
@@ -133,8 +133,8 @@ export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
   const log = readFileSync(/full log: (\S+)/.exec(r.stderr)![1]!, 'utf8');
   const lines = log.split('\n');
   assert.equal(lines.filter((l) => /^line \d+$/.test(l)).length, 20000);
-  assert.ok(lines.some((l) => l.length === 32 << 20));
-  assert.ok(lines.includes('last line'));
+  assert.ok(lines.some((l) => l.length === 32 << 20), "lines.some((l) => l.length === 32 << 20)");
+  assert.ok(lines.includes('last line'), "lines.includes('last line')");
 });
 
 test('Ctrl-C while waiting (for another run computing the same stage, or for gc) stops cleanly, with no stack trace', async (t) => {

@@ -14,7 +14,7 @@ import { codeClosure, codeLabel, ENGINE_VERSION, forgetCodeClosures, FINGERPRINT
 import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
 import { OBJECT_MTIME_MS, Store, workspaceId, type RunRecord } from '../src/cache/store.ts';
 import { readSealed, writeSealed } from '../src/fsutil.ts';
-import { sessionId } from '../src/cache/lock.ts';
+import { acquireLease, sessionId, withFileLock } from '../src/cache/lock.ts';
 import { put, scratch } from './helpers/engine.ts';
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -28,7 +28,7 @@ test('canonical JSON: keys sorted at every depth, arrays kept in order, non-fini
   assert.notEqual(await hashJson({ a: Infinity }), await hashJson({ a: null }));
   assert.equal(await hashJson({ a: 1 }), await hashBytes('{"a":1}'));
   for (const v of [1, 'x', null, true, [1, { a: [2] }], { a: { b: 'c' } }]) assert.equal(jsonExact(v), true, JSON.stringify(v));
-  for (const v of [NaN, Infinity, undefined, () => 1, 1n, Symbol('s'), [1, NaN], { a: undefined }, { a: { b: -Infinity } }]) assert.equal(jsonExact(v), false, String(v));
+  for (const v of [NaN, Infinity, undefined, () => 1, 1n, Symbol('s'), [1, NaN], { a: undefined }, { a: 1, b: NaN }, { a: { b: -Infinity } }]) assert.equal(jsonExact(v), false, String(v));
 });
 
 test('file hashes equal the hash of the same bytes, across the 4 MiB chunk boundary and for concurrent reads', async (t) => {
@@ -123,6 +123,8 @@ const u = import (  './u1.ts'  ); const v = require (  'v1'  ); export {w} from"
   assert.deepEqual(importSpecifiers("import/* c */x from './bc.ts';\nexport/**/{ y }/**/from/**/'./by.ts'"), ['./bc.ts', './by.ts']);
   // A comment on the first line, and after code, is left out too.
   assert.deepEqual(importSpecifiers("// import q from './first.ts'\nimport k from './k.ts'; // import r from './r.ts'\n"), ['./k.ts']);
+  // Stripping a comment keeps the character before it (here the require's closing parenthesis).
+  assert.deepEqual(importSpecifiers("const m = require('./m.js')// why\n"), ['./m.js']);
 });
 
 test('code labels: workspace files by relative path, the tool\'s own files as pipeline:<path>', () => {
@@ -160,7 +162,7 @@ test('the code closure follows local imports (.js naming .ts, folder index), rec
   const first = codeClosure(join(w, 'abs.ts'), w, digests);
   assert.equal(codeClosure(join(w, 'abs.ts'), w, digests), first);
   writeFileSync(join(w, 'abs.ts'), "import v from './v1.js/m.js';\n");
-  assert.ok('stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code);
+  assert.ok('stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code, "'stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code");
   forgetCodeClosures();
   assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'v1.js/m.ts']);
   // An import list remembered for a file's digest is used as is: unchanged code is not parsed again.
@@ -206,14 +208,14 @@ test('digest cache: trusts a file by size, mtime and inode; rehashes on any chan
   writeFileSync(state, '{"version":1,"files":{},"imports":{}}');
   const three = new DigestCache(state);
   await three.load();
-  assert.ok(!existsSync(state));
+  assert.ok(!existsSync(state), "!existsSync(state)");
   writeFileSync(f, 'cccc');
   utimesSync(f, old, old);
   assert.equal((await three.file(f)).digest, await hashBytes('cccc'));
   // A state file of another shape, sealed: dropped too.
   await writeSealed(state, { version: 2, files: {}, imports: {} });
   await new DigestCache(state).load();
-  assert.ok(!existsSync(state));
+  assert.ok(!existsSync(state), "!existsSync(state)");
 });
 
 test('digest cache: folders by their file list, missing paths as missing, forget() drops a folder and what is inside only', async (t) => {
@@ -284,7 +286,7 @@ test('store: the record of a commit names each output by kind, digest, size and 
   const { w, store } = storeIn(t);
   const before = Date.now();
   const rec = await commitSample(store, w, 'a'.repeat(32));
-  assert.ok(rec.committedAt >= before && rec.committedAt <= Date.now());
+  assert.ok(rec.committedAt >= before && rec.committedAt <= Date.now(), "rec.committedAt >= before && rec.committedAt <= Date.now()");
   assert.deepEqual(rec.outputs.f, { kind: 'file', digest: await hashBytes('file body'), size: 9, files: 1 });
   assert.equal(rec.outputs.d!.kind, 'dir');
   assert.equal(rec.outputs.d!.size, 3);
@@ -344,7 +346,7 @@ test('store: a hit checks every object by stat (missing, resized, written since,
   utimesSync(xObj, new Date(), new Date());
   assert.equal(await store.hasOutputs(rec), false);
   assert.match(dropped.pop()!, /^a corrupt object \(modified after it was stored\)$/);
-  assert.ok(!existsSync(xObj));
+  assert.ok(!existsSync(xObj), "!existsSync(xObj)");
   // Missing: not served, nothing to drop.
   assert.equal(await store.hasOutputs(rec), false);
   assert.deepEqual(dropped, []);
@@ -419,7 +421,7 @@ test('store: manifests are checked against the digest they are filed under', asy
     writeFileSync(store.manifestPath(digest), text);
     assert.equal(await store.readManifest(digest), undefined, why);
     assert.deepEqual(dropped.splice(0), ['a corrupt folder manifest'], why);
-    assert.ok(!existsSync(store.manifestPath(digest)));
+    assert.ok(!existsSync(store.manifestPath(digest)), "!existsSync(store.manifestPath(digest))");
   }
   // saveManifest writes one back (and leaves a good one alone).
   await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
@@ -468,9 +470,9 @@ test('store: a stage that wrote into a view it read loses that view and the obje
   chmodSync(join(view, 'sub', 'y.txt'), 0o644);
   writeFileSync(join(view, 'sub', 'y.txt'), 'YY'); // through the hardlink: the object changed too
   assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/sub/y.txt: modified after it was stored']);
-  assert.ok(!existsSync(view));
-  assert.ok(!existsSync(yObj));
-  assert.ok(existsSync(xObj));
+  assert.ok(!existsSync(view), "!existsSync(view)");
+  assert.ok(!existsSync(yObj), "!existsSync(yObj)");
+  assert.ok(existsSync(xObj), "existsSync(xObj)");
   assert.ok(existsSync(store.viewPath(rec.key, 'f')), 'the other output stays');
 });
 
@@ -502,7 +504,7 @@ test('store: the latest-run index keeps well-formed entries and is rewritten onl
   writeFileSync(path, readFileSync(store.runPath(rec.key), 'utf8').replace('"stage":"s"', '"stage":"t"'));
   assert.deepEqual(await store.readLatest('/w', 'dir/p.yaml'), new Map());
   assert.deepEqual(dropped, ['a corrupt latest-run index']);
-  assert.ok(!existsSync(path));
+  assert.ok(!existsSync(path), "!existsSync(path)");
 });
 
 test('store: the published-outputs index belongs to one workspace', async (t) => {
@@ -535,7 +537,7 @@ test('store: publish swaps in a copy (never a link to an object), replaces a fol
   writeFileSync(join(w, 'ws', '.res.new-123'), 'left by a killed run');
   put(join(w, 'ws', '.res.old-456'), 'x.txt', 'moved aside by a run killed before it removed it');
   await store.publish(rec.outputs.d!, dest);
-  assert.ok(!existsSync(join(dest, 'stale.txt')));
+  assert.ok(!existsSync(join(dest, 'stale.txt')), "!existsSync(join(dest, 'stale.txt'))");
   await store.publish(rec.outputs.f!, dest);
   assert.equal(readFileSync(dest, 'utf8'), 'file body');
   assert.deepEqual(readdirSync(join(w, 'ws')).sort(), ['f', 'res']);
@@ -563,8 +565,8 @@ test('store: verify removes objects whose bytes or stamp are wrong and the views
   assert.equal(r.checked, 3);
   assert.deepEqual(r.corrupt.sort(), [rec.outputs.f!.digest, [...all].find(([, o]) => o.path === xObj)![0]].sort());
   assert.deepEqual(seen, [13, 23, 33]);
-  assert.ok(!existsSync(fObj) && !existsSync(xObj));
-  assert.ok(!existsSync(join(store.root, 'views')));
+  assert.ok(!existsSync(fObj) && !existsSync(xObj), "!existsSync(fObj) && !existsSync(xObj)");
+  assert.ok(!existsSync(join(store.root, 'views')), "!existsSync(join(store.root, 'views'))");
   assert.equal((await store.objectDigests()).size, 1);
 });
 
@@ -573,15 +575,15 @@ test('store: deleting a run removes its record, view and log; temp folders are c
   const rec = await commitSample(store, w, 'a'.repeat(32));
   put(join(store.root, 'logs'), `${rec.key}.log`, 'log');
   await store.deleteRun(rec.key);
-  assert.ok(!existsSync(store.runPath(rec.key)));
-  assert.ok(!existsSync(store.viewPath(rec.key)));
-  assert.ok(!existsSync(store.logPath(rec.key)));
+  assert.ok(!existsSync(store.runPath(rec.key)), "!existsSync(store.runPath(rec.key))");
+  assert.ok(!existsSync(store.viewPath(rec.key)), "!existsSync(store.viewPath(rec.key))");
+  assert.ok(!existsSync(store.logPath(rec.key)), "!existsSync(store.logPath(rec.key))");
   assert.deepEqual(await store.runKeys(), []);
   const tmp = await store.makeTemp('stage[a=1/b]');
   assert.equal(dirname(tmp), join(store.root, 'tmp', sessionId()));
   assert.match(basename(tmp), /^stage_a_1_b_-\d+-/);
   assert.deepEqual(await store.clearTemp(), []);
-  assert.ok(!existsSync(store.tmpDir));
+  assert.ok(!existsSync(store.tmpDir), "!existsSync(store.tmpDir)");
   assert.equal(await store.deleteManifestsExcept(new Set()), 1);
   assert.equal(await store.deleteManifestsExcept(new Set()), 0);
 });
@@ -596,7 +598,7 @@ test('store: a commit whose log cannot be moved still commits; the log lands bes
   const out2 = join(w, 'o2');
   put(out2, 'f', 'x');
   const rec2 = await store.commit(out2, ['f'], base('e'.repeat(32)), join(w, 'no.log'));
-  assert.ok(await store.readRun(rec2.key));
+  assert.ok(await store.readRun(rec2.key), "await store.readRun(rec2.key)");
 });
 
 test('digest cache: a changed size or a new inode alone is a change; folders are observed as folders; the state file is written only when it changed', async (t) => {
@@ -620,7 +622,7 @@ test('digest cache: a changed size or a new inode alone is a change; folders are
   assert.equal(c.observed.get(join(w, 'd'))![0], -1, 'a folder is observed by mtime and inode, never by size');
 
   await c.save();
-  assert.ok(existsSync(state));
+  assert.ok(existsSync(state), "existsSync(state)");
   rmSync(state);
   await c.save();
   assert.ok(!existsSync(state), 'nothing changed since the last save: not written again');
@@ -648,11 +650,11 @@ test('store: deleting a run twice, or one with no view or log, is fine; manifest
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
   const view = await store.ensureView(rec, 'd');
-  assert.ok(existsSync(join(view, 'sub', 'y.txt')));
+  assert.ok(existsSync(join(view, 'sub', 'y.txt')), "existsSync(join(view, 'sub', 'y.txt'))");
   put(join(store.root, 'runs'), 'junk.tmp', 'x');
   assert.deepEqual(await store.runKeys(), [rec.key]);
   await store.deleteRun(rec.key);
-  assert.ok(!existsSync(store.viewPath(rec.key)));
+  assert.ok(!existsSync(store.viewPath(rec.key)), "!existsSync(store.viewPath(rec.key))");
   await store.deleteRun(rec.key);
   const manifests = readdirSync(join(store.root, 'manifests'));
   assert.equal(manifests.length, 1);
@@ -707,7 +709,7 @@ test('store: a dead run\'s stage process group still running is stopped when its
   const exited = new Promise((r) => child.once('exit', r));
   assert.deepEqual(await store.clearTemp(), [`stopped process group ${pgid}, left running by a run that died (train-999999-ab)`]);
   await exited;
-  assert.ok(!existsSync(dead));
+  assert.ok(!existsSync(dead), "!existsSync(dead)");
 });
 
 test('store: an output that is a link, or holds something neither file nor folder, is refused by name', async (t) => {
@@ -738,7 +740,7 @@ test('store: an object replaced by a folder is refused at a hit, replaced by the
   asFolder();
   const r = await store.verifyObjects();
   assert.deepEqual(r.corrupt, [rec.outputs.f!.digest]);
-  assert.ok(!existsSync(fObj));
+  assert.ok(!existsSync(fObj), "!existsSync(fObj)");
 });
 
 test('store: a publish that fails half-way leaves only a .NAME.new-* folder, which the next publish clears; an intact view is served as it is', async (t) => {
@@ -822,7 +824,7 @@ test('store: a manifest filed under its own digest but with a field of the wrong
   put(store.manifestPath(d2), 'x', 'y');
   assert.equal(await store.readManifest(d2), undefined);
   assert.deepEqual(dropped.splice(0), ['a corrupt folder manifest']);
-  assert.ok(!existsSync(store.manifestPath(d2)));
+  assert.ok(!existsSync(store.manifestPath(d2)), "!existsSync(store.manifestPath(d2))");
 });
 
 test('store: corrupt state is reported on stderr by default, naming what and where', async (t) => {
@@ -866,7 +868,7 @@ test('store: the cache layout (logs, checkpoints, runs, latest) as gc and other 
   // A stage label longer than a file name may be is cut (a sweep's variant labels can be long).
   const tmp = await store.makeTemp(`train[${'lr=0.001,'.repeat(40)}]`);
   assert.ok(basename(tmp).length < 100, basename(tmp));
-  assert.ok(existsSync(tmp));
+  assert.ok(existsSync(tmp), "existsSync(tmp)");
 });
 
 type Fsp = typeof fsp;
@@ -874,7 +876,7 @@ type Fsp = typeof fsp;
  * Runs `body` with one fs/promises function replaced by `fake` (given the real one), then puts it
  * back. The store's named imports see the fake: builtin ESM bindings follow syncBuiltinESMExports.
  */
-async function withFs<K extends 'link' | 'rename' | 'rm', T>(name: K, fake: (real: Fsp[K]) => Fsp[K], body: () => Promise<T>): Promise<T> {
+async function withFs<K extends 'link' | 'rename' | 'rm' | 'readdir' | 'stat', T>(name: K, fake: (real: Fsp[K]) => Fsp[K], body: () => Promise<T>): Promise<T> {
   const real = fsp[name];
   fsp[name] = fake(real);
   syncBuiltinESMExports();
@@ -948,7 +950,7 @@ test('store: a view another process built while ours was being built is served, 
   };
   await withFs('rename', fake, async () => {
     await assert.rejects(store.ensureView(rec, 'd'), /EACCES: injected/);
-    assert.ok(!existsSync(p));
+    assert.ok(!existsSync(p), "!existsSync(p)");
     assert.deepEqual(readdirSync(store.tmpDir), [], 'the half-built view is removed');
     theirs = true;
     assert.equal(await store.ensureView(rec, 'd'), p);
@@ -996,7 +998,7 @@ test('store: saveManifest keeps a good manifest (same file), skips a folder dige
   await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
   assert.equal(statSync(path).ino, ino, 'not rewritten');
   await store.saveManifest({ kind: 'dir', digest: 'e'.repeat(32), size: 1, files: 1 });
-  assert.ok(!existsSync(store.manifestPath('e'.repeat(32))));
+  assert.ok(!existsSync(store.manifestPath('e'.repeat(32))), "!existsSync(store.manifestPath('e'.repeat(32)))");
   const fresh = new Store(join(w, 'fresh'));
   assert.equal(await fresh.deleteManifestsExcept(new Set()), 0);
   assert.deepEqual(await fresh.clearTemp(), []);
@@ -1014,8 +1016,8 @@ test('store: a view whose object was replaced by a folder loses that folder too 
   put(xObj, 'inside', 'not an object');
   rmSync(join(view, 'x.txt'));
   assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/x.txt: removed']);
-  assert.ok(!existsSync(xObj));
-  assert.ok(!existsSync(view));
+  assert.ok(!existsSync(xObj), "!existsSync(xObj)");
+  assert.ok(!existsSync(view), "!existsSync(view)");
 });
 
 test('store: the workspace registry gc reads: each workspace by its 16-hex id, marked gone and back, forgotten with its indexes; a malformed or misfiled record dropped', async (t) => {
@@ -1029,7 +1031,7 @@ test('store: the workspace registry gc reads: each workspace by its 16-hex id, m
   const all = await store.workspaces();
   assert.deepEqual([...all.keys()].sort(), [a, workspaceId('/ws/b')].sort());
   assert.equal(all.get(a)!.workspace, '/ws/a');
-  assert.ok(Date.now() - Date.parse(all.get(a)!.lastRun) < 60_000);
+  assert.ok(Date.now() - Date.parse(all.get(a)!.lastRun) < 60_000, "Date.now() - Date.parse(all.get(a)!.lastRun) < 60_000");
   await store.updateWorkspace({ ...all.get(a)!, goneSince: '2026-01-01T00:00:00.000Z' });
   assert.equal((await store.workspaces()).get(a)!.goneSince, '2026-01-01T00:00:00.000Z');
   // Forgetting a workspace removes its record and its latest-run indexes, nothing of the others.
@@ -1055,4 +1057,86 @@ test('store: the workspace registry gc reads: each workspace by its 16-hex id, m
   assert.equal(await store.objectIn(rec.outputs.d!, 'sub/y.txt'), store.objectPath(y.digest));
   assert.equal(await store.objectIn(rec.outputs.d!, 'nope'), undefined);
   assert.equal(await store.objectIn(rec.outputs.f!, ''), store.objectPath(rec.outputs.f!.digest));
+});
+
+test('store: every removal tolerates a path already gone (another run, or a user, removed it first)', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  const dest = join(w, 'ws', 'res');
+  await store.publish(rec.outputs.d!, dest);
+  // Whatever a step removes is gone just before it does: the removal finds nothing there.
+  const goneFirst = (real: Fsp['rm']): Fsp['rm'] => async (path, opts) => {
+    await real(path, { recursive: true, force: true });
+    return real(path, opts);
+  };
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  await withFs('rm', goneFirst, async () => {
+    writeFileSync(store.runPath(rec.key), '{"not":"sealed"}');
+    assert.equal(await store.readRun(rec.key), undefined, 'a corrupt record dropped');
+    await commitSample(store, w, 'a'.repeat(32));
+    put(join(store.root, 'tmp', `${hostname()}-999999`), 's-1-ab/f', 'a dead run\'s temp');
+    assert.deepEqual(await store.clearTemp(), []);
+    put(store.viewPath(rec.key, 'd'), 'extra.txt', 'a stage wrote here');
+    assert.equal(await store.ensureView(rec, 'd'), store.viewPath(rec.key, 'd'), 'a changed view rebuilt');
+    put(store.viewPath(rec.key, 'd'), 'extra.txt', 'again');
+    assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/extra.txt: added']);
+    put(join(w, 'ws'), '.res.new-1-killed/x.txt', 'left by a killed publish');
+    await store.publish(rec.outputs.d!, dest);
+    assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
+    const fObj = store.objectPath(rec.outputs.f!.digest);
+    rmSync(fObj);
+    put(fObj, 'inside', 'a folder where an object was');
+    await commitSample(store, w, 'a'.repeat(32));
+    assert.equal(readFileSync(fObj, 'utf8'), 'file body');
+    chmodSync(fObj, 0o644);
+    writeFileSync(fObj, 'FILE BODY');
+    assert.equal((await store.verifyObjects()).corrupt.length, 1);
+    assert.ok(!existsSync(join(store.root, 'views')), 'views dropped');
+    assert.equal((await store.verifyObjects()).corrupt.length, 0, 'again, with no views folder at all');
+    const state = join(w, 'state.json');
+    writeFileSync(state, 'not json');
+    process.stderr.write = ((m: string) => (said.push(String(m)), true)) as typeof process.stderr.write;
+    try {
+      await new DigestCache(state).load();
+    } finally {
+      process.stderr.write = write;
+    }
+  });
+  assert.deepEqual(dropped, ['a corrupt run record']);
+  assert.equal(said.length, 1);
+});
+
+test('store: listing every latest index while a run holds one index\'s lock reads the indexes only and leaves the lock alone', async (t) => {
+  const { w, store, dropped } = storeIn(t);
+  const rec = await commitSample(store, w, 'a'.repeat(32));
+  await store.writeLatest('/w', 'p.yaml', new Map([['s', rec]]));
+  const path = store.latestPath('/w', 'p.yaml');
+  await withFileLock(path, async () => {
+    assert.deepEqual([...(await store.allLatest()).keys()], [`${workspaceId('/w')}/p.yaml`]);
+    assert.ok(existsSync(`${path}.lock`), 'the lock is left alone');
+  });
+  assert.deepEqual(dropped, []);
+});
+
+test('store and digest cache: a listing or stat that fails for a reason other than "not there" is an error, not an empty folder or a missing file', async (t) => {
+  const { w, store } = storeIn(t);
+  await commitSample(store, w, 'a'.repeat(32));
+  const eio = () => async () => {
+    throw failure('EIO');
+  };
+  await withFs('readdir', eio as never, () => assert.rejects(store.runKeys(), /EIO: injected/));
+  const digests = new DigestCache(join(w, 'state.json'));
+  await withFs('stat', eio as never, () => assert.rejects(digests.path(join(w, 'anything')), /EIO: injected/));
+  assert.deepEqual(await store.runKeys(), ['a'.repeat(32)]);
+  assert.equal((await digests.path(join(w, 'nothing'))).kind, 'missing');
+});
+
+test('store: clearing temp folders inside a run (its lease live) clears this process\'s own earlier folders too', async (t) => {
+  const { store } = storeIn(t);
+  const lease = await acquireLease(store.root, 'pipeline run');
+  t.after(() => lease.release());
+  const mine = await store.makeTemp('earlier');
+  assert.deepEqual(await store.clearTemp(), []);
+  assert.ok(!existsSync(mine), 'the earlier temp folder is gone');
 });

@@ -345,7 +345,7 @@ test('module stages: params checked and defaulted by the module schema, inputs a
     "11:11 stages.bad.uses: stage module 'stages/bad.ts' has an invalid params schema: schema is invalid: data/type must be equal to one of the allowed values, data/type must be array, data/type must match a schema in anyOf",
   ]);
   const usage = await compile(t, 'stages:\n  m:\n    uses: stages/m.ts\n    inputs: { data: d.txt }\n', { sets: ['stages.m.params.nn=3'] }, files).catch((e: unknown) => e);
-  assert.ok(usage instanceof UsageError);
+  assert.ok(usage instanceof UsageError, "usage instanceof UsageError");
   assert.equal(usage.message, "--set 'stages.m.params.nn=3': stage module 'stages/m.ts' has no param 'nn' (did you mean 'n'?)");
 });
 
@@ -387,7 +387,7 @@ test('where `uses` may point: the workspace, built-ins, installed packages (even
     uses: rrtn-pipeline/stages/exvo.ts
 `);
   const err = await new Engine(ws).compile('p.yaml').catch((e: unknown) => e);
-  assert.ok(err instanceof SpecError);
+  assert.ok(err instanceof SpecError, "err instanceof SpecError");
   assert.deepEqual(
     err.diagnostics.map((d) => `${d.line}:${d.col} ${d.message.split(root).join('ROOT')}`),
     [
@@ -400,7 +400,7 @@ test('where `uses` may point: the workspace, built-ins, installed packages (even
   );
   put(ws, 'p.yaml', 'stages:\n  m:\n    uses: stages/none.ts\n');
   const withRoot = await new Engine(ws).compile('p.yaml', { builtinRoot: ROOT }).catch((e: unknown) => e);
-  assert.ok(withRoot instanceof SpecError);
+  assert.ok(withRoot instanceof SpecError, "withRoot instanceof SpecError");
   assert.equal(withRoot.diagnostics[0]!.message, "unknown stage module 'stages/none.ts': no such file in the workspace or among the built-in stages");
 });
 
@@ -461,7 +461,7 @@ test('a workspace path one stage reads and another publishes orders them, either
 test('the spec file itself: missing, or not YAML', async (t) => {
   const w = scratch(t, { 'bad.yaml': 'stages:\n  a: [\n' });
   const missing = await new Engine(w).compile('nope.yaml').catch((e: unknown) => e);
-  assert.ok(missing instanceof UsageError);
+  assert.ok(missing instanceof UsageError, "missing instanceof UsageError");
   assert.equal(missing.message, 'spec file not found: nope.yaml');
   const bad = await new Engine(w).compile('bad.yaml').catch((e: unknown) => e);
   assert.ok(bad instanceof SpecError, String(bad));
@@ -693,7 +693,7 @@ test('module stages: what a module lacks is listed when nothing is close; a load
 test('the spec file is named as the user would type it from here when no display name is given', async (t) => {
   const w = scratch(t, { 'p.yaml': 'stages:\n  a:\n    run: [echo]\n' });
   const err = await new Engine(w).compile('nope.yaml', { displayName: undefined }).catch((e: unknown) => e);
-  assert.ok(err instanceof UsageError);
+  assert.ok(err instanceof UsageError, "err instanceof UsageError");
   assert.equal(err.message, `spec file not found: ${relative(process.cwd(), join(w, 'nope.yaml'))}`);
 });
 

@@ -29,18 +29,18 @@ test('commit: outputs stored first, the record last; a failure part-way leaves n
   symlinkSync('/etc/passwd', join(out, 'bad')); // the second output cannot be stored
   await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /output 'bad' cannot be stored: bad is a symbolic link/);
   assert.equal(await store.readRun(key), undefined, 'no record claims the failed run');
-  assert.ok(!existsSync(store.runPath(key)));
+  assert.ok(!existsSync(store.runPath(key)), "!existsSync(store.runPath(key))");
   assert.ok(!existsSync(store.viewPath(key)), 'no view of a run that did not commit');
   // A missing output: the same.
   rmSync(join(out, 'bad'));
   await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /did not write its output 'bad'/);
-  assert.ok(!existsSync(store.runPath(key)));
+  assert.ok(!existsSync(store.runPath(key)), "!existsSync(store.runPath(key))");
 
   // A good commit: objects read-only and stamped, the view in place, then the record.
   writeFileSync(join(out, 'bad'), 'now a file');
   const rec = await store.commit(out, ['good', 'bad'], base(key));
   assert.deepEqual(Object.keys(rec.outputs), ['good', 'bad']);
-  assert.ok(existsSync(join(store.viewPath(key), 'good', 'x.txt')));
+  assert.ok(existsSync(join(store.viewPath(key), 'good', 'x.txt')), "existsSync(join(store.viewPath(key), 'good', 'x.txt'))");
   assert.ok(!existsSync(out), 'the stage folder became the view');
   for (const f of readdirSync(join(d, 'cache', 'objects'), { recursive: true }).map(String)) {
     const st = statSync(join(d, 'cache', 'objects', f));
@@ -115,7 +115,7 @@ test('the spec schema refuses unknown keys at the top and in a stage, with a hin
   const cache = ws.path('cache');
   const digests = new DigestCache(join(cache, 'state.json'));
   const err = await compilePipeline('p.yaml', { workspace: ws.dir, modules: new StageModules(cache, ws.dir, digests), cacheDir: cache, displayName: 'p.yaml' }).catch((e: unknown) => e);
-  assert.ok(err instanceof SpecError);
+  assert.ok(err instanceof SpecError, "err instanceof SpecError");
   assert.deepEqual(
     err.diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`),
     ["4:5 stages.a.inputz: unknown key 'inputz' (did you mean 'inputs'?)", "5:5 stages.a.runs: unknown key 'runs' (did you mean 'run'?)", "6:1 parms: unknown key 'parms' (did you mean 'params'?)"],

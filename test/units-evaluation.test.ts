@@ -58,11 +58,11 @@ test('the bootstrap test is paired: a model better on every clip by a hair is si
   assert.equal(b.pVsBaseline[1], 1 / 1000, 'better on every paired resample: p at its floor');
   assert.equal(b.pVsBaseline[2], 1, 'identical to the baseline: every paired difference is 0');
   assert.equal(b.pVsBaseline[0], null);
-  assert.ok(b.models[0]!.ci[0] < b.models[0]!.mean && b.models[0]!.mean < b.models[0]!.ci[1]);
+  assert.ok(b.models[0]!.ci[0] < b.models[0]!.mean && b.models[0]!.mean < b.models[0]!.ci[1], "b.models[0]!.ci[0] < b.models[0]!.mean && b.models[0]!.mean < b.models[0]!.ci[1]");
   // Per-emotion intervals: ordered, around each emotion's own CCC, narrower for the better-predicted.
   const m0 = b.models[0]!;
   m0.perEmotionCi.forEach(([lo, hi], j) => assert.ok(lo < m0.perEmotion[j]! && m0.perEmotion[j]! < hi, `emotion ${j}: ${lo} < ${m0.perEmotion[j]} < ${hi}`));
-  assert.ok(m0.perEmotionCi[0]![1] - m0.perEmotionCi[0]![0] < m0.perEmotionCi[9]![1] - m0.perEmotionCi[9]![0]);
+  assert.ok(m0.perEmotionCi[0]![1] - m0.perEmotionCi[0]![0] < m0.perEmotionCi[9]![1] - m0.perEmotionCi[9]![0], "m0.perEmotionCi[0]![1] - m0.perEmotionCi[0]![0] < m0.perEmotionCi[9]![1] - m0.perEmotionCi[9]![0]");
   assert.equal(b.resamples, 1000);
 });
 
@@ -89,7 +89,7 @@ test('data parallel: shards cover the batch, and gradients are averaged by share
   for (const [n, k] of [[32, 2], [33, 4], [5, 3]] as const) {
     const p = shardPlan(n, k);
     assert.equal(p.sizes.reduce((a, b) => a + b, 0), n);
-    assert.ok(Math.abs(p.weights.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+    assert.ok(Math.abs(p.weights.reduce((a, b) => a + b, 0) - 1) < 1e-12, "Math.abs(p.weights.reduce((a, b) => a + b, 0) - 1) < 1e-12");
   }
   const out = new Float32Array(2);
   averageInto(out, [Float32Array.from([1, 2]), Float32Array.from([3, 6])], [0.5, 0.5]);

@@ -93,7 +93,7 @@ test('a failing stage commits nothing, blocks what reads it, stops the rest; --k
   assert.equal(readFileSync(prep.logFile, 'utf8').trim().split('\n').pop(), 'broken');
   assert.equal(await e.store.readRun(prep.key!), undefined, 'no record for the failed key');
   assert.deepEqual(await e.store.runKeys(), []);
-  assert.ok(!existsSync(join(e.dir, 'out', 'data.txt')));
+  assert.ok(!existsSync(join(e.dir, 'out', 'data.txt')), "!existsSync(join(e.dir, 'out', 'data.txt'))");
   assert.deepEqual(readdirSync(e.store.tmpDir), [], 'no stage folder left');
   const r2 = await e.run('p.yaml', { jobs: 1, keepGoing: true });
   assert.deepEqual(states(r2), { prep: 'failed', count: 'blocked', side: 'done' });
@@ -208,7 +208,7 @@ test('outs: a user file is never replaced unasked; an edited published output is
   const aside = readdirSync(join(w, 'out')).find((f) => f.startsWith('data.txt.edited-'))!;
   assert.match(aside, /^data\.txt\.edited-\d{8}T\d{6}$/);
   assert.equal(read(`out/${aside}`), 'edited');
-  assert.ok(r2.reporter.messages.some((m) => m === `out/data.txt was changed since the pipeline wrote it: your version is kept as out/${aside}, and stage prep's output put back`));
+  assert.ok(r2.reporter.messages.some((m) => m === `out/data.txt was changed since the pipeline wrote it: your version is kept as out/${aside}, and stage prep's output put back`), "r2.reporter.messages.some((m) => m === `out/data.txt was changed since the pipeline wrote it: your version is kept as out/${aside}, and stage prep's output put back`)");
   // The same path, allowed.
   writeFileSync(join(w, 'p.yaml'), CHAIN.replace('outs: { o: out/side.txt }', 'outs: { o: { path: out/side.txt, overwrite: true } }'));
   const r3 = await e.run();
@@ -283,7 +283,7 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
   const mod = (await planner.evaluate(p.stages.get('mod')!, new Map()))!;
   assert.deepEqual(mod.fingerprint.extras, { device: 'gpu3' });
   assert.deepEqual(mod.fingerprint.params, { n: 3 });
-  assert.ok('stages/m.ts' in mod.fingerprint.code && 'pipeline:src/stage-api.ts' in mod.fingerprint.code);
+  assert.ok('stages/m.ts' in mod.fingerprint.code && 'pipeline:src/stage-api.ts' in mod.fingerprint.code, "'stages/m.ts' in mod.fingerprint.code && 'pipeline:src/stage-api.ts' in mod.fingerprint.code");
   assert.deepEqual(planner.facts.map((f) => f.extras), [{ device: 'gpu3' }]);
   assert.match(mod.key, /^[0-9a-f]{32}$/);
 });

@@ -68,15 +68,15 @@ test('slurm: stale stages are submitted at once, a sweep as one array after its 
   assert.equal(arg(first!, 'chdir'), c.w);
   assert.equal(arg(second!, 'dependency'), 'afterok:101');
   assert.equal(arg(second!, 'array'), '0-1');
-  assert.ok(second!.includes('--kill-on-invalid-dep=yes'));
+  assert.ok(second!.includes('--kill-on-invalid-dep=yes'), "second!.includes('--kill-on-invalid-dep=yes')");
   assert.deepEqual(r.reporter.messages.filter((m) => m.startsWith('submitted')), ['submitted prep as Slurm job 101', 'submitted head (2 variants, one array) as Slurm job 102, after 101']);
   assert.ok(r.reporter.messages.includes('head[n=3]: slurm job 102_1: completed'), r.reporter.messages.join('\n'));
-  assert.ok(r.reporter.messages.includes('prep: slurm job 101: completed'));
+  assert.ok(r.reporter.messages.includes('prep: slurm job 101: completed'), "r.reporter.messages.includes('prep: slurm job 101: completed')");
   // The jobs' results are the store's, published like a local run's.
   assert.equal(c.read('out/data.txt'), 'HELLO\n');
   assert.equal(c.read('out/head-1.txt'), 'H');
   assert.equal(c.read('out/head-3.txt'), 'HEL');
-  assert.ok(r.results.get('prep')!.durationMs! >= 0 && r.results.get('prep')!.durationMs! < 60_000);
+  assert.ok(r.results.get('prep')!.durationMs! >= 0 && r.results.get('prep')!.durationMs! < 60_000, "r.results.get('prep')!.durationMs! >= 0 && r.results.get('prep')!.durationMs! < 60_000");
   // A finished job's Slurm log and script are removed; nothing is left to cancel.
   assert.deepEqual(readdirSync(join(c.e.cache, 'slurm', 'jobs')), []);
   assert.deepEqual(r.cancelled, []);

@@ -1,0 +1,35 @@
+// Rules the test files themselves keep, checked on their source.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import ts from 'typescript';
+
+const TEST_DIR = new URL('.', import.meta.url).pathname;
+
+/** Every .ts file under test/, relative to it. */
+function testSources(dir = TEST_DIR, rel = ''): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    if (e.isDirectory()) return e.name === 'fixtures' ? [] : testSources(join(dir, e.name), join(rel, e.name));
+    return e.name.endsWith('.ts') ? [join(rel, e.name)] : [];
+  });
+}
+
+test('every assert.ok and assert() in the tests carries its own message', () => {
+  // Without one, a failing assert.ok makes node read the test's source back to quote the
+  // expression; under tsx's loader hooks that took over a minute on a large test file
+  // (nodejs/node#52962), so one failure stalled the file (and every mutant it would kill).
+  const bare: string[] = [];
+  for (const file of testSources()) {
+    const sf = ts.createSourceFile(file, readFileSync(join(TEST_DIR, file), 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (node: ts.Node): void => {
+      if (ts.isCallExpression(node) && ['assert.ok', 'assert'].includes(node.expression.getText(sf)) && node.arguments.length < 2) {
+        bare.push(`test/${file}:${sf.getLineAndCharacterOfPosition(node.getStart()).line + 1}`);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(sf);
+  }
+  assert.ok(testSources().length > 40, 'the test files were found');
+  assert.deepEqual(bare, []);
+});
