@@ -706,8 +706,12 @@ test('store: a dead run\'s stage process group still running is stopped when its
   const pgid = child.pid!;
   const dead = join(store.root, 'tmp', `${hostname()}-999999`);
   put(join(dead, 'train-999999-ab'), 'pgid', JSON.stringify({ pid: pgid, pgid, host: hostname(), since: 'then', command: 'stage' }));
-  const exited = new Promise((r) => child.once('exit', r));
-  assert.deepEqual(await store.clearTemp(), [`stopped process group ${pgid}, left running by a run that died (train-999999-ab)`]);
+  // An engine before sessions recorded the group in the run's folder itself: that folder is named.
+  const legacy = spawn('sleep', ['60'], { detached: true, stdio: 'ignore' });
+  t.after(() => legacy.kill('SIGKILL'));
+  put(join(store.root, 'tmp', 'x-1-abc'), 'pgid', JSON.stringify({ pid: legacy.pid!, pgid: legacy.pid!, host: hostname(), since: 'then', command: 'stage' }));
+  const exited = Promise.all([child, legacy].map((c) => new Promise((r) => c.once('exit', r))));
+  assert.deepEqual((await store.clearTemp()).sort(), [`stopped process group ${pgid}, left running by a run that died (train-999999-ab)`, `stopped process group ${legacy.pid}, left running by a run that died (x-1-abc)`].sort());
   await exited;
   assert.ok(!existsSync(dead), "!existsSync(dead)");
 });
@@ -1139,4 +1143,42 @@ test('store: clearing temp folders inside a run (its lease live) clears this pro
   const mine = await store.makeTemp('earlier');
   assert.deepEqual(await store.clearTemp(), []);
   assert.ok(!existsSync(mine), 'the earlier temp folder is gone');
+});
+
+test('store: a stage key is held by one process at a time (the next waits, told by whom, or gives up when aborted); a run\'s own temp folder goes at its end', { timeout: 20_000 }, async (t) => {
+  const { store } = storeIn(t);
+  const key = 'c'.repeat(32);
+  const first = await store.lockKey(key, () => assert.fail('nobody held it'), new AbortController().signal);
+  assert.ok(existsSync(join(store.root, 'keys', key)), 'held as keys/<key>');
+  const owners: string[] = [];
+  const second = store.lockKey(key, (o) => owners.push(`${o.pid} ${o.command}`), new AbortController().signal);
+  const gaveUp = new AbortController();
+  const third = store.lockKey(key, () => gaveUp.abort(), gaveUp.signal);
+  await assert.rejects(third, { name: 'AbortError' });
+  await first.release();
+  const held = await second;
+  assert.deepEqual(owners, [`${process.pid} computing ${key}`]);
+  assert.equal(held.waited, true);
+  await held.release();
+  const tmp = await store.makeTemp('stage');
+  await store.dropOwnTemp();
+  assert.ok(!existsSync(tmp) && !existsSync(store.tmpDir), 'this run\'s temp folder is gone');
+  await store.dropOwnTemp();
+});
+
+test('store: an empty folder output is stored, viewed and published as an empty folder; a run that published nothing writes no index', async (t) => {
+  const { w, store } = storeIn(t);
+  const out = join(w, 'out');
+  mkdirSync(join(out, 'e'), { recursive: true });
+  const rec = await store.commit(out, ['e'], base('a'.repeat(32)));
+  assert.deepEqual({ kind: rec.outputs.e!.kind, files: rec.outputs.e!.files }, { kind: 'dir', files: 0 });
+  rmSync(store.viewPath(rec.key), { recursive: true, force: true });
+  const view = await store.ensureView(rec, 'e');
+  assert.deepEqual(readdirSync(view), []);
+  const dest = join(w, 'ws', 'e');
+  await store.publish(rec.outputs.e!, dest);
+  assert.ok(statSync(dest).isDirectory(), 'published as a folder');
+  assert.deepEqual(readdirSync(dest), []);
+  await store.writePublished('/w', {});
+  assert.ok(!existsSync(join(store.root, 'published')), 'no index, no lock');
 });

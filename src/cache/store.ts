@@ -299,7 +299,7 @@ export class Store {
       // `<session>/<stage folder>/pgid`; a folder left by an engine before sessions holds `pgid` itself.
       for (const d of ['.', ...(await readdirIfExists(join(root, session)))]) {
         const pgid = await killRecorded(join(root, session, d, 'pgid'));
-        if (pgid !== undefined) said.push(`stopped process group ${pgid}, left running by a run that died (${d})`);
+        if (pgid !== undefined) said.push(`stopped process group ${pgid}, left running by a run that died (${d === '.' ? session : d})`);
       }
       await rm(join(root, session), { recursive: true, force: true });
     }
