@@ -1085,6 +1085,12 @@ test('store: every removal tolerates a path already gone (another run, or a user
     assert.equal(await store.ensureView(rec, 'd'), store.viewPath(rec.key, 'd'), 'a changed view rebuilt');
     put(store.viewPath(rec.key, 'd'), 'extra.txt', 'again');
     assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/extra.txt: added']);
+    const x = join(await store.ensureView(rec, 'd'), 'x.txt');
+    chmodSync(x, 0o644);
+    writeFileSync(x, 'X'); // through the hardlink: the object changes too, and goes
+    assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/x.txt: modified after it was stored']);
+    assert.equal(await store.hasOutputs(rec), false);
+    await commitSample(store, w, 'a'.repeat(32));
     put(join(w, 'ws'), '.res.new-1-killed/x.txt', 'left by a killed publish');
     await store.publish(rec.outputs.d!, dest);
     assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
@@ -1098,6 +1104,7 @@ test('store: every removal tolerates a path already gone (another run, or a user
     assert.equal((await store.verifyObjects()).corrupt.length, 1);
     assert.ok(!existsSync(join(store.root, 'views')), 'views dropped');
     assert.equal((await store.verifyObjects()).corrupt.length, 0, 'again, with no views folder at all');
+    assert.equal(await store.deleteManifestsExcept(new Set()), 1);
     const state = join(w, 'state.json');
     writeFileSync(state, 'not json');
     process.stderr.write = ((m: string) => (said.push(String(m)), true)) as typeof process.stderr.write;
