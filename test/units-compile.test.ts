@@ -321,6 +321,7 @@ test('module stages: params checked and defaulted by the module schema, inputs a
   const b = ok.stages.get('b')!;
   assert.equal(b.module!.abs, join(ROOT, 'stages', 'exvo.ts'));
   assert.deepEqual(b.upstream, ['m']);
+  assert.deepEqual(b.deps, [], 'an input from another stage is not a workspace dependency');
   assert.deepEqual(b.outputs, ['dataset']);
 
   assert.deepEqual(await problems(t, `stages:
@@ -710,4 +711,74 @@ test('--set: params.NAME sets the parameter itself; a module param typo is caugh
   const e = new Engine(w);
   await e.compile('p.yaml');
   assert.equal(readdirSync(join(e.cache, 'specs')).filter((f) => f.endsWith('.checks.json')).length, 1);
+});
+
+test('a reference or a need from a variant that matches no variant of its target is named, with the variants there are', async (t) => {
+  const spec = `stages:
+  train:
+    matrix: { w: [a, b] }
+    run: [echo, '\${outputs.m}']
+    outs: { m: 'm-\${matrix.w}.txt' }
+  score:
+    matrix: { w: [c] }
+    run: [cat, '\${stages.train.outputs.m}']
+  after:
+    matrix: { w: [a, c] }
+    needs: [train]
+    run: [echo]
+`;
+  assert.deepEqual(await problems(t, spec), [
+    "8:16 stages.score.run[1]: no variant of stage 'train' has w=c, as score[w=c] would read (its variants: train[w=a], train[w=b]); name one, as ${stages.train[w=a].outputs.m}",
+    "11:13 stages.after.needs[0]: no variant of stage 'train' has w=c, as after[w=c] would read (its variants: train[w=a], train[w=b]); name one, as train[w=a]",
+  ]);
+  const ok = await compile(t, spec.replace('w: [c] }', 'w: [b] }').replace('w: [a, c]', 'w: [a]'));
+  assert.deepEqual(ok.stages.get('score[w=b]')!.upstream, ['train[w=b]']);
+  assert.deepEqual(ok.stages.get('after[w=a]')!.upstream, ['train[w=a]']);
+});
+
+test('more places a value is checked: matrix seeds at both ends of their range, a default time limit, a path published twice below the top', async (t) => {
+  const p = await compile(t, 'stages:\n  a:\n    matrix: { seed: [0, 4294967295] }\n    run: [echo]\n');
+  assert.deepEqual([...p.stages.values()].map((n) => n.seed), [0, 4294967295]);
+  assert.deepEqual(await problems(t, 'stages:\n  a:\n    matrix: { seed: [-1, 4294967296] }\n    run: [echo]\n  b:\n    matrix: { seed: [4294967296] }\n    run: [echo]\n'), [
+    "3:22 stages.a.matrix.seed[0]: a matrix seed must be a whole number from 0 to 4294967295 (it becomes the variant's seed), got -1",
+    "6:22 stages.b.matrix.seed[0]: a matrix seed must be a whole number from 0 to 4294967295 (it becomes the variant's seed), got 4294967296",
+  ]);
+  assert.deepEqual(await problems(t, 'resources: { time: soon }\nstages:\n  a:\n    run: [echo]\n'), [
+    "1:20 resources.time: bad time limit 'soon': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d",
+  ]);
+  assert.deepEqual(await problems(t, 'stages:\n  a:\n    run: [echo]\n    outs: { o: out/r.txt }\n  b:\n    run: [echo]\n    outs: { o: out/r.txt }\n'), [
+    "7:16 stages.b.outs.o: 'out/r.txt' is published by both a and b: each outs path needs exactly one producer",
+  ]);
+});
+
+const TWO = `import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: { type: 'object', additionalProperties: false, properties: { label: { type: 'string' }, n: { type: 'integer' }, tags: { type: 'array' } } }, inputs: ['data', 'extra'], outputs: ['o', 'p'], run() {} });
+`;
+
+test('module stages: params mixing text and references become text, a lone reference keeps its type, list items are placed; every name listed', async (t) => {
+  const files = { 'stages/two.ts': TWO, 'd-x.txt': 'x' };
+  const p = await compile(t, `params: { tag: x }
+stages:
+  m:
+    matrix: { k: [1] }
+    uses: stages/two.ts
+    params: { label: 'run-\${matrix.k}-\${params.tag}', n: '\${matrix.k}', tags: ['\${params.tag}', b] }
+    inputs: { data: 'd-\${params.tag}.txt', extra: d-x.txt }
+`, {}, files);
+  const m = p.stages.get('m[k=1]')!;
+  assert.deepEqual(m.params, { label: 'run-1-x', n: 1, tags: ['x', 'b'] });
+  assert.deepEqual(m.deps, ['d-x.txt', 'd-x.txt']);
+  assert.deepEqual(await problems(t, `stages:
+  m:
+    uses: stages/two.ts
+    params: { tags: [a, '\${params.nope}'] }
+    inputs: { data: d-x.txt, extra: d-x.txt, zzzzzz: d-x.txt }
+    outs: { qqqqqq: out.txt }
+`, {}, files), [
+    '4:25 stages.m.params.tags[1]: unknown reference ${params.nope}: no such parameter',
+    "5:46 stages.m.inputs.zzzzzz: stage module 'stages/two.ts' has no input 'zzzzzz' (its inputs: data, extra)",
+    "6:13 stages.m.outs.qqqqqq: stage module 'stages/two.ts' has no output 'qqqqqq' (its outputs: o, p)",
+  ]);
+  const usage = await compile(t, 'stages:\n  m:\n    uses: stages/two.ts\n    inputs: { data: d-x.txt, extra: d-x.txt }\n', { sets: ['stages.m.params.zzzzzz=3'] }, files).catch((e: unknown) => e);
+  assert.equal((usage as Error).message, "--set 'stages.m.params.zzzzzz=3': stage module 'stages/two.ts' has no param 'zzzzzz' (its params: label, n, tags)");
 });

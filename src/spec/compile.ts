@@ -328,14 +328,18 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       diags.push(src.diagnostic(r.path, `unknown stage '${r.target}' in \${stages.${r.target}.outputs.${r.output}}${hint ? ` (did you mean '${hint}'?)` : ''}`));
       continue;
     }
-    const target = targets[0];
-    if (target && !target.outputs.includes(r.output)) {
+    if (!targets.length) {
+      diags.push(src.diagnostic(r.path, noMatchingVariant(r.target, consumer, variantsByKey, `\${stages.TARGET.outputs.${r.output}}`)));
+      continue;
+    }
+    const target = targets[0]!;
+    if (!target.outputs.includes(r.output)) {
       const hint = closest(r.output, target.outputs);
       diags.push(src.diagnostic(r.path, `stage '${target.key}' has no output '${r.output}' (${hint ? `did you mean '${hint}'?` : `its outputs: ${target.outputs.join(', ') || 'none'}`})`));
       continue;
     }
     r.resolved.push(...targets.map((t) => ({ stage: t.id, output: r.output })));
-    r.gathers = !r.target.includes('[') && Object.keys(target?.matrix ?? {}).some((k) => !(k in consumer.matrix));
+    r.gathers = !r.target.includes('[') && Object.keys(target.matrix).some((k) => !(k in consumer.matrix));
     for (const t of targets) if (!consumer.upstream.includes(t.id)) consumer.upstream.push(t.id);
   }
   // Splice resolved references into inputs, last index first so earlier indices stay valid.
@@ -355,6 +359,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       diags.push(src.diagnostic(path, `unknown stage '${key}' in needs${hint ? ` (did you mean '${hint}'?)` : ''}`));
       continue;
     }
+    if (!targets.length) diags.push(src.diagnostic(path, noMatchingVariant(key, node, variantsByKey, 'TARGET')));
     for (const t of targets) if (!node.upstream.includes(t.id)) node.upstream.push(t.id);
   }
 
@@ -539,6 +544,18 @@ function pickVariants(target: string, consumer: StageNode, nodes: Map<string, St
   return variants.filter((v) =>
     Object.entries(v.matrix).every(([k, val]) => !(k in consumer.matrix) || JSON.stringify(consumer.matrix[k]) === JSON.stringify(val)),
   );
+}
+
+/**
+ * Why a reference from a variant finds no variant of its target: the keys they share take the
+ * consumer's values, and none of the target's variants has them. `form` shows how to name one
+ * variant instead (TARGET is replaced by the first variant's id).
+ */
+function noMatchingVariant(target: string, consumer: StageNode, byKey: Map<string, StageNode[]>, form: string): string {
+  const variants = byKey.get(target)!;
+  const shared = Object.keys(consumer.matrix).filter((k) => variants.some((v) => k in v.matrix));
+  const wanted = shared.map((k) => `${k}=${scalarText(consumer.matrix[k])}`).join(', ');
+  return `no variant of stage '${target}' has ${wanted}, as ${consumer.id} would read (its variants: ${variants.map((v) => v.id).join(', ')}); name one, as ${form.replace('TARGET', variants[0]!.id)}`;
 }
 
 /** A stage path as a workspace-relative path, or undefined (with a diagnostic) where it may not point. */
