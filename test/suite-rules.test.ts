@@ -1,4 +1,5 @@
-// Rules the test files themselves keep, checked on their source.
+// Rules the test files themselves keep, checked on their source: messages on every assert.ok, and
+// equivalent-mutants.tsv readable as `npm run mutate` reads it.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,4 +33,15 @@ test('every assert.ok and assert() in the tests carries its own message', () => 
   }
   assert.ok(testSources().length > 40, 'the test files were found');
   assert.deepEqual(bare, []);
+});
+
+test('every line of equivalent-mutants.tsv names a mutant and says why it cannot be killed', async () => {
+  const { readExplained } = await import('./reliability/mutate.ts');
+  const explained = readExplained(readFileSync(join(TEST_DIR, 'reliability', 'equivalent-mutants.tsv'), 'utf8'));
+  assert.ok(explained.size > 50, `${explained.size} explanations read`);
+  for (const [key, why] of explained) {
+    assert.match(key.split('\t')[0]!, /^(src|stages)\/[\w/.-]+\.ts$/, key);
+    assert.match(key.split('\t')[2]!, /⟦[\s\S]*⟧/, `the replaced code is marked: ${key}`);
+    assert.ok(why.trim().length >= 20, `a reason, not a word: ${key}`);
+  }
 });
