@@ -728,8 +728,8 @@ test('a reference or a need from a variant that matches no variant of its target
     run: [echo]
 `;
   assert.deepEqual(await problems(t, spec), [
-    "8:16 stages.score.run[1]: no variant of stage 'train' has w=c, as score[w=c] would read (its variants: train[w=a], train[w=b]); name one, as ${stages.train[w=a].outputs.m}",
-    "11:13 stages.after.needs[0]: no variant of stage 'train' has w=c, as after[w=c] would read (its variants: train[w=a], train[w=b]); name one, as train[w=a]",
+    "8:16 stages.score.run[1]: no variant of stage 'train' has w=c, as score[w=c] needs (its variants: train[w=a], train[w=b]); name one, as ${stages.train[w=a].outputs.m}",
+    "11:13 stages.after.needs[0]: no variant of stage 'train' has w=c, as after[w=c] needs (its variants: train[w=a], train[w=b]); name one, as train[w=a]",
   ]);
   const ok = await compile(t, spec.replace('w: [c] }', 'w: [b] }').replace('w: [a, c]', 'w: [a]'));
   assert.deepEqual(ok.stages.get('score[w=b]')!.upstream, ['train[w=b]']);

@@ -555,7 +555,7 @@ function noMatchingVariant(target: string, consumer: StageNode, byKey: Map<strin
   const variants = byKey.get(target)!;
   const shared = Object.keys(consumer.matrix).filter((k) => variants.some((v) => k in v.matrix));
   const wanted = shared.map((k) => `${k}=${scalarText(consumer.matrix[k])}`).join(', ');
-  return `no variant of stage '${target}' has ${wanted}, as ${consumer.id} would read (its variants: ${variants.map((v) => v.id).join(', ')}); name one, as ${form.replace('TARGET', variants[0]!.id)}`;
+  return `no variant of stage '${target}' has ${wanted}, as ${consumer.id} needs (its variants: ${variants.map((v) => v.id).join(', ')}); name one, as ${form.replace('TARGET', variants[0]!.id)}`;
 }
 
 /** A stage path as a workspace-relative path, or undefined (with a diagnostic) where it may not point. */
