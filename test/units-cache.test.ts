@@ -274,6 +274,19 @@ async function commitSample(store: Store, w: string, key: string, body = 'file b
   return store.commit(out, ['f', 'd'], base(key));
 }
 
+/** What `body` wrote to stderr, in pieces as written (and kept off the test's output). */
+async function stderrDuring(body: () => Promise<unknown>): Promise<string[]> {
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => (said.push(String(s)), true)) as typeof process.stderr.write;
+  try {
+    await body();
+  } finally {
+    process.stderr.write = write;
+  }
+  return said;
+}
+
 function storeIn(t: { after(f: () => void): void }) {
   const w = scratch(t);
   const store = new Store(join(w, 'cache'));
@@ -684,18 +697,13 @@ test('store: clearing temp folders leaves live runs alone (their lease is fresh)
 test('digest cache: a sealed state file whose files or imports are not maps is dropped, saying so', async (t) => {
   const w = scratch(t);
   const state = join(w, 'state.json');
-  const said: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => (said.push(String(s)), true)) as typeof process.stderr.write;
-  try {
+  const said = await stderrDuring(async () => {
     for (const bad of [{ version: 1, files: 'x', imports: {} }, { version: 1, files: {}, imports: 5 }]) {
       await writeSealed(state, bad);
       await new DigestCache(state).load();
       assert.ok(!existsSync(state), JSON.stringify(bad));
     }
-  } finally {
-    process.stderr.write = write;
-  }
+  });
   assert.deepEqual(said, [`cache: dropped a corrupt digest state file (${state}); files are hashed again\n`, `cache: dropped a corrupt digest state file (${state}); files are hashed again\n`]);
 });
 
@@ -836,14 +844,7 @@ test('store: corrupt state is reported on stderr by default, naming what and whe
   const store = new Store(join(w, 'cache'));
   const key = 'a'.repeat(32);
   put(join(store.root, 'runs'), `${key}.json`, '{"not":"sealed"}');
-  const said: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((s: string) => (said.push(String(s)), true)) as typeof process.stderr.write;
-  try {
-    assert.equal(await store.readRun(key), undefined);
-  } finally {
-    process.stderr.write = write;
-  }
+  const said = await stderrDuring(async () => assert.equal(await store.readRun(key), undefined));
   assert.deepEqual(said, [`cache: dropped a corrupt run record (${store.runPath(key)}); it will be rebuilt\n`]);
 });
 
@@ -1074,7 +1075,6 @@ test('store: every removal tolerates a path already gone (another run, or a user
     return real(path, opts);
   };
   const said: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
   await withFs('rm', goneFirst, async () => {
     writeFileSync(store.runPath(rec.key), '{"not":"sealed"}');
     assert.equal(await store.readRun(rec.key), undefined, 'a corrupt record dropped');
@@ -1107,12 +1107,7 @@ test('store: every removal tolerates a path already gone (another run, or a user
     assert.equal(await store.deleteManifestsExcept(new Set()), 1);
     const state = join(w, 'state.json');
     writeFileSync(state, 'not json');
-    process.stderr.write = ((m: string) => (said.push(String(m)), true)) as typeof process.stderr.write;
-    try {
-      await new DigestCache(state).load();
-    } finally {
-      process.stderr.write = write;
-    }
+    said.push(...(await stderrDuring(() => new DigestCache(state).load())));
   });
   assert.deepEqual(dropped, ['a corrupt run record']);
   assert.equal(said.length, 1);

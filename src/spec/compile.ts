@@ -329,7 +329,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       continue;
     }
     if (!targets.length) {
-      diags.push(src.diagnostic(r.path, noMatchingVariant(r.target, consumer, variantsByKey, `\${stages.TARGET.outputs.${r.output}}`)));
+      diags.push(src.diagnostic(r.path, noMatchingVariant(r.target, consumer, variantsByKey, (id) => `\${stages.${id}.outputs.${r.output}}`)));
       continue;
     }
     const target = targets[0]!;
@@ -359,7 +359,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       diags.push(src.diagnostic(path, `unknown stage '${key}' in needs${hint ? ` (did you mean '${hint}'?)` : ''}`));
       continue;
     }
-    if (!targets.length) diags.push(src.diagnostic(path, noMatchingVariant(key, node, variantsByKey, 'TARGET')));
+    if (!targets.length) diags.push(src.diagnostic(path, noMatchingVariant(key, node, variantsByKey, (id) => id)));
     for (const t of targets) if (!node.upstream.includes(t.id)) node.upstream.push(t.id);
   }
 
@@ -548,14 +548,14 @@ function pickVariants(target: string, consumer: StageNode, nodes: Map<string, St
 
 /**
  * Why a reference from a variant finds no variant of its target: the keys they share take the
- * consumer's values, and none of the target's variants has them. `form` shows how to name one
- * variant instead (TARGET is replaced by the first variant's id).
+ * consumer's values, and none of the target's variants has them. `naming` shows how to name one
+ * variant instead (given the first variant's id).
  */
-function noMatchingVariant(target: string, consumer: StageNode, byKey: Map<string, StageNode[]>, form: string): string {
+function noMatchingVariant(target: string, consumer: StageNode, byKey: Map<string, StageNode[]>, naming: (id: string) => string): string {
   const variants = byKey.get(target)!;
   const shared = Object.keys(consumer.matrix).filter((k) => variants.some((v) => k in v.matrix));
   const wanted = shared.map((k) => `${k}=${scalarText(consumer.matrix[k])}`).join(', ');
-  return `no variant of stage '${target}' has ${wanted}, as ${consumer.id} needs (its variants: ${variants.map((v) => v.id).join(', ')}); name one, as ${form.replace('TARGET', variants[0]!.id)}`;
+  return `no variant of stage '${target}' has ${wanted}, as ${consumer.id} needs (its variants: ${variants.map((v) => v.id).join(', ')}); name one, as ${naming(variants[0]!.id)}`;
 }
 
 /** A stage path as a workspace-relative path, or undefined (with a diagnostic) where it may not point. */
