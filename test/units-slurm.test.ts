@@ -148,3 +148,21 @@ test('slurm: a Slurm stage after a stale local one is submitted when reached, ea
   const noSession = await c.e.run('p.yaml', { force: ['head'] });
   assert.equal(noSession.results.get('head[n=1]')!.error, 'executor slurm: this run cannot submit jobs (run it with `pipeline run`)');
 });
+
+test("slurm: a job that leaves the queue without being seen to end is done when its result is in the cache; a job Slurm says failed is failed even with its result stored; an exit code of 0:0 is not reported", async (t) => {
+  const c = cluster(t, SPEC, 'vanish');
+  // A job followed forever is stopped, and seen as the wrong state.
+  const signal = () => AbortSignal.timeout(20_000);
+  const gone = await c.e.run('p.yaml', { targets: ['prep'], signal: signal() }, {}, POLL);
+  assert.deepEqual(states(gone), { prep: 'done' }, JSON.stringify([...gone.results.values()].map((x) => x.error)));
+  assert.equal(c.read('out/data.txt'), 'HELLO\n');
+  assert.deepEqual(gone.cancelled, [], 'a job gone from the queue is not cancelled');
+  // The job ran the stage (its result is stored), then Slurm ended it FAILED: its state is believed.
+  c.mode('fail');
+  const failed = await c.e.run('p.yaml', { targets: ['prep'], force: ['prep'], signal: signal() }, {}, POLL);
+  assert.equal(failed.results.get('prep')!.state, 'failed');
+  assert.equal(failed.results.get('prep')!.error, 'slurm job 102 FAILED (NonZeroExitCode), exit code 1:0');
+  c.mode('cancel');
+  const cancelled = await c.e.run('p.yaml', { targets: ['prep'], force: ['prep'], signal: signal() }, {}, POLL);
+  assert.equal(cancelled.results.get('prep')!.error, 'slurm job 103 CANCELLED');
+});

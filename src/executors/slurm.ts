@@ -19,6 +19,8 @@ import { workspaceId } from '../cache/store.ts';
 
 /** Slurm states after which a job does nothing more. */
 const ENDED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'SPECIAL_EXIT', 'REVOKED']);
+/** A job squeue listed once and lists no more, never seen ending: whether it made its result, the cache tells. */
+const GONE = { state: 'GONE', reason: 'no longer listed by squeue' };
 
 export interface SlurmOptions {
   pipeline: Pipeline;
@@ -174,20 +176,19 @@ export class SlurmSession {
     if (!this.jobs.has(node.id)) await this.submit([node], false);
     const job = this.jobs.get(node.id)!;
     let said = '';
-    let seen = false;
     const since = Date.now();
     for (;;) {
       signal.throwIfAborted();
       await this.refresh();
       const st = this.states.get(job.name);
+      if (st === GONE) return { job, ...GONE };
       if (st) {
-        seen = true;
         const text = `slurm job ${job.name}: ${stateText(st)}`;
         if (text !== said) onState((said = text));
         if (ENDED.has(st.state)) return { job, ...st, exitCode: st.state === 'COMPLETED' ? undefined : await this.exitCode(job.name) };
-      } else if (seen || Date.now() - since > 60_000) {
-        // Left the queue (older than MinJobAge) or never shown: the cache tells whether it made its result.
-        return { job, state: 'GONE', reason: 'no longer listed by squeue' };
+      } else if (Date.now() - since > 60_000) {
+        // Never listed in a minute: the cache tells whether it made its result.
+        return { job, ...GONE };
       }
       await delay(this.pollMs, undefined, { signal });
     }
@@ -199,7 +200,7 @@ export class SlurmSession {
    */
   async finish(): Promise<string[]> {
     await this.refresh(true);
-    const open = [...this.jobs.values()].filter((j) => !ENDED.has(this.states.get(j.name)?.state ?? 'PENDING')).map((j) => j.name);
+    const open = [...this.jobs.values()].filter((j) => !ENDED.has(this.states.get(j.name)?.state ?? 'PENDING') && this.states.get(j.name) !== GONE).map((j) => j.name);
     if (open.length) await execa('scancel', open, { reject: false });
     await Promise.all(this.scripts.map((f) => rm(f, { force: true })));
     return open;
@@ -222,8 +223,17 @@ export class SlurmSession {
     const ids = this.jobIds();
     if (!ids.length) return;
     this.refreshing = (async () => {
-      for (const [name, st] of await queueStates(ids)) this.states.set(name, st);
+      const listed = await queueStates(ids);
       this.lastRefresh = Date.now();
+      if (!listed) return; // squeue failed (the controller busy or down): asked again at the next poll
+      for (const job of this.jobs.values()) {
+        const st = listed.get(job.name);
+        const last = this.states.get(job.name);
+        if (st) this.states.set(job.name, st);
+        // Listed before, now not, without having been seen to end: it left the queue (ended longer
+        // ago than MinJobAge). Its last state would otherwise be kept, and followed, forever.
+        else if (last && !ENDED.has(last.state)) this.states.set(job.name, GONE);
+      }
     })().finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
@@ -248,7 +258,7 @@ export async function detachedStates(cacheDir: string, workspace: string, spec: 
   const v = await readSealed<{ jobs: Record<string, SlurmJob> }>(detachedPath(cacheDir, workspace, spec));
   const out = new Map<string, string>();
   if (!v || v === CORRUPT || typeof v.jobs !== 'object' || !onPath('squeue')) return out;
-  const states = await queueStates([...new Set(Object.values(v.jobs).map((j) => String(j.name).split('_')[0]!))]);
+  const states = (await queueStates([...new Set(Object.values(v.jobs).map((j) => String(j.name).split('_')[0]!))])) ?? new Map();
   for (const [id, job] of Object.entries(v.jobs)) {
     const st = states.get(job.name);
     if (st) out.set(id, `slurm job ${job.name}: ${stateText(st)}`);
@@ -256,11 +266,12 @@ export async function detachedStates(cacheDir: string, workspace: string, spec: 
   return out;
 }
 
-/** Each listed job's (or array task's, `12_3`) state and reason; empty when squeue fails. */
-async function queueStates(ids: string[]): Promise<Map<string, { state: string; reason: string }>> {
+/** Each listed job's (or array task's, `12_3`) state and reason; undefined when squeue fails. */
+async function queueStates(ids: string[]): Promise<Map<string, { state: string; reason: string }> | undefined> {
   const out = new Map<string, { state: string; reason: string }>();
   const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
-  if (r.exitCode !== 0) return out;
+  // Asked for one job that has left the queue, squeue fails saying so: none of them is listed.
+  if (r.exitCode !== 0) return /invalid job id/i.test(r.stderr) ? out : undefined;
   for (const line of r.stdout.split('\n')) {
     const [name, state, reason] = line.trim().split('|');
     if (name && state) out.set(name, { state, reason: reason ?? '' });
