@@ -28,25 +28,25 @@ import type { Fingerprint } from './fingerprint.ts';
 import { killRecorded } from '../executors/groups.ts';
 import { lockDir, sessionId, sessionLive, withFileLock, type HeldLock, type Owner } from './lock.ts';
 import { hashBytes, hashFile } from './hash.ts';
+import { isRecord } from '../records.ts';
 import { CORRUPT, sayDropped, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
 export const OBJECT_MTIME_MS = 1_000_000_000_000;
 const OBJECT_MTIME = new Date(OBJECT_MTIME_MS);
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function isOutputDigest(v: unknown): v is OutputDigest {
-  return isObj(v) && (v.kind === 'file' || v.kind === 'dir') && typeof v.digest === 'string' && /^[0-9a-f]{32}$/.test(v.digest) && typeof v.size === 'number' && typeof v.files === 'number';
+  return isRecord(v) && (v.kind === 'file' || v.kind === 'dir') && typeof v.digest === 'string' && /^[0-9a-f]{32}$/.test(v.digest) && typeof v.size === 'number' && typeof v.files === 'number';
 }
 
 /** A run record or latest pointer as read from disk: the fields the engine relies on, well formed. */
 function isCachedRun(v: unknown): v is CachedRun {
-  return isObj(v) && typeof v.key === 'string' && /^[0-9a-f]{32}$/.test(v.key) && typeof v.committedAt === 'number' && isObj(v.outputs) && Object.values(v.outputs).every(isOutputDigest);
+  return isRecord(v) && typeof v.key === 'string' && /^[0-9a-f]{32}$/.test(v.key) && typeof v.committedAt === 'number' && isRecord(v.outputs) && Object.values(v.outputs).every(isOutputDigest);
 }
 
 function isManifest(v: unknown): v is FileEntry[] {
-  return Array.isArray(v) && v.every((f) => isObj(f) && typeof f.path === 'string' && typeof f.size === 'number' && typeof f.digest === 'string');
+  return Array.isArray(v) && v.every((f) => isRecord(f) && typeof f.path === 'string' && typeof f.size === 'number' && typeof f.digest === 'string');
 }
 
 /** What is wrong with one object, or undefined when it looks intact (stat only). */
@@ -131,7 +131,7 @@ export class Store {
   async readRun(key: string): Promise<RunRecord | undefined> {
     const rec = await readSealed<RunRecord>(this.runPath(key));
     if (rec === undefined) return undefined;
-    if (rec !== CORRUPT && isCachedRun(rec) && rec.key === key && isObj(rec.fingerprint)) return rec;
+    if (rec !== CORRUPT && isCachedRun(rec) && rec.key === key && isRecord(rec.fingerprint)) return rec;
     await this.dropCorrupt(this.runPath(key), 'run record');
     return undefined;
   }
@@ -161,7 +161,7 @@ export class Store {
   private async readLatestIndex(path: string): Promise<Record<string, LatestPointer>> {
     const index = await readSealed<unknown>(path);
     if (index === undefined) return {};
-    if (index === CORRUPT || !isObj(index)) {
+    if (index === CORRUPT || !isRecord(index)) {
       await this.dropCorrupt(path, 'latest-run index');
       return {};
     }
@@ -201,7 +201,7 @@ export class Store {
       if (!f.endsWith('.json')) continue;
       const v = await readSealed<WorkspaceEntry>(join(dir, f));
       if (v === undefined) continue;
-      if (v === CORRUPT || !isObj(v) || typeof v.workspace !== 'string' || workspaceId(v.workspace) !== f.slice(0, -5)) {
+      if (v === CORRUPT || !isRecord(v) || typeof v.workspace !== 'string' || workspaceId(v.workspace) !== f.slice(0, -5)) {
         await this.dropCorrupt(join(dir, f), 'workspace record');
         continue;
       }
@@ -230,7 +230,7 @@ export class Store {
     const path = await this.publishedPath(workspace);
     const v = await readSealed<unknown>(path);
     if (v === undefined) return {};
-    if (v !== CORRUPT && isObj(v) && v.workspace === workspace && isObj(v.paths) && Object.values(v.paths).every((d) => typeof d === 'string')) return v.paths as Record<string, string>;
+    if (v !== CORRUPT && isRecord(v) && v.workspace === workspace && isRecord(v.paths) && Object.values(v.paths).every((d) => typeof d === 'string')) return v.paths as Record<string, string>;
     await this.dropCorrupt(path, 'published-outputs index');
     return {};
   }

@@ -5,6 +5,7 @@
 import type { FileEntry } from '../cache/digests.ts';
 import type { Fingerprint } from '../cache/fingerprint.ts';
 import { UNKNOWN_OUTPUT } from './plan.ts';
+import { isRecord } from '../records.ts';
 
 export interface ExplainContext {
   /** Folder manifests by digest, to name the files that changed inside an input folder. */
@@ -99,8 +100,7 @@ function diffMaps(a: Record<string, string>, b: Record<string, string>, emit: (k
 }
 
 function diffValues(label: 'param' | 'stage fact', a: unknown, b: unknown, path: string[], out: Reason[]): void {
-  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (isObj(a) && isObj(b)) {
+  if (isRecord(a) && isRecord(b)) {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) diffValues(label, a[k], b[k], [...path, k], out);
     return;
   }

@@ -16,6 +16,7 @@ import { exprText, parsePieces, type Expr } from './references.ts';
 import type { ExecutorName, InputSpec, OutputRef, Pipeline, StageNode, Template, TemplatePart } from './model.ts';
 import { findCycle, topoOrder } from '../run/graph.ts';
 import { SELF_PACKAGE } from '../bundle.js';
+import { isRecord } from '../records.ts';
 
 export interface CompileOptions {
   workspace: string;
@@ -35,7 +36,6 @@ export interface CompileOptions {
 }
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface PendingRef {
   from: string;
@@ -71,16 +71,16 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const checks = new SchemaChecks(join(opts.cacheDir, 'specs', await checksMemoName(raw)));
   await checks.load();
   diags.push(...(await checks.pipeline(src, raw)));
-  if (!isObj(raw) || !isObj(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
+  if (!isRecord(raw) || !isRecord(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
 
   const where = { workspace, cacheDir: resolve(opts.cacheDir) };
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;
   const defaultExecutor = (typeof raw.executor === 'string' ? raw.executor : 'process') as ExecutorName;
-  const defaultResources = isObj(raw.resources) ? raw.resources : {};
+  const defaultResources = isRecord(raw.resources) ? raw.resources : {};
   const envRead: Record<string, string | null> = {};
   const absent: string[] = [];
   const scope0: Scope = { params: {}, env, matrix: {}, refs: 'none', envRead };
-  const params = isObj(raw.params) ? (resolveValue(src, ['params'], raw.params, scope0, diags, []) as Obj) : {};
+  const params = isRecord(raw.params) ? (resolveValue(src, ['params'], raw.params, scope0, diags, []) as Obj) : {};
 
   const nodes = new Map<string, StageNode>();
   const variantsByKey = new Map<string, StageNode[]>();
@@ -92,7 +92,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const outsAt: Array<{ id: string; path: string; at: SpecPath }> = [];
 
   for (const [key, st] of Object.entries(raw.stages)) {
-    if (!isObj(st)) continue;
+    if (!isRecord(st)) continue;
     const at = ['stages', key];
     const hasUses = typeof st.uses === 'string';
     const hasRun = st.run !== undefined;
@@ -135,7 +135,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         }
       }
     }
-    const variants = isObj(st.matrix) ? expandMatrix(st.matrix) : [{}];
+    const variants = isRecord(st.matrix) ? expandMatrix(st.matrix) : [{}];
     if (!variants.length) {
       diags.push(src.diagnostic([...at, 'matrix', 'exclude'], 'every combination of the matrix is excluded: the stage would have no variant'));
       continue;
@@ -149,7 +149,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     }
     if (variantIds.size < variants.length) continue;
     // `matrix: { seed: [10, 11, 12] }` makes seeds replicates: each variant runs with its seed.
-    if (isObj(st.matrix) && Array.isArray(st.matrix.seed)) {
+    if (isRecord(st.matrix) && Array.isArray(st.matrix.seed)) {
       const bad = (st.matrix.seed as unknown[]).findIndex((v) => !Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xffffffff);
       if (bad >= 0) {
         diags.push(src.diagnostic([...at, 'matrix', 'seed', bad], `a matrix seed must be a whole number from 0 to 4294967295 (it becomes the variant's seed), got ${JSON.stringify((st.matrix.seed as unknown[])[bad])}`));
@@ -162,7 +162,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     for (const matrix of variants) {
       const id = variantId(key, matrix);
       const scope: Scope = { params, env, matrix, refs: 'none', envRead };
-      let stageParams = (isObj(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
+      let stageParams = (isRecord(st.params) ? resolveValue(src, [...at, 'params'], st.params, scope, diags, []) : {}) as Obj;
       if (def) {
         try {
           const checked = await checks.params(src, [...at, 'params'], def.params, stageParams);
@@ -194,11 +194,11 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         seed: typeof matrix.seed === 'number' ? matrix.seed : typeof st.seed === 'number' ? st.seed : seed,
         version: st.version === undefined ? undefined : (resolveValue(src, [...at, 'version'], st.version, scope, diags, []) as string | number),
         executor: opts.executor ?? ((typeof st.executor === 'string' ? st.executor : defaultExecutor) as ExecutorName),
-        resources: { ...defaultResources, ...(isObj(st.resources) ? st.resources : {}) },
+        resources: { ...defaultResources, ...(isRecord(st.resources) ? st.resources : {}) },
       };
       if (typeof node.resources.time === 'string') {
         const ms = parseDuration(node.resources.time);
-        const where = isObj(st.resources) && 'time' in st.resources ? [...at, 'resources', 'time'] : ['resources', 'time'];
+        const where = isRecord(st.resources) && 'time' in st.resources ? [...at, 'resources', 'time'] : ['resources', 'time'];
         if (ms === undefined) diags.push(src.diagnostic(where, `bad time limit '${node.resources.time}': use minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] (as Slurm does) or 90s, 30m, 2h, 1d`));
         else node.timeLimitMs = ms;
       }
@@ -206,7 +206,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       const refScope = (refs: Scope['refs']): Scope => ({ ...scope, refs });
 
       // Inputs: a workspace path, or another stage's output as the whole value.
-      if (isObj(st.inputs)) {
+      if (isRecord(st.inputs)) {
         for (const [name, value] of Object.entries(st.inputs)) {
           const path = [...at, 'inputs', name];
           const items = Array.isArray(value) ? value : [value];
@@ -255,7 +255,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           script,
           argv: argv.map((a, i) => resolveTemplate(src, typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', i], a, refScope('command'), diags, pending, { shellScript: i === script })),
         };
-        node.outputs = isObj(st.outs) ? Object.keys(st.outs) : [];
+        node.outputs = isRecord(st.outs) ? Object.keys(st.outs) : [];
         for (const p of Array.isArray(st.deps) ? st.deps : []) {
           const i = (st.deps as unknown[]).indexOf(p);
           const v = unlessFailed(diags, () => resolveValue(src, [...at, 'deps', i], p, scope, diags, []));
@@ -270,15 +270,15 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           }
         }
       }
-      if (isObj(st.outs)) {
+      if (isRecord(st.outs)) {
         for (const [name, entry] of Object.entries(st.outs)) {
           if (def && !node.outputs.includes(name)) {
             diags.push(src.diagnostic([...at, 'outs', name], `stage module '${st.uses}' has no output '${name}' (its outputs: ${node.outputs.join(', ') || 'none'})`, true));
             continue;
           }
           // `name: path`, or `name: { path, overwrite: true }` to let it replace a file no stage wrote.
-          const target = isObj(entry) ? entry.path : entry;
-          const tpath = isObj(entry) ? [...at, 'outs', name, 'path'] : [...at, 'outs', name];
+          const target = isRecord(entry) ? entry.path : entry;
+          const tpath = isRecord(entry) ? [...at, 'outs', name, 'path'] : [...at, 'outs', name];
           if (typeof target !== 'string') continue;
           const v = unlessFailed(diags, () => resolveValue(src, tpath, target, scope, diags, []));
           if (typeof v === 'string') {
@@ -286,7 +286,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
             if (c !== undefined) {
               node.outs[name] = c;
               outsAt.push({ id, path: c, at: tpath });
-              if (isObj(entry) && entry.overwrite === true) node.overwrite.push(name);
+              if (isRecord(entry) && entry.overwrite === true) node.overwrite.push(name);
             }
           }
         }
@@ -304,7 +304,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           } else node[list].push([output, rel]);
         });
       }
-      if (isObj(st.env)) {
+      if (isRecord(st.env)) {
         for (const [name, value] of Object.entries(st.env)) {
           node.env[name] = resolveTemplate(src, [...at, 'env', name], String(value), refScope('command'), diags, pending);
         }
@@ -482,15 +482,15 @@ function applySets(raw: Obj, sets: string[], display: string): void {
     const keyPath = s.slice(0, eq).split('.');
     if (keyPath.some((k) => !k)) throw new UsageError(`--set '${s}': empty name in '${s.slice(0, eq)}'`);
     if (keyPath[0] === 'stages') {
-      const stages = isObj(raw.stages) ? raw.stages : {};
+      const stages = isRecord(raw.stages) ? raw.stages : {};
       const id = keyPath[1];
-      if (!id || !isObj(stages[id])) {
+      if (!id || !isRecord(stages[id])) {
         const hint = id ? closest(id, Object.keys(stages)) : undefined;
         throw new UsageError(`--set '${s}': ${display} has no stage '${id ?? ''}'${hint ? ` (did you mean '${hint}'?)` : ` (stages: ${Object.keys(stages).join(', ')})`}`);
       }
       if (keyPath.length < 3) throw new UsageError(`--set '${s}': name a key of stage '${id}', e.g. stages.${id}.params.NAME=value`);
     } else {
-      const params = isObj(raw.params) ? raw.params : {};
+      const params = isRecord(raw.params) ? raw.params : {};
       const name = keyPath[0] === 'params' ? keyPath[1] : keyPath[0];
       if (!name || !(name in params)) {
         const hint = name ? closest(name, Object.keys(params)) : undefined;
@@ -506,7 +506,7 @@ function applySets(raw: Obj, sets: string[], display: string): void {
     if (keyPath[0] !== 'stages' && keyPath[0] !== 'params') keyPath.unshift('params');
     let o: Obj = raw;
     for (const k of keyPath.slice(0, -1)) {
-      if (!isObj(o[k])) o[k] = {};
+      if (!isRecord(o[k])) o[k] = {};
       o = o[k] as Obj;
     }
     o[keyPath[keyPath.length - 1]!] = value;
@@ -520,7 +520,7 @@ function expandMatrix(matrix: Obj): Obj[] {
     if (k === 'exclude' || !Array.isArray(values)) continue;
     out = out.flatMap((combo) => values.map((v) => ({ ...combo, [k]: v })));
   }
-  const exclude = Array.isArray(matrix.exclude) ? (matrix.exclude as unknown[]).filter(isObj) : [];
+  const exclude = Array.isArray(matrix.exclude) ? (matrix.exclude as unknown[]).filter(isRecord) : [];
   return out.filter((combo) => !exclude.some((e) => Object.entries(e).every(([k, v]) => JSON.stringify(combo[k]) === JSON.stringify(v))));
 }
 
@@ -600,7 +600,7 @@ function resolveValue(src: SpecSource, path: SpecPath, value: unknown, scope: Sc
     return t.map((p) => (typeof p === 'string' ? p : typeof p === 'object' && 'value' in p ? scalarText((p as { value: unknown }).value) : '')).join('');
   }
   if (Array.isArray(value)) return value.map((v, i) => resolveValue(src, [...path, i], v, scope, diags, pending));
-  if (isObj(value)) {
+  if (isRecord(value)) {
     const out: Obj = {};
     for (const [k, v] of Object.entries(value)) out[k] = resolveValue(src, [...path, k], v, scope, diags, pending);
     return out;
@@ -660,7 +660,7 @@ function evalExpr(src: SpecSource, path: SpecPath, e: Expr, scope: Scope, diags:
       return fail(`bad reference ${exprText(e)}: ${e.why}`);
     case 'params': {
       let v: unknown = scope.params;
-      for (const seg of e.path) v = isObj(v) ? v[seg] : undefined;
+      for (const seg of e.path) v = isRecord(v) ? v[seg] : undefined;
       if (v === undefined) {
         const hint = closest(e.path[0]!, Object.keys(scope.params));
         return fail(`unknown reference ${exprText(e)}: no such parameter${hint ? ` (did you mean '${hint}'?)` : ''}`);
