@@ -535,6 +535,17 @@ test('store: the published-outputs index belongs to one workspace', async (t) =>
   }
 });
 
+test('store: runs publishing into one workspace at once each keep what they recorded (the index is merged under its lock)', async (t) => {
+  const { store } = storeIn(t);
+  await store.writePublished('/w', { kept: 'd0' });
+  // Each write reads the index, merges its paths and writes it back: without the lock, writers that
+  // read before another wrote drop that one's paths.
+  await Promise.all(Array.from({ length: 6 }, (_, i) => store.writePublished('/w', { [`p${i}`]: `d${i + 1}`, kept: 'd0' })));
+  const expected = Object.fromEntries([['kept', 'd0'], ...Array.from({ length: 6 }, (_, i) => [`p${i}`, `d${i + 1}`])]);
+  assert.deepEqual(await store.readPublished('/w'), expected);
+  assert.ok(!existsSync(join(store.root, 'published', `${await hashBytes('/w')}.json.lock`)), 'the index lock is let go');
+});
+
 test('store: publish swaps in a copy (never a link to an object), replaces a folder whole, leaves no temp files', async (t) => {
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
