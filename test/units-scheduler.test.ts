@@ -102,6 +102,16 @@ test('a failing stage commits nothing, blocks what reads it, stops the rest; --k
   assert.deepEqual([...(await e.store.readLatest(e.dir, 'p.yaml')).keys()], ['side']);
 });
 
+test('a run stopped by a failure waits for the stages still running to stop and reports how their own runs ended; none outlives it', async (t) => {
+  // slow takes a second to stop (it traps SIGTERM): the run waits for it, then reports it stopped.
+  const spec = 'stages:\n  bad:\n    run: [sh, -c, "sleep 0.3; exit 3"]\n  slow:\n    run: [sh, -c, "trap \'sleep 1; exit 1\' TERM; sleep 5 & wait"]\n';
+  const { e } = workspace(t, spec);
+  const r = await e.run('p.yaml', { jobs: 2 });
+  assert.deepEqual(states(r), { bad: 'failed', slow: 'stopped' });
+  assert.match(r.results.get('slow')!.key ?? '', /^[0-9a-f]{32}$/, 'the result of the stopped run itself, which knows its key');
+  assert.deepEqual(readdirSync(e.store.tmpDir), [], "the stopped stage's folder is gone when the run returns");
+});
+
 test('a missing input fails its stage by name; a stage that writes nothing it declared fails', async (t) => {
   const { w, e } = workspace(t);
   (await import('node:fs')).rmSync(join(w, 'raw.txt'));
@@ -130,7 +140,7 @@ test('targets run with what they read; --force reruns one stage; unknown names a
   assert.throws(() => resolveStageNames(p, ['cout']), (err: unknown) => err instanceof UsageError && err.message === "no stage named 'cout' in p.yaml (stages: prep, count, side)");
 });
 
-test('variants with the same key run once; a sweep key names every variant', async (t) => {
+test('variants with the same key run once, waiting in-process for the one computing it, also when forced one after another; a sweep key names every variant', async (t) => {
   const spec = `stages:
   s:
     matrix: { k: [1, 2, 3] }
@@ -141,6 +151,10 @@ test('variants with the same key run once; a sweep key names every variant', asy
   const r = await e.run('p.yaml', { jobs: 3 });
   assert.deepEqual(states(r), { 's[k=1]': 'done', 's[k=2]': 'cached', 's[k=3]': 'cached' });
   assert.deepEqual(runs(), ['s']);
+  assert.deepEqual(r.reporter.messages, [], 'no variant waited on the key lock of its own run');
+  const forced = await e.run('p.yaml', { jobs: 1, force: ['s'] });
+  assert.deepEqual(states(forced), { 's[k=1]': 'done', 's[k=2]': 'cached', 's[k=3]': 'cached' });
+  assert.deepEqual(runs(), ['s', 's'], 'forced, the key is computed once more, not once per variant');
   assert.deepEqual(resolveStageNames((await e.planner()).pipeline, ['s']), ['s[k=1]', 's[k=2]', 's[k=3]']);
 });
 
@@ -242,6 +256,9 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
   sh:
     run: [sh, -c, 'sh scripts/eval.sh $LR_TEST_VAR "$HOME" > out.txt', '\${outputs.o}']
     outs: { o: null }
+  one:
+    run: [sh, -c, 'cat notes.txt $FROM_SPEC']
+    env: { FROM_SPEC: fixed }
   mod:
     uses: stages/m.ts
     params: { n: 3 }
@@ -253,6 +270,8 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
     'hydra.yaml': 'lr: 1\n',
     'out.txt': 'written by the script, not code\n',
     '-x': 'a file named like a flag is not read as code\n',
+    'notes.txt': 'read by the script\n',
+    'cat notes.txt $FROM_SPEC': 'named like the whole script, which is read as shell words\n',
     'stages/m.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'object', properties: { n: { type: 'number' } } }, outputs: ['o'], fingerprint: (p) => ({ device: `gpu${(p as { n: number }).n}` }), run() {} });\n",
   });
   process.env.LR_TEST_VAR = '0.5';
@@ -279,6 +298,11 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
   assert.deepEqual(sh.code, { 'scripts/eval.sh': await digest('scripts/eval.sh') });
   assert.deepEqual(sh.shellEnv, { LR_TEST_VAR: '0.5' });
   assert.equal(p.envRead.LR_TEST_VAR, '0.5');
+  // A variable the spec sets is in env, not read from the engine's environment.
+  const one = (await planner.evaluate(p.stages.get('one')!, new Map()))!.fingerprint;
+  assert.deepEqual(one.code, { 'notes.txt': await digest('notes.txt') });
+  assert.deepEqual([one.shellEnv, one.env], [{}, { FROM_SPEC: 'fixed' }]);
+  assert.equal('FROM_SPEC' in p.envRead, false);
 
   const mod = (await planner.evaluate(p.stages.get('mod')!, new Map()))!;
   assert.deepEqual(mod.fingerprint.extras, { device: 'gpu3' });

@@ -94,7 +94,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm };
   const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
-  // Stages with the same fingerprint are the same computation: the second waits for the first.
+  // Stages with the same fingerprint are the same computation: the later ones take its result.
   const inFlight = new Map<string, Promise<unknown>>();
   let stopAll = false;
   opts.reporter.plan(order);
@@ -177,6 +177,9 @@ async function runStage(node: StageNode, rc: RunContext, force: boolean, signal:
     return { id: node.id, state: 'failed', error: `cannot compute the stage's cache key: ${errorText(e)}` };
   }
   if (!ev) return { id: node.id, state: 'failed', error: 'internal: upstream outputs unknown' };
+  // A run computes a key once: a stage whose key an earlier stage of this run has (its twin)
+  // waits for it and takes its result, even when forced. Kept for the whole run, so a twin that
+  // starts after the first one ended (--jobs 1) is served too.
   const twin = inFlight.get(ev.key);
   if (twin) {
     await twin;
@@ -184,11 +187,7 @@ async function runStage(node: StageNode, rc: RunContext, force: boolean, signal:
   }
   const work = runEvaluated(node, ev, rc, force, signal).catch((e: unknown): StageResult => ({ id: node.id, state: 'failed', key: ev.key, error: errorText(e) }));
   inFlight.set(ev.key, work);
-  try {
-    return await work;
-  } finally {
-    if (inFlight.get(ev.key) === work) inFlight.delete(ev.key);
-  }
+  return work;
 }
 
 function errorText(e: unknown): string {
