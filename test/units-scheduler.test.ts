@@ -2,7 +2,7 @@
 // what runs, what is served from the cache, what a failure leaves behind, what reaches the
 // workspace. Fast enough for `npm run mutate` (no CLI process per run).
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { OBJECT_MTIME_MS } from '../src/cache/store.ts';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -110,6 +110,38 @@ test('a run stopped by a failure waits for the stages still running to stop and 
   assert.deepEqual(states(r), { bad: 'failed', slow: 'stopped' });
   assert.match(r.results.get('slow')!.key ?? '', /^[0-9a-f]{32}$/, 'the result of the stopped run itself, which knows its key');
   assert.deepEqual(readdirSync(e.store.tmpDir), [], "the stopped stage's folder is gone when the run returns");
+});
+
+test("a stage whose key cannot be held fails saying why; a failed stage whose log cannot be kept fails with its own error", async (t) => {
+  const { e } = workspace(t, 'stages:\n  s:\n    run: [sh, -c, "echo oops >&2; exit 4"]\n');
+  mkdirSync(join(e.store.root, 'logs'), { recursive: true });
+  writeFileSync(join(e.store.root, 'keys'), 'a file where the key locks go');
+  const locked = (await e.run()).results.get('s')!;
+  assert.equal(locked.state, 'failed');
+  assert.match(locked.error!, /^EEXIST: file already exists, mkdir '.*keys'$/);
+  rmSync(join(e.store.root, 'keys'));
+  writeFileSync(join(e.store.root, 'logs', 'failed'), 'a file where failed logs go');
+  const failed = (await e.run()).results.get('s')!;
+  assert.deepEqual([failed.state, failed.logFile], ['failed', undefined]);
+  assert.match(failed.error!, /exited with code 4/);
+});
+
+test('a run records in the published index only what it changed: what another run published meanwhile stays recorded', async (t) => {
+  const { e } = workspace(t, CHAIN.replace("'echo side > \"$0\"; echo side >> runs.log'", "'sleep 1; echo side > \"$0\"; echo side >> runs.log'"));
+  await e.run();
+  const other = 'f'.repeat(32);
+  // While this run computes side (forced), another run publishes out/data.txt anew.
+  const reporter = new (class extends RecordingReporter {
+    override start(id: string): void {
+      super.start(id);
+      if (id === 'side') void e.store.writePublished(e.dir, { 'out/data.txt': other });
+    }
+  })();
+  const r = await e.run('p.yaml', { force: ['side'], reporter });
+  assert.deepEqual(Object.fromEntries(reporter.states), { prep: 'cached', count: 'cached', side: 'done' });
+  const published = await e.store.readPublished(e.dir);
+  assert.equal(published['out/data.txt'], other, "this run did not change it: the other run's entry is kept");
+  assert.equal(published['out/side.txt'], r.results.get('side')!.record!.outputs.o!.digest);
 });
 
 test('a missing input fails its stage by name; a stage that writes nothing it declared fails', async (t) => {
@@ -315,7 +347,7 @@ test("a stage's fingerprint: scripts a command names are code (also inside sh -c
 test('a failed log is kept under a safe name for each variant, its tail is the last 20 lines that say something; a stage past its time limit fails saying so', async (t) => {
   const spec = `stages:
   s:
-    matrix: { k: ['a b/c'] }
+    matrix: { k: ['a b/(c)'] }
     run: [sh, -c, 'for i in $(seq 1 30); do echo "line $i"; echo; done; exit 1']
   slow:
     run: [sleep, '5']
@@ -324,7 +356,7 @@ test('a failed log is kept under a safe name for each variant, its tail is the l
   const { e } = workspace(t, spec);
   const started = Date.now();
   const r = await e.run('p.yaml', { keepGoing: true });
-  const s = r.results.get('s[k=a b/c]')!;
+  const s = r.results.get('s[k=a b/(c)]')!;
   assert.equal(s.state, 'failed');
   assert.equal(s.logFile, join(e.store.root, 'logs', 'failed', 's_k=a_b_c_.log'));
   assert.deepEqual(s.logTail, Array.from({ length: 20 }, (_, i) => `line ${i + 11}`));
@@ -340,15 +372,19 @@ test("a command's env renders references to upstream outputs; a stage's detail i
   prep:
     run: [sh, -c, 'printf data > "$0"', '\${outputs.o}']
     outs: { o: out/o.txt }
+  v:
+    matrix: { k: [1, 2] }
+    run: [sh, -c, 'printf "$1" > "$0"', '\${outputs.o}', '\${matrix.k}']
+    outs: { o: null }
   use:
-    run: [sh, -c, 'cat "$IN" > "$0"', '\${outputs.r}']
-    env: { IN: '\${stages.prep.outputs.o}' }
+    run: [sh, -c, 'cat "$IN" $ALL > "$0"', '\${outputs.r}']
+    env: { IN: '\${stages.prep.outputs.o}', ALL: '\${stages.v.outputs.o}' }
     outs: { r: out/r.txt }
 `;
   const { e, read } = workspace(t, spec, { 'out/o.txt': 'data' });
   const r = await e.run();
   assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
-  assert.equal(read('out/r.txt'), 'data');
+  assert.equal(read('out/r.txt'), 'data12', 'a sweep read whole in env: its paths joined by spaces');
   assert.match(r.reporter.details.get('use')!, /^\d+\.\d s$/);
   assert.ok(Number(r.reporter.details.get('use')!.split(' ')[0]) < 30, 'a duration, not a timestamp');
   assert.equal((await e.store.readPublished(e.dir))['out/o.txt'], r.results.get('prep')!.record!.outputs.o!.digest);
@@ -359,6 +395,9 @@ test('a stage whose key another process is computing waits, says for whom, stops
   const key = (await e.run()).results.get('prep')!.key!;
   clearRuns();
   const other = await e.store.lockKey(key, () => {}, new AbortController().signal);
+  // Not forced, its result in the cache: served at once, the key's holder not waited for.
+  const hit = await e.run('p.yaml', { targets: ['prep'], signal: AbortSignal.timeout(10_000) });
+  assert.deepEqual([states(hit), hit.reporter.messages], [{ prep: 'cached' }, []]);
   const abort = new AbortController();
   const reporter = new (class extends RecordingReporter {
     override message(text: string): void {

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import { Engine, RecordingReporter, scratch } from './helpers/engine.ts';
+import type { StageState } from '../src/run/progress.ts';
 import { ROOT } from './helpers/workspace.ts';
 
 const SPEC = `executor: slurm
@@ -165,4 +166,45 @@ test("slurm: a job that leaves the queue without being seen to end is done when 
   c.mode('cancel');
   const cancelled = await c.e.run('p.yaml', { targets: ['prep'], force: ['prep'], signal: signal() }, {}, POLL);
   assert.equal(cancelled.results.get('prep')!.error, 'slurm job 103 CANCELLED');
+});
+
+test('slurm: --jobs bounds only the stages computed here: a Slurm stage starts while a local one runs, and takes no local slot', async (t) => {
+  const spec = `executor: slurm
+stages:
+  side:
+    executor: process
+    run: [sh, -c, 'sleep 0.5; echo side > "$0"', '\${outputs.o}']
+    outs: { o: out/side.txt }
+  prep:
+    run: [sh, -c, 'echo prep > "$0"', '\${outputs.o}']
+    outs: { o: out/prep.txt }
+  late:
+    executor: process
+    run: [sh, -c, 'echo late > "$0"', '\${outputs.o}']
+    outs: { o: out/late.txt }
+`;
+  // Slurm holds prep's job pending: the local stages run one at a time beside it.
+  const c = cluster(t, spec, 'hold');
+  const abort = new AbortController();
+  let startedBySideEnd: string[] = [];
+  const reporter = new (class extends RecordingReporter {
+    override finish(id: string, state: StageState, detail?: string): void {
+      super.finish(id, state, detail);
+      if (id === 'side') startedBySideEnd = [...this.started];
+      if (id === 'late') abort.abort();
+    }
+  })();
+  const giveUp = setTimeout(() => abort.abort(), 20_000); // late never starting: the run is stopped, seen below
+  t.after(() => clearTimeout(giveUp));
+  const r = await c.e.run('p.yaml', { jobs: 1, signal: abort.signal }, {}, { ...POLL, reporter });
+  assert.deepEqual(startedBySideEnd.sort(), ['prep', 'side'], 'prep started while side held the one local slot');
+  assert.deepEqual(states(r), { side: 'done', late: 'done', prep: 'stopped' });
+  assert.deepEqual(r.cancelled, ['101']);
+});
+
+test('slurm: a job submitted when its stage is reached that sbatch refuses fails that stage with sbatch\'s message', async (t) => {
+  const c = cluster(t, SPEC.replace('executor: slurm\n', '').replace('  head:\n', '  head:\n    executor: slurm\n'), 'reject');
+  const r = await c.e.run('p.yaml', { targets: ['head'], keepGoing: true }, {}, POLL);
+  assert.deepEqual(states(r), { prep: 'done', 'head[n=1]': 'failed', 'head[n=3]': 'failed' });
+  assert.equal(r.results.get('head[n=3]')!.error, 'sbatch failed for stage head[n=3]: sbatch: error: Batch job submission failed: Invalid partition name specified');
 });

@@ -137,7 +137,7 @@ export class SlurmSession {
       script,
     ];
     const out = await execa('sbatch', args, { reject: false, stdin: 'ignore' });
-    if (out.exitCode !== 0) throw new Error(`sbatch failed for stage ${first.key}: ${(out.stderr || out.stdout).trim() || `exit code ${out.exitCode}`}`);
+    if (out.exitCode !== 0) throw new Error(`sbatch failed for stage ${array ? first.key : first.id}: ${(out.stderr || out.stdout).trim() || `exit code ${out.exitCode}`}`);
     const jobId = out.stdout.trim().split(';')[0]!;
     if (!/^\d+$/.test(jobId)) throw new Error(`sbatch printed no job id for stage ${first.key}: '${out.stdout.trim()}'`);
     if (array) this.arrays.add(jobId);
