@@ -270,8 +270,9 @@ export async function detachedStates(cacheDir: string, workspace: string, spec: 
 async function queueStates(ids: string[]): Promise<Map<string, { state: string; reason: string }> | undefined> {
   const out = new Map<string, { state: string; reason: string }>();
   const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
-  // Asked for one job that has left the queue, squeue fails saying so: none of them is listed.
-  if (r.exitCode !== 0) return /invalid job id/i.test(r.stderr) ? out : undefined;
+  // Asked for a single job that has left the queue, squeue fails saying so (asked for several, it
+  // lists those it has): that job is not listed. Any other failure tells nothing.
+  if (r.exitCode !== 0) return ids.length === 1 && /invalid job id/i.test(r.stderr) ? out : undefined;
   for (const line of r.stdout.split('\n')) {
     const [name, state, reason] = line.trim().split('|');
     if (name && state) out.set(name, { state, reason: reason ?? '' });
