@@ -18,15 +18,19 @@ const LEGACY_INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
 const areaIncremental = (area: string) => `${ROOT}reports/mutation/incremental-${area}.json`;
 const EXPLAINED = `${ROOT}test/reliability/equivalent-mutants.tsv`;
 
-/** The core by area: the modules mutated and the fast tests that check them (stryker.config.json has the rest). */
-export const AREAS: Array<{ area: string; mutate: string[]; tests: string[] }> = [
+/**
+ * The core by area: the modules mutated and the fast tests that check them (stryker.config.json has
+ * the rest). timeoutMS: the pure areas' tests take seconds, so a mutant that loops forever (`i++` ->
+ * `i--`) is given up on sooner than the 30 s the engine areas need.
+ */
+export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; timeoutMS?: number }> = [
   { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts'] },
   { area: 'spec', mutate: ['src/spec/compile.ts', 'src/spec/references.ts', 'src/spec/shell.ts', 'src/spec/duration.ts'], tests: ['test/units-compile.test.ts', 'test/units-spec.test.ts'] },
   { area: 'run', mutate: ['src/run/plan.ts', 'src/run/scheduler.ts'], tests: ['test/units-scheduler.test.ts', 'test/units-slurm.test.ts'] },
-  { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'] },
-  { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts'] },
-  { area: 'features', mutate: ['stages/lib/wav.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts'] },
-  { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'] },
+  { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'], timeoutMS: 10_000 },
+  { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts'], timeoutMS: 10_000 },
+  { area: 'features', mutate: ['stages/lib/wav.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts'], timeoutMS: 10_000 },
+  { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'], timeoutMS: 10_000 },
 ];
 
 /** The file of a mutate entry (`file` or `file:lines`). */
@@ -34,7 +38,7 @@ const fileOf = (entry: string) => entry.split(':')[0]!;
 const inArea = (a: (typeof AREAS)[number], entry: string) => a.mutate.some((m) => fileOf(m) === fileOf(entry));
 
 /** What to mutate in each area: all of it, or the files (or `file:lines`) asked for that belong to it. */
-export function areaRuns(asked: string[] | undefined): Array<{ area: string; mutate: string[]; tests: string[] }> {
+export function areaRuns(asked: string[] | undefined): Array<(typeof AREAS)[number]> {
   const runs = AREAS.map((a) => ({ ...a, mutate: asked ? asked.filter((f) => inArea(a, f)) : a.mutate }));
   const unknown = (asked ?? []).filter((f) => !AREAS.some((a) => inArea(a, f)));
   if (unknown.length) throw new Error(`not in any area of test/reliability/mutate.ts: ${unknown.join(', ')}`);
@@ -143,7 +147,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const incremental = areaIncremental(run.area);
       // First run of an area since reports were kept per area: start from the shared report, so unchanged mutants are reused.
       if (!existsSync(incremental) && existsSync(LEGACY_INCREMENTAL)) copyFileSync(LEGACY_INCREMENTAL, incremental);
-      writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, incrementalFile: incremental }, null, 2));
+      writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, incrementalFile: incremental, ...(run.timeoutMS ? { timeoutMS: run.timeoutMS } : {}) }, null, 2));
       const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
       if (r.status !== 0) process.exit(r.status ?? 1);
       for (const f of run.mutate) files.add(fileOf(f));
