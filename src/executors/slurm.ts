@@ -137,9 +137,10 @@ export class SlurmSession {
       script,
     ];
     const out = await execa('sbatch', args, { reject: false, stdin: 'ignore' });
-    if (out.exitCode !== 0) throw new Error(`sbatch failed for stage ${array ? first.key : first.id}: ${(out.stderr || out.stdout).trim() || `exit code ${out.exitCode}`}`);
+    const what = array ? first.key : first.id; // a sweep by its stage, a lone variant by its own id
+    if (out.exitCode !== 0) throw new Error(`sbatch failed for stage ${what}: ${(out.stderr || out.stdout).trim() || `exit code ${out.exitCode}`}`);
     const jobId = out.stdout.trim().split(';')[0]!;
-    if (!/^\d+$/.test(jobId)) throw new Error(`sbatch printed no job id for stage ${first.key}: '${out.stdout.trim()}'`);
+    if (!/^\d+$/.test(jobId)) throw new Error(`sbatch printed no job id for stage ${what}: '${out.stdout.trim()}'`);
     if (array) this.arrays.add(jobId);
     this.onSubmit(`submitted ${first.key}${array ? ` (${nodes.length} variants, one array)` : ''} as Slurm job ${jobId}${after.length ? `, after ${after.join(', ')}` : ''}`);
     nodes.forEach((n, i) => {
@@ -200,7 +201,12 @@ export class SlurmSession {
    */
   async finish(): Promise<string[]> {
     await this.refresh(true);
-    const open = [...this.jobs.values()].filter((j) => !ENDED.has(this.states.get(j.name)?.state ?? 'PENDING') && this.states.get(j.name) !== GONE).map((j) => j.name);
+    const open = [...this.jobs.values()]
+      .filter((j) => {
+        const st = this.states.get(j.name);
+        return st !== GONE && !ENDED.has(st?.state ?? 'PENDING');
+      })
+      .map((j) => j.name);
     if (open.length) await execa('scancel', open, { reject: false });
     await Promise.all(this.scripts.map((f) => rm(f, { force: true })));
     return open;

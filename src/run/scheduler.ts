@@ -95,7 +95,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the later ones take its result.
-  const inFlight = new Map<string, Promise<unknown>>();
+  const byKey = new Map<string, Promise<unknown>>();
   let stopAll = false;
   opts.reporter.plan(order);
   if (opts.slurm) {
@@ -135,7 +135,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
     const abort = new AbortController();
     const onAbort = () => abort.abort(opts.signal.reason);
     opts.signal.addEventListener('abort', onAbort, { once: true });
-    const promise = runStage(p.stages.get(id)!, rc, forced.has(id) || opts.forceAll, abort.signal, inFlight)
+    const promise = runStage(p.stages.get(id)!, rc, forced.has(id) || opts.forceAll, abort.signal, byKey)
       .then((r) => {
         if (r.state === 'failed' && !opts.keepGoing) stopAll = true;
         settle(r, r.state === 'failed' ? r.error : r.durationMs !== undefined ? `${(r.durationMs / 1000).toFixed(1)} s` : undefined);
@@ -168,7 +168,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   return { ok, results };
 }
 
-async function runStage(node: StageNode, rc: RunContext, force: boolean, signal: AbortSignal, inFlight: Map<string, Promise<unknown>>): Promise<StageResult> {
+async function runStage(node: StageNode, rc: RunContext, force: boolean, signal: AbortSignal, byKey: Map<string, Promise<unknown>>): Promise<StageResult> {
   let ev: Evaluated | undefined;
   try {
     ev = await rc.planner.evaluate(node, rc.planner.upstreamOf(node, rc.records));
@@ -180,13 +180,13 @@ async function runStage(node: StageNode, rc: RunContext, force: boolean, signal:
   // A run computes a key once: a stage whose key an earlier stage of this run has (its twin)
   // waits for it and takes its result, even when forced. Kept for the whole run, so a twin that
   // starts after the first one ended (--jobs 1) is served too.
-  const twin = inFlight.get(ev.key);
+  const twin = byKey.get(ev.key);
   if (twin) {
     await twin;
     force = false;
   }
   const work = runEvaluated(node, ev, rc, force, signal).catch((e: unknown): StageResult => ({ id: node.id, state: 'failed', key: ev.key, error: errorText(e) }));
-  inFlight.set(ev.key, work);
+  byKey.set(ev.key, work);
   return work;
 }
 
