@@ -154,12 +154,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const incremental = areaIncremental(run.area);
       // First run of an area since reports were kept per area: start from the shared report, so unchanged mutants are reused.
       if (!existsSync(incremental) && existsSync(LEGACY_INCREMENTAL)) copyFileSync(LEGACY_INCREMENTAL, incremental);
-      // The checker's program is the area's tests and what they import, not the whole project: it
-      // rebuilds that program for every group of mutants, and over all 1,200 files of the project
-      // (tfjs's types among them) that cost about three times the tests' own time. Beside
-      // tsconfig.json (whose options it extends), so that Stryker's sandbox copies it too.
+      // The checker's program is the area's modules and tests and what they import, not the whole
+      // project: it rebuilds that program for every group of mutants, and over all 1,200 files of
+      // the project (tfjs's types among them) that cost about three times the tests' own time. The
+      // mutated modules are named, not only reached: the checker watches root files only. Beside
+      // tsconfig.json (whose options it extends).
       const tsconfig = `tsconfig.mutate-${run.area}.json`;
-      writeFileSync(`${ROOT}${tsconfig}`, JSON.stringify({ extends: './tsconfig.json', include: [], files: run.tests }, null, 2));
+      writeFileSync(`${ROOT}${tsconfig}`, JSON.stringify({ extends: './tsconfig.json', include: [], files: [...new Set([...run.mutate.map(fileOf), ...run.tests])] }, null, 2));
       writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, tsconfigFile: tsconfig, incrementalFile: incremental, ...(run.timeoutMS ? { timeoutMS: run.timeoutMS } : {}) }, null, 2));
       const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
       rmSync(`${ROOT}${tsconfig}`, { force: true });
