@@ -126,6 +126,11 @@ export function unexplained(report: Report, explained: Map<string, string>): { o
   return { open, covered };
 }
 
+/** The measured files whose code has changed since (their figures describe code that is gone). */
+export function staleFiles(report: Report, read: (file: string) => string | undefined): string[] {
+  return Object.entries(report.files).filter(([file, f]) => read(file) !== f.source).map(([file]) => file).sort();
+}
+
 /** Every file measured so far, as last measured: the shared report, then each area's own files from its report. */
 function measured(): Report {
   const read = (f: string) => (existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Report).files : {});
@@ -177,4 +182,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   process.stdout.write(`${scoreLine(report)}\n`);
   process.stdout.write(`unexplained: ${open.length} of ${open.length + covered} mutants that no test kills (test/reliability/equivalent-mutants.tsv explains ${covered})\n`);
+  const stale = staleFiles(report, (f) => (existsSync(`${ROOT}${f}`) ? readFileSync(`${ROOT}${f}`, 'utf8') : undefined));
+  if (stale.length) process.stdout.write(`stale: ${stale.length} of ${Object.keys(report.files).length} files changed since measured (npm run mutate -- --mutate FILE): ${stale.join(', ')}\n`);
 }
