@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DigestCache } from '../../src/cache/digests.ts';
+import { SpecError } from '../../src/diagnostics.ts';
 import { Store } from '../../src/cache/store.ts';
 import { SlurmSession } from '../../src/executors/slurm.ts';
 import { StageModules } from '../../src/modules.ts';
@@ -77,6 +78,16 @@ export class Engine {
   async compile(spec = 'p.yaml', opts: Partial<CompileOptions> = {}): Promise<Pipeline> {
     const { modules } = this.parts();
     return compilePipeline(spec, { workspace: this.dir, modules, cacheDir: this.cache, displayName: spec, env: {}, ...opts });
+  }
+
+  /** The diagnostics compiling a spec gives, as `line:col path: message` (it must fail to compile). */
+  async problems(spec = 'p.yaml', opts: Partial<CompileOptions> = {}): Promise<string[]> {
+    const err = await this.compile(spec, opts).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (!(err instanceof SpecError)) throw new Error(`expected a SpecError, got ${String(err)}`);
+    return err.diagnostics.map((d) => `${d.line}:${d.col} ${d.path}: ${d.message}`);
   }
 
   async planner(spec = 'p.yaml', opts: Partial<CompileOptions> = {}): Promise<Planner> {
