@@ -9,12 +9,10 @@
 // Too slow for every submission: run it when the core changes (one file: `-- --mutate <file>`).
 // `-- --summary`: no run; the figures over every file measured so far (the incremental reports).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-/** Stryker's incremental report before reports were kept per area (read if present, never written). */
-const LEGACY_INCREMENTAL = `${ROOT}reports/mutation/stryker-incremental.json`;
 /**
  * Stryker's incremental report, one per area (areas may run at once; each keeps its files' last
  * results). Tracked in git, not under the ignored reports/: a measurement takes hours, so a fresh
@@ -131,10 +129,10 @@ export function staleFiles(report: Report, read: (file: string) => string | unde
   return Object.entries(report.files).filter(([file, f]) => read(file) !== f.source).map(([file]) => file).sort();
 }
 
-/** Every file measured so far, as last measured: the shared report, then each area's own files from its report. */
+/** Every file measured so far, as last measured: each area's own files from its report. */
 function measured(): Report {
   const read = (f: string) => (existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as Report).files : {});
-  const files: Report['files'] = { ...read(LEGACY_INCREMENTAL) };
+  const files: Report['files'] = {};
   for (const a of AREAS) {
     const own = new Set(a.mutate.map(fileOf));
     for (const [f, v] of Object.entries(read(areaIncremental(a.area)))) if (own.has(f)) files[f] = v;
@@ -157,8 +155,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       process.stderr.write(`mutate: area ${run.area}: ${run.mutate.join(', ')} against ${run.tests.join(', ')}\n`);
       const config = `${ROOT}reports/mutation/stryker-${run.area}.json`;
       const incremental = areaIncremental(run.area);
-      // First run of an area since reports were kept per area: start from the shared report, so unchanged mutants are reused.
-      if (!existsSync(incremental) && existsSync(LEGACY_INCREMENTAL)) copyFileSync(LEGACY_INCREMENTAL, incremental);
       // The checker's program is the area's modules and tests and what they import, not the whole
       // project: it rebuilds that program for every group of mutants, and over all 1,200 files of
       // the project (tfjs's types among them) that cost about three times the tests' own time. The
