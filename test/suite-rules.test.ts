@@ -47,7 +47,7 @@ test('every line of equivalent-mutants.tsv names a mutant and says why it cannot
 });
 
 test('the mutation results kept in git: each area report holds only its own modules, and a module edited since is named stale', async () => {
-  const { AREAS, staleFiles } = await import('./reliability/mutate.ts');
+  const { AREAS, fileOf, staleFiles } = await import('./reliability/mutate.ts');
   const dir = join(TEST_DIR, 'reliability', 'mutation');
   const kept = readdirSync(dir).filter((f) => f.endsWith('.json'));
   assert.ok(kept.length >= 1, `area reports found: ${kept.join(', ')}`);
@@ -55,7 +55,7 @@ test('the mutation results kept in git: each area report holds only its own modu
     const area = AREAS.find((a) => name === `incremental-${a.area}.json`);
     assert.ok(area, `${name} is named after an area of test/reliability/mutate.ts`);
     const report = JSON.parse(readFileSync(join(dir, name), 'utf8')) as { files: Record<string, { source: string; mutants: unknown[] }> };
-    const own = area.mutate.map((m) => m.split(':')[0]);
+    const own = area.mutate.map(fileOf);
     for (const file of Object.keys(report.files)) assert.ok(own.includes(file), `${name}: ${file} belongs to area ${area.area}`);
   }
   const report = { files: { 'a.ts': { source: 'x = 1\n', mutants: [] }, 'b.ts': { source: 'y\n', mutants: [] }, 'c.ts': { source: 'z\n', mutants: [] } } };

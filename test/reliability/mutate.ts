@@ -38,7 +38,7 @@ export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; tim
 ];
 
 /** The file of a mutate entry (`file` or `file:lines`). */
-const fileOf = (entry: string) => entry.split(':')[0]!;
+export const fileOf = (entry: string) => entry.split(':')[0]!;
 const inArea = (a: (typeof AREAS)[number], entry: string) => a.mutate.some((m) => fileOf(m) === fileOf(entry));
 
 /** What to mutate in each area: all of it, or the files (or `file:lines`) asked for that belong to it. */
