@@ -147,6 +147,42 @@ test('values substituted into a shell line are quoted as one word wherever they 
   for (const f of ['a', 'b', 'c', 's']) assert.equal(ws.read(`my results/${f}.txt`), `${payload}\n`, `${f}: the value arrives as one word, unchanged`);
 });
 
+test('a value reaches no shell as code: a shell -c after env, timeout, nice; inside "$(...)" and `...`; in a here-document body', (t) => {
+  const ws = new Workspace();
+  t.after(() => ws.dispose());
+  const payload = 'x $(touch pwned1) `touch pwned2` "; touch pwned3; echo " \' ; touch pwned4;#';
+  const viaShell = (prefix: string, out: string) => `    run: [${prefix}, -c, 'printf "%s\\n" \${params.msg} > "$0"', "\${outputs.o}"]\n    outs: { o: "out/${out}.txt" }\n`;
+  ws.write('p.yaml', `params:\n  msg: hello\nstages:
+  env:\n${viaShell('env, sh', 'env')}
+  timeout:\n${viaShell("timeout, '30', sh", 'timeout')}
+  nice:\n${viaShell("nice, -n, '5', bash, -e", 'nice')}
+  subst:
+    shell: true
+    run: printf '%s\\n' "$(printf '%s' \${params.msg})" > "\${outputs.a}"; printf '%s\\n' "\`printf '%s' \${params.msg}\`" > "\${outputs.b}"
+    outs: { a: out/subst-a.txt, b: out/subst-b.txt }
+  heredoc:
+    shell: true
+    run: |
+      cat > "\${outputs.h}" <<EOF
+      \${params.msg}
+      EOF
+      cat > "\${outputs.q}" <<'EOF'
+      \${params.msg}
+      EOF
+    outs: { h: out/heredoc.txt, q: out/heredoc-q.txt }
+`);
+  const r = ws.run('run', 'p.yaml', '--set', `msg=${payload}`);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['pwned1', 'pwned2', 'pwned3', 'pwned4']) assert.ok(!ws.exists(f), `${f} must not be created`);
+  for (const f of ['env', 'timeout', 'nice', 'subst-a', 'subst-b', 'heredoc', 'heredoc-q']) assert.equal(ws.read(`out/${f}.txt`), `${payload}\n`, `${f}: the value arrives unchanged`);
+  // A value that would end a here-document early, or a word in $((...)), is an error naming the place.
+  ws.write('q.yaml', 'params:\n  msg: hi\n  n: 1\nstages:\n  a:\n    shell: true\n    run: |\n      cat <<EOF\n      ${params.msg}\n      EOF\n      echo $(( ${params.n} + 1 ))\n');
+  const bad = ws.run('validate', 'q.yaml', '--set', 'msg="a\\nEOF\\ntouch pwned5"', '--set', 'n=1); touch pwned6; ((1');
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /q\.yaml:\d+:\d+: .*here-document \(<<EOF\)/);
+  assert.match(bad.stderr, /q\.yaml:\d+:\d+: .*must be a whole number/);
+});
+
 test("a stage writing into its input is failed, the damaged copy dropped, and the next run reads clean data", (t) => {
   const ws = new Workspace();
   t.after(() => ws.dispose());

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { exprText, parsePieces } from '../src/spec/references.ts';
-import { quoteStateAfter, shellEnvNames, shellQuote, shellScriptIndex, shellWords } from '../src/spec/shell.ts';
+import { contextAfter, ShellLexer, shellEnvNames, shellQuote, shellScriptIndex, ShellValueError, shellWords } from '../src/spec/shell.ts';
 import { formatDuration, parseDuration } from '../src/spec/duration.ts';
 
 test('references: every form parsed, escapes kept literal, unterminated and malformed ones named', () => {
@@ -45,22 +45,96 @@ test('references: every form parsed, escapes kept literal, unterminated and malf
   for (const t of ['${params.a.b}', '${env.X:-d}', '${env.X}', '${matrix.k}', '${stages.s.outputs.o}', '${outputs.o}']) assert.equal(exprText(parsePieces(t)[0] as never), t);
 });
 
-test('shell quoting: each value reads back as exactly itself in every context, through a real sh', () => {
-  const values = ['plain', 'a b', "it's", 'say "hi"', '$(touch x)', '`id`', '$HOME', 'back\\slash', 'tab\there', 'new\nline', '*', '', '-n', ';|&<>()', "'", '"'];
-  for (const v of values) {
-    for (const [open, close, ctx] of [['', '', 'bare'], ["'", "'", 'single'], ['"', '"', 'double']] as const) {
-      const script = `printf '%s' ${open}${shellQuote(v, ctx)}${close}`;
-      assert.equal(execFileSync('sh', ['-c', script], { encoding: 'utf8' }), v, `${ctx}: ${JSON.stringify(v)} via ${script}`);
+const HOSTILE = ['plain', 'a b', "it's", 'say "hi"', '$(touch x)', '`id`', '$HOME', '${HOME}', 'back\\slash', 'tab\there', 'new\nline', '*', '', '-n', ';|&<>()', "'", '"', '\\', "\\'", 'x\nEOX\ny', ')', '`', '}', "$'\\x41'", '#'];
+
+/** Runs `template` (V marks where the value goes, quoted for that place) through a real shell. */
+function roundTrip(shell: string, template: string, v: string): string {
+  const [before, after] = template.split('V') as [string, string];
+  const script = before + shellQuote(v, contextAfter(before)) + after;
+  return execFileSync(shell, ['-c', script], { encoding: 'utf8' });
+}
+
+test('shell quoting: each value reads back as exactly itself in every place a script can hold it, through real sh and bash', () => {
+  // [template, shells, what the template prints around the value]
+  const places: Array<[string, string[], (v: string) => string]> = [
+    ["printf '%s' V", ['sh', 'bash'], (v) => v],
+    ["printf '%s' 'V'", ['sh', 'bash'], (v) => v],
+    ["printf '%s' \"V\"", ['sh', 'bash'], (v) => v],
+    ["printf '%s' pre'V'post", ['sh', 'bash'], (v) => `pre${v}post`],
+    ["printf '%s' \"$(printf '%s' V)\"", ['sh', 'bash'], (v) => v.replace(/\n+$/, '')],
+    ["printf '%s' \"$(printf '%s' \"V\")\"", ['sh', 'bash'], (v) => v.replace(/\n+$/, '')],
+    ["printf '%s' \"$(printf '%s' 'V')\"", ['sh', 'bash'], (v) => v.replace(/\n+$/, '')],
+    ["printf '%s' \"`printf '%s' V`\"", ['sh', 'bash'], (v) => v.replace(/\n+$/, '')],
+    ["printf '%s' \"`printf '%s' \"V\"`\"", ['sh', 'bash'], (v) => v.replace(/\n+$/, '')],
+    ["x=; printf '%s' \"${x:-V}\"", ['sh', 'bash'], (v) => v],
+    ["x=; printf '%s' ${x:-V}", ['sh', 'bash'], (v) => v],
+    ["printf '%s' $'V'", ['bash'], (v) => v],
+    ['cat <<EOX\nV\nEOX', ['sh', 'bash'], (v) => `${v}\n`],
+    ["cat <<'EOX'\nV\nEOX", ['sh', 'bash'], (v) => `${v}\n`],
+    ['cat <<-EOX\n\tV\n\tEOX', ['sh', 'bash'], (v) => `${v}\n`],
+    ['cat <<EOX; cat <<EOY\na\nEOX\n$(printf %s V)\nEOY', ['sh', 'bash'], (v) => `a\n${v.replace(/\n+$/, '')}\n`],
+    ['printf ok # V\nprintf !', ['sh', 'bash'], () => 'ok!'],
+  ];
+  for (const [template, shells, expect] of places) {
+    for (const sh of shells) {
+      for (const v of HOSTILE) {
+        if (template.includes('EOX') && v.split('\n').some((l) => l.replace(/^\t+/, '').startsWith('EOX'))) continue; // refused, below
+        if (template.includes('"${x:-') && v.includes("'")) continue; // refused, below
+        assert.equal(roundTrip(sh, template, v), expect(v), `${sh}: ${JSON.stringify(v)} in ${JSON.stringify(template)}`);
+      }
     }
   }
+  assert.equal(roundTrip('sh', 'printf %s $((V + 1))', '41'), '42');
+  assert.throws(() => shellQuote('1); touch x; ((1', contextAfter('echo $((')), ShellValueError, 'only a whole number goes into $((...))');
+  assert.throws(() => shellQuote('x\nEOX\ntouch y', contextAfter('cat <<EOX\n')), /here-document \(<<EOX\)/);
+  assert.throws(() => shellQuote('EOX', contextAfter("cat <<'EOX'\n")), ShellValueError);
+  assert.throws(() => shellQuote("it's", contextAfter('echo "${x:-')), /cannot hold a single quote/);
   assert.equal(shellQuote('simple/path-1.txt', 'bare'), 'simple/path-1.txt', 'safe words stay as they are');
-  assert.equal(quoteStateAfter('echo "a'), 'double');
-  assert.equal(quoteStateAfter("echo 'a\" b"), 'single');
-  assert.equal(quoteStateAfter('echo "a" \'b\' c'), 'bare');
-  assert.equal(quoteStateAfter('echo \\"'), 'bare', 'an escaped quote opens nothing');
-  assert.equal(quoteStateAfter('"\\"'), 'double', 'an escaped quote inside double quotes does not close them');
-  assert.equal(quoteStateAfter("'\\'"), 'bare', 'no escapes inside single quotes');
-  assert.equal(quoteStateAfter('b"', 'double'), 'bare');
+});
+
+test('the shell lexer: where a value lands after each kind of text', () => {
+  const kind = (t: string) => contextAfter(t).kind;
+  assert.equal(kind('echo "a'), 'double');
+  assert.equal(kind("echo 'a\" b"), 'single');
+  assert.equal(kind('echo "a" \'b\' c'), 'bare');
+  assert.equal(kind('echo \\"'), 'bare', 'an escaped quote opens nothing');
+  assert.equal(kind('"\\"'), 'double', 'an escaped quote inside double quotes does not close them');
+  assert.equal(kind("'\\'"), 'bare', 'no escapes inside single quotes');
+  assert.equal(kind('echo "$('), 'bare', 'a command substitution inside double quotes is a new command');
+  assert.equal(kind('echo "$(echo "'), 'double');
+  assert.equal(kind('echo "$(echo ")" '), 'bare', 'a quoted ) does not close it');
+  assert.equal(kind('echo "$(echo ")") '), 'double', 'back in the outer double quotes');
+  assert.equal(kind('echo "$(echo (a) '), 'bare', 'a subshell inside does not close it');
+  assert.equal(kind('echo $(( '), 'arith');
+  assert.equal(kind('echo $((1+(2)) '), 'arith');
+  assert.equal(kind('echo $((1)) '), 'bare');
+  assert.equal(kind("echo $'"), 'ansi');
+  assert.equal(kind('echo "$\''), 'double', "$' inside double quotes is not ANSI-C quoting");
+  assert.equal(kind('x # '), 'comment');
+  assert.equal(kind('x#'), 'bare', 'a # inside a word starts no comment');
+  assert.equal(kind('x # c\n'), 'bare');
+  assert.equal(kind('cat <<E\n'), 'heredoc');
+  assert.equal(kind('cat <<E # c\n'), 'heredoc', 'a comment on the start line');
+  assert.equal(kind("cat <<'E'\n"), 'heredoc-literal');
+  assert.equal(kind('cat <<"E"\n'), 'heredoc-literal');
+  assert.equal(kind('cat <<\\E\n'), 'heredoc-literal');
+  assert.equal(kind('cat <<E'), 'bare', 'the body starts after the line');
+  assert.equal(kind('cat <<E\nx\nE\n'), 'bare', 'the end line ends it');
+  assert.equal(kind('cat <<-E\n\t\tE\n'), 'bare', '<<- strips tabs before the end line');
+  assert.equal(kind('cat <<E\n\tE\n'), 'heredoc', 'without -, a tab keeps it open');
+  assert.equal(kind('cat <<<'), 'bare', 'a here-string is a word');
+  assert.equal(kind('cat <<E\n$('), 'bare');
+  assert.equal(kind('cat <<E\n$(x)E\n'), 'heredoc', 'a line holding an expansion is not the end line');
+  assert.equal(kind("cat <<'E'\n$("), 'heredoc-literal', 'nothing expands in a quoted document');
+  assert.equal(kind('x=${a:-'), 'bare');
+  assert.equal(kind('x="${a:-'), 'param-double');
+  assert.equal(kind('x="${a:-\''), 'param-double', "a ' inside a double-quoted ${...} does not open single quotes");
+  assert.equal(kind('x=${a:-${b} '), 'bare');
+  assert.equal(kind('x=${a:-${b}} '), 'bare');
+  assert.deepEqual(contextAfter('echo `echo "'), { kind: 'double', backticks: 1 });
+  assert.deepEqual(contextAfter('echo `a` '), { kind: 'bare' });
+  assert.deepEqual(contextAfter('cat <<A <<B\na\nA\n'), { kind: 'heredoc', delim: 'B' }, 'two documents, one after the other');
+  assert.deepEqual(new ShellLexer().feed('echo "').feed('x" ').context(), { kind: 'bare' }, 'fed in pieces');
 });
 
 test('shell facts: which argument is a script, its words, the variables it reads', () => {

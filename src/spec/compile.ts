@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { isWithin, pathProblem, type PathRole } from '../paths.ts';
 import { parseDuration } from './duration.ts';
-import { quoteStateAfter, shellQuote, shellScriptIndex, type QuoteContext } from './shell.ts';
+import { ShellLexer, shellQuote, shellScriptIndex, ShellValueError } from './shell.ts';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
@@ -621,20 +621,28 @@ function resolveTemplate(src: SpecSource, path: SpecPath, text: string, scope: S
   const pieces = parsePieces(text);
   const whole = pieces.length === 1;
   const out: ValuePart[] = [];
-  let quote: QuoteContext = 'bare';
+  const lexer = opts.shellScript ? new ShellLexer() : undefined;
   for (const p of pieces) {
     if (typeof p === 'string') {
       out.push(p);
-      if (opts.shellScript) quote = quoteStateAfter(p, quote);
+      lexer?.feed(p);
       continue;
     }
     const v = evalExpr(src, path, p, scope, diags, pending);
     if (v === undefined) continue;
-    if ('ref' in v || 'own' in v) out.push(opts.shellScript ? { ...v, quote } : v);
+    if ('ref' in v || 'own' in v) out.push(lexer ? { ...v, quote: lexer.context() } : v);
     else if (opts.keepValues && whole) out.push({ value: v.value });
     else {
       const text = typeof v.value === 'string' ? v.value : scalarText(v.value);
-      out.push(opts.shellScript ? shellQuote(text, quote) : text);
+      if (!lexer) out.push(text);
+      else {
+        try {
+          out.push(shellQuote(text, lexer.context()));
+        } catch (e) {
+          if (!(e instanceof ShellValueError)) throw e;
+          diags.push(src.diagnostic(path, `${exprText(p)}: ${e.message}`));
+        }
+      }
     }
   }
   return mergeStrings(out);
