@@ -1,10 +1,11 @@
 // `pipeline init [dir]`: a new project that runs as it is (a few seconds on a laptop): a spec that
 // uses built-in RRTN stages by package name, one TypeScript stage of the user's own (importing the
 // stage API as `rrtn-pipeline`) and one command stage (a shell script). Never overwrites a file.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { PACKAGE_VERSION } from './cache/fingerprint.ts';
 import { UsageError } from './diagnostics.ts';
+import { writeOutsideProblem } from './paths.ts';
 
 const SPEC = `# yaml-language-server: $schema=./node_modules/rrtn-pipeline/schemas/pipeline.schema.json
 # A new rrtn-pipeline project. Run it:        pipeline run pipeline.yaml
@@ -113,12 +114,17 @@ export function initProject(dir: string): string[] {
     'tsconfig.json': TSCONFIG,
   };
   if (!existsSync(join(root, 'package.json'))) files['package.json'] = PACKAGE(root.split('/').pop()!.toLowerCase().replace(/[^a-z0-9-]+/g, '-') || 'experiment');
-  const clash = Object.keys(files).filter((f) => f !== '.gitignore' && f !== 'tsconfig.json' && existsSync(join(root, f)));
+  const present = (rel: string) => !!lstatSync(join(root, rel), { throwIfNoEntry: false }); // a dangling link too
+  const clash = Object.keys(files).filter((f) => f !== '.gitignore' && f !== 'tsconfig.json' && present(f));
   if (clash.length) throw new UsageError(`${relative(process.cwd(), root) || '.'} already has ${clash.join(', ')}: pipeline init writes a new project and never replaces files (choose an empty folder)`);
+  // Checked for every file before any is written: a linked folder (stages/ -> elsewhere) would
+  // carry the write out of the project.
+  const outside = Object.keys(files).map((rel) => writeOutsideProblem(root, join(root, rel))).find(Boolean);
+  if (outside) throw new UsageError(`pipeline init: ${outside}; nothing was written`);
   const written: string[] = [];
   for (const [rel, text] of Object.entries(files)) {
     const abs = join(root, rel);
-    if (existsSync(abs)) continue;
+    if (present(rel)) continue;
     mkdirSync(dirname(abs), { recursive: true });
     writeFileSync(abs, text, { flag: 'wx', mode: rel.endsWith('.sh') ? 0o755 : 0o644 });
     written.push(rel);

@@ -48,11 +48,18 @@ export function pathProblem(workspace: string, cacheDir: string, abs: string, ro
   return undefined;
 }
 
+/** Why a write to `abs` would land outside the workspace (through a symbolic link), or undefined. */
+export function writeOutsideProblem(workspace: string, abs: string): string | undefined {
+  const { real, existing } = realOfNearestExisting(abs);
+  if (!isWithin(realOrSelf(workspace), real)) return `writing '${relative(workspace, abs)}' would go through the symbolic link ${existing} to ${real}, outside the workspace`;
+  return undefined;
+}
+
 /** Where a write to `abs` really lands, after links: must be inside the workspace, outside the cache. */
 export function outsTargetProblem(workspace: string, cacheDir: string, abs: string): string | undefined {
-  const { real, existing } = realOfNearestExisting(abs);
-  const ws = realOrSelf(workspace);
-  if (!isWithin(ws, real)) return `writing '${relative(workspace, abs)}' would go through the symbolic link ${existing} to ${real}, outside the workspace`;
+  const outside = writeOutsideProblem(workspace, abs);
+  if (outside) return outside;
+  const { real } = realOfNearestExisting(abs);
   const cache = realOrSelf(cacheDir);
   if (existsSync(cache) && isWithin(cache, real)) return `writing '${relative(workspace, abs)}' would land inside the cache folder (${real})`;
   return undefined;

@@ -148,3 +148,18 @@ test('metrics and plots must name a file inside one of the stage\'s outputs', (t
   assert.match(r.stderr, /stages\.a\.plots\[0\]: 'o\/' must name a file inside output 'o'/);
   assert.match(r.stderr, /3 problems in the spec/);
 });
+
+test('exp show reads a metrics file nested 50,000 deep: the numbers near the top are shown, the depth costs no crash', (t) => {
+  const ws = new Workspace({
+    'p.yaml': 'stages:\n  a:\n    run: [node, mk.cjs, "${outputs.o}"]\n    outs: { o: null }\n    metrics: [o/m.json]\n',
+    'mk.cjs': `const fs = require('fs');\nfs.mkdirSync(process.argv[2]);\nfs.writeFileSync(process.argv[2] + '/m.json', '{"acc": 0.5, "deep": ' + '{"a":'.repeat(50000) + '1' + '}'.repeat(50000) + ', "tail": {"x": 2}}');\n`,
+  });
+  t.after(() => ws.dispose());
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  const show = ws.run('exp', 'show', 'p.yaml', '--json');
+  assert.equal(show.code, 0, show.stderr);
+  const table = JSON.parse(show.stdout) as { rows: ExpRow[]; metrics: string[] };
+  assert.deepEqual(table.metrics, ['acc', 'tail.x']);
+  assert.equal(table.rows[0]!.metrics.acc, 0.5);
+});

@@ -82,6 +82,12 @@ test('accepted no longer: --set typos, colliding or empty matrices, deps on a mo
     assert.match(r.stderr, why);
   }
   assert.equal(ws.run('validate', 'p.yaml', '--set', 'lr=0.2', '--set', 'stages.a.params.n=3').code, 0);
+  // Names every object answers to are not spec names: no typo check passes them, no prototype is edited.
+  for (const set of ['__proto__.x=1', 'constructor=1', 'params.toString=1', 'stages.__proto__.x=1', 'stages.a.params.__proto__.y=2', 'stages.constructor.params.n=1']) {
+    const r = ws.run('run', 'p.yaml', '--set', set);
+    assert.equal(r.code, 2, `${set}: ${r.stderr}`);
+    assert.match(r.stderr, /^pipeline: --set '.*': ('(__proto__|constructor)' cannot be a name in a spec|p\.yaml declares no parameter 'toString')/, set);
+  }
   assert.match(check(ws, 'stages:\n  a:\n    matrix: { k: ["1", 1] }\n    run: [echo, "${matrix.k}"]\n'), /p\.yaml:3:13: stages\.a\.matrix: two variants would both be named 'a\[k=1\]'/);
   assert.match(check(ws, 'stages:\n  a:\n    matrix: { k: [1, 2], exclude: [{ k: 1 }, { k: 2 }] }\n    run: [echo]\n'), /stages\.a\.matrix\.exclude: every combination of the matrix is excluded/);
   assert.match(check(ws, 'stages:\n  a:\n    uses: stages/ok.ts\n    deps: [data.txt]\n'), /p\.yaml:4:5: stages\.a\.deps: `deps` is for command stages/);

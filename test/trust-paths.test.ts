@@ -108,6 +108,16 @@ test('symbolic links: no write lands outside the workspace, a linked output is r
   assert.equal(loop.code, 1);
   assert.match(loop.stderr, /symbolic link loop: .*data\/loop .*leads back into a folder it is inside/);
   assert.doesNotMatch(loop.stderr, /\n\s+at /);
+
+  // `init` into a project whose stages/ is a link out: refused before anything is written.
+  mkdirSync(ws.path('proj'));
+  symlinkSync(elsewhere, ws.path('proj/stages'));
+  const before = listDir(elsewhere);
+  const init = ws.run('init', 'proj');
+  assert.equal(init.code, 2, init.stderr);
+  assert.match(init.stderr, /pipeline init: writing 'stages\/summary\.ts' would go through the symbolic link .*proj\/stages to .*, outside the workspace; nothing was written/);
+  assert.deepEqual(listDir(elsewhere), before, 'nothing written through the link');
+  assert.deepEqual(listDir(ws.path('proj')), ['stages'], 'nothing written in the project either');
 });
 
 function listDir(d: string): string[] {

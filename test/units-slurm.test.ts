@@ -97,6 +97,16 @@ test('slurm: stale stages are submitted at once, a sweep as one array after its 
   assert.equal(c.sbatch().length, 6);
 });
 
+test('slurm: a spec file whose name holds line breaks stays inside the job script\'s comment', async (t) => {
+  const evil = 'evil\ntouch pwned\n.yaml';
+  const c = cluster(t, 'executor: slurm\nstages:\n  a:\n    run: [sh, -c, \'echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n');
+  writeFileSync(join(c.w, evil), readFileSync(join(c.w, 'p.yaml')));
+  const r = await c.e.run(evil, {}, {}, POLL);
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(c.read('out/a.txt'), 'a\n');
+  assert.ok(!existsSync(join(c.w, 'pwned')), 'the line after the break did not run');
+});
+
 test('slurm: a failed job fails its stage with Slurm\'s state, exit code and the stage\'s own error; Slurm cancels its dependents, reported blocked', async (t) => {
   const c = cluster(t, SPEC.replace(`'tr a-z A-Z < raw.txt > "$0"'`, `'echo "no dictionary" >&2; exit 3'`));
   const r = await c.e.run('p.yaml', {}, {}, POLL);

@@ -158,7 +158,8 @@ export class SlurmSession {
     const cmd = [process.execPath, join(PACKAGE_ROOT, 'bin', 'pipeline.js'), 'run', spec, '-C', p.workspace, '--cache-dir', cacheDir, '--executor', 'process', '--jobs', String(cpus), ...sets.flatMap((s) => ['--set', s])];
     return [
       '#!/bin/sh',
-      `# pipeline: stage ${nodes[0]!.key} of ${relative(p.workspace, join(p.workspace, spec))}, ${nodes.length} variant(s)`,
+      // As JSON: a spec path holding a line break must not end the comment and start a command.
+      `# pipeline: stage ${JSON.stringify(nodes[0]!.key)} of ${JSON.stringify(relative(p.workspace, join(p.workspace, spec)))}, ${nodes.length} variant(s)`,
       'force=',
       `case "\${SLURM_ARRAY_TASK_ID:-0}" in`,
       ...cases,

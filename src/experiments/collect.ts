@@ -43,11 +43,23 @@ export function metricDirection(name: string): 'max' | 'min' {
   return LOWER_IS_BETTER.test(name) ? 'min' : 'max';
 }
 
+/** Nesting deeper than this is not a metric anyone tabulates: left out (and no stack is spent on it). */
+export const MAX_FLATTEN_DEPTH = 32;
+
 /** Dotted names -> leaves: numbers only for metrics; everything for params (lists as JSON text). */
-export function flatten(value: unknown, keep: (v: unknown) => boolean, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
-  if (value && typeof value === 'object' && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) flatten(v, keep, prefix ? `${prefix}.${k}` : k, out);
-  } else if (prefix && keep(value)) out[prefix] = Array.isArray(value) ? JSON.stringify(value) : value;
+export function flatten(value: unknown, keep: (v: unknown) => boolean, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  // Depth-first with a stack of our own, in the order of the keys: a file nested 50,000 deep is
+  // read as far as MAX_FLATTEN_DEPTH, not recursed into until the call stack runs out.
+  const todo: Array<[unknown, string, number]> = [[value, prefix, 0]];
+  while (todo.length) {
+    const [v, name, depth] = todo.pop()!;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      if (depth >= MAX_FLATTEN_DEPTH) continue;
+      const entries = Object.entries(v);
+      for (let i = entries.length - 1; i >= 0; i--) todo.push([entries[i]![1], name ? `${name}.${entries[i]![0]}` : entries[i]![0], depth + 1]);
+    } else if (name && keep(v)) out[name] = Array.isArray(v) ? JSON.stringify(v) : v;
+  }
   return out;
 }
 

@@ -475,16 +475,21 @@ function locateModule(uses: string, workspace: string, builtinRoot: string | und
  * It sets what exists: a parameter the spec declares, or a key of a stage the spec has (a stage's
  * params are then checked against its module's schema); a typo is an error, not a silent no-op.
  */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function applySets(raw: Obj, sets: string[], display: string): void {
   for (const s of sets) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set expects key.path=value, got '${s}'`);
     const keyPath = s.slice(0, eq).split('.');
     if (keyPath.some((k) => !k)) throw new UsageError(`--set '${s}': empty name in '${s.slice(0, eq)}'`);
+    // Names every JavaScript object answers to: setting one would edit the prototype of all objects.
+    const reserved = keyPath.find((k) => RESERVED_KEYS.has(k));
+    if (reserved) throw new UsageError(`--set '${s}': '${reserved}' cannot be a name in a spec`);
     if (keyPath[0] === 'stages') {
       const stages = isRecord(raw.stages) ? raw.stages : {};
       const id = keyPath[1];
-      if (!id || !isRecord(stages[id])) {
+      if (!id || !Object.hasOwn(stages, id) || !isRecord(stages[id])) {
         const hint = id ? closest(id, Object.keys(stages)) : undefined;
         throw new UsageError(`--set '${s}': ${display} has no stage '${id ?? ''}'${hint ? ` (did you mean '${hint}'?)` : ` (stages: ${Object.keys(stages).join(', ')})`}`);
       }
@@ -492,7 +497,7 @@ function applySets(raw: Obj, sets: string[], display: string): void {
     } else {
       const params = isRecord(raw.params) ? raw.params : {};
       const name = keyPath[0] === 'params' ? keyPath[1] : keyPath[0];
-      if (!name || !(name in params)) {
+      if (!name || !Object.hasOwn(params, name)) {
         const hint = name ? closest(name, Object.keys(params)) : undefined;
         throw new UsageError(`--set '${s}': ${display} declares no parameter '${name ?? ''}'${hint ? ` (did you mean '${hint}'?)` : Object.keys(params).length ? ` (params: ${Object.keys(params).join(', ')})` : ' (it has no params: section)'}; a stage's own param is set with stages.<stage>.params.<name>=value`);
       }
@@ -506,7 +511,7 @@ function applySets(raw: Obj, sets: string[], display: string): void {
     if (keyPath[0] !== 'stages' && keyPath[0] !== 'params') keyPath.unshift('params');
     let o: Obj = raw;
     for (const k of keyPath.slice(0, -1)) {
-      if (!isRecord(o[k])) o[k] = {};
+      if (!Object.hasOwn(o, k) || !isRecord(o[k])) o[k] = {};
       o = o[k] as Obj;
     }
     o[keyPath[keyPath.length - 1]!] = value;
