@@ -3,7 +3,7 @@
 // output is written only where its real path (after symbolic links) is inside the workspace too.
 // Reading through a link the user made on purpose (`ln -s /datasets/exvo data/exvo`) stays allowed.
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 export type PathRole = 'input' | 'dep' | 'outs';
 
@@ -11,6 +11,17 @@ export type PathRole = 'input' | 'dep' | 'outs';
 export function isWithin(parent: string, child: string): boolean {
   const rel = relative(parent, child);
   return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
+}
+
+/**
+ * A path given on the command line, made absolute in the workspace (a real path): one written
+ * through a link to the workspace (`/data/link-to-ws/p.yaml`) is taken as the file inside it.
+ */
+export function inWorkspace(workspace: string, path: string): string {
+  const abs = resolve(workspace, path);
+  if (isWithin(workspace, abs)) return abs;
+  const real = join(realOrSelf(dirname(abs)), basename(abs));
+  return isWithin(workspace, real) ? real : abs;
 }
 
 function realOrSelf(p: string): string {

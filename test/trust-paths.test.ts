@@ -221,3 +221,27 @@ test("a stage writing into its input is failed, the damaged copy dropped, and th
   assert.ok(lstatSync(ws.path('reader.txt')).nlink === 1, 'published outputs are copies, not links into the cache');
   assert.equal(readFileSync(ws.path('reader.txt'), 'utf8'), 'clean\n');
 });
+
+test('one workspace reached through a link and through its real path is one workspace: the second run is cached, its outputs its own', (t) => {
+  const ws = new Workspace({ 'p.yaml': echoStage('out/x.txt') });
+  const links = mkdtempSync(join(tmpdir(), 'pipeline-links-'));
+  t.after(() => {
+    ws.dispose();
+    rmSync(links, { recursive: true, force: true });
+  });
+  symlinkSync(ws.dir, join(links, 'ws'));
+  const viaLink = ws.run('run', '-C', join(links, 'ws'), join(links, 'ws', 'p.yaml'));
+  assert.equal(viaLink.code, 0, viaLink.stderr);
+  assert.deepEqual(ran(viaLink), ['a']);
+  // Run directly after an edit: the output the run through the link published is this
+  // workspace's own, replaced without complaint.
+  ws.write('p.yaml', echoStage('out/x.txt').replace('echo hi', 'echo hello'));
+  const direct = ws.run('run', 'p.yaml');
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.equal(ws.read('out/x.txt'), 'hello\n');
+  // Through the link again: nothing changed, so nothing runs.
+  const back = ws.run('run', '-C', join(links, 'ws'), join(links, 'ws', 'p.yaml'));
+  assert.equal(back.code, 0, back.stderr);
+  assert.equal(back.states.get('a'), 'cached');
+  assert.deepEqual(readdirSync(ws.path('out')), ['x.txt'], 'nothing kept aside as a user edit');
+});

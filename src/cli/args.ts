@@ -45,8 +45,21 @@ export interface Env {
   modules: StageModules;
 }
 
+/**
+ * The workspace folder by its real path: reached through a link or directly, it is one workspace
+ * (one latest-run index, one record of what was published), not two.
+ */
+export function workspaceRoot(values: Values): string {
+  const given = resolve((values.workspace as string | undefined) ?? process.cwd());
+  try {
+    return realpathSync(given);
+  } catch {
+    throw new UsageError(`the workspace folder ${given} does not exist`);
+  }
+}
+
 export async function openWorkspace(values: Values): Promise<Env> {
-  const workspace = resolve((values.workspace as string | undefined) ?? process.cwd());
+  const workspace = workspaceRoot(values);
   const cacheDir = resolve(workspace, (values['cache-dir'] as string | undefined) ?? process.env.PIPELINE_CACHE_DIR ?? 'cache');
   const problem = makeCacheDir(cacheDir);
   if (problem) throw new UsageError(`cannot use ${cacheDir} as the cache folder: ${problem} (pick another with --cache-dir or $PIPELINE_CACHE_DIR)`);

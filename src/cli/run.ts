@@ -2,7 +2,7 @@
 // snapshot for the next no-op check; `--json`; `--watch` (run again on each change).
 import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { UsageError } from '../diagnostics.ts';
 import { forgetCodeClosures, packageFilesRead } from '../cache/fingerprint.ts';
 import { ChangeWatcher, watchedPaths } from '../run/watch.ts';
@@ -15,7 +15,8 @@ import type { Planner } from '../run/plan.ts';
 import { pickReporter } from '../run/progress.ts';
 import { resolveStageNames, runPipeline, selectedStages, staleStages } from '../run/scheduler.ts';
 import { pipelineStatus } from '../run/status.ts';
-import { STOP_SIGNALS, exitNow, type Values, parse, openWorkspace, loadSpec, sayWaiting } from './args.ts';
+import { inWorkspace } from '../paths.ts';
+import { STOP_SIGNALS, exitNow, type Values, parse, openWorkspace, loadSpec, sayWaiting, workspaceRoot } from './args.ts';
 import { HELP, help } from './help.ts';
 import { printStatus } from './inspect.ts';
 import { reportError } from './errors.ts';
@@ -29,8 +30,8 @@ export async function watchRuns(argv: string[], values: Values, positionals: str
   const spec = positionals[0];
   if (!spec) throw new UsageError(`missing <spec>\n\n${HELP.run}`);
   const watcher = new ChangeWatcher();
-  const workspace = resolve((values.workspace as string | undefined) ?? process.cwd());
-  const specAbs = resolve(workspace, spec);
+  const workspace = workspaceRoot(values);
+  const specAbs = inWorkspace(workspace, spec);
   const paths = async (): Promise<string[]> => {
     forgetCodeClosures(); // a long-lived process: stage code may have changed since the last look
     try {
@@ -99,7 +100,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const force = (values.force as string[] | undefined) ?? [];
   const sets = (values.set as string[] | undefined) ?? [];
   const fullRun = !targets.length && !force.length && !values['force-all'] && !values.verify;
-  const specAbs = positionals[0] ? resolve(env.workspace, positionals[0]) : '';
+  const specAbs = positionals[0] ? inWorkspace(env.workspace, positionals[0]) : '';
   const snapshotFile = snapshotPath(env.store, env.workspace, relative(env.workspace, specAbs));
   if (fullRun && !values['dry-run'] && specAbs && !existsSync(join(env.store.root, 'lock'))) {
     const started = Date.now();

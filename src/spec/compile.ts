@@ -4,7 +4,7 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { isWithin, pathProblem, type PathRole } from '../paths.ts';
+import { inWorkspace, isWithin, pathProblem, type PathRole } from '../paths.ts';
 import { parseDuration } from './duration.ts';
 import { ShellLexer, shellQuote, shellScriptIndex, ShellValueError } from './shell.ts';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
@@ -59,7 +59,7 @@ interface Scope {
 
 export async function compilePipeline(specFile: string, opts: CompileOptions): Promise<Pipeline> {
   const workspace = resolve(opts.workspace);
-  const abs = resolve(workspace, specFile);
+  const abs = inWorkspace(workspace, specFile);
   const display = opts.displayName ?? (relative(process.cwd(), abs) || abs);
   if (!existsSync(abs)) throw new UsageError(`spec file not found: ${display}`);
   const src = await SpecSource.read(abs, display, opts.cacheDir);
