@@ -1,8 +1,10 @@
 // Trust, errors: every bad spec or module gets a clear `file:line:col` line (or one plain line),
 // never a stack trace, a hang, or a silent acceptance.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { test } from 'node:test';
-import { Workspace } from './helpers/workspace.ts';
+import { CLI, Workspace } from './helpers/workspace.ts';
 
 const OK_STAGE = `import { writeFileSync } from 'node:fs';
 import { defineStage } from 'rrtn-pipeline';
@@ -107,4 +109,17 @@ test('the cache folder cannot be a virtual filesystem; an unexpected error is on
   const f = ws.run('run', 'p.yaml', '--cache-dir', 'cachefile/inner');
   assert.ok(f.code === 2 || f.code === 70, f.stderr);
   assert.doesNotMatch(f.stderr, /\n\s+at /);
+});
+
+test("a cache another user owns: one line saying whose it is and what to do (exit 77), no trace", { skip: process.getuid?.() !== 0 && 'needs root, to run the CLI as another user' }, (t) => {
+  const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [sh, -c, \'echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n' });
+  t.after(() => ws.dispose());
+  chmodSync(ws.dir, 0o777); // the workspace is the other user's to write; the cache is not
+  const first = ws.run('run', 'p.yaml');
+  assert.equal(first.code, 0, first.stderr);
+  ws.write('p.yaml', ws.read('p.yaml').replace('echo a', 'echo b'));
+  const r = spawnSync(process.execPath, [CLI, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', uid: 65534, gid: 65534, env: { ...process.env, CI: 'true', HOME: ws.dir } });
+  assert.equal(r.status, 77, r.stderr);
+  assert.match(r.stderr, /^pipeline: cannot write in \/.*\/cache(\/\w+)?: permission denied \(it belongs to uid 0, gid 0, mode 755; you are nobody, uid 65534\)\. A cache several users share must be writable by all of them: .*umask 002.*--cache-dir DIR or PIPELINE_CACHE_DIR\.\n$/);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
 });

@@ -1,9 +1,13 @@
-// How the command line reports what went wrong: a user's mistake in their terms (exit 2), anything
-// else as one line plus the file the full trace was written to (exit 70).
-import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// How the command line reports what went wrong: a user's mistake in their terms (exit 2), a file
+// or folder this user may not write (exit 77, with what to do), anything else as one line plus the
+// file the full trace was written to (exit 70).
+import { statSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import { formatDiagnostic, SpecError, UsageError } from '../diagnostics.ts';
+
+/** Exit code of a permission problem (sysexits' EX_NOPERM). */
+export const EXIT_NO_PERMISSION = 77;
 
 /** Says what went wrong in the user's terms; the exit code for it. */
 export function reportError(e: unknown): number {
@@ -15,7 +19,29 @@ export function reportError(e: unknown): number {
     process.stderr.write(`pipeline: ${e.message}\n`);
     return 2;
   }
+  const denied = permissionProblem(e);
+  if (denied) {
+    process.stderr.write(`pipeline: ${denied}\n`);
+    return EXIT_NO_PERMISSION;
+  }
   return internalError(e);
+}
+
+/**
+ * A filesystem error this user can fix by permissions (another user's or a read-only cache, say),
+ * in words: what could not be written, whose it is, and what to do. Undefined for other errors.
+ */
+export function permissionProblem(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!err || !['EACCES', 'EPERM', 'EROFS'].includes(err.code ?? '') || typeof err.path !== 'string') return undefined;
+  // Named by the nearest part that exists: a temp file's name says nothing to the user.
+  let at = err.path;
+  while (!statSync(at, { throwIfNoEntry: false }) && dirname(at) !== at) at = dirname(at);
+  const st = statSync(at, { throwIfNoEntry: false });
+  const what = at === err.path ? `${err.syscall ?? 'write'} ${at}` : `write in ${at}`;
+  const owner = st ? ` (it belongs to uid ${st.uid}, gid ${st.gid}, mode ${(st.mode & 0o7777).toString(8)}; you are ${userInfo().username}, uid ${process.getuid?.() ?? '?'})` : '';
+  const why = err.code === 'EROFS' ? 'the filesystem is read-only' : 'permission denied';
+  return `cannot ${what}: ${why}${owner}. A cache several users share must be writable by all of them: give it their group (chgrp -R GROUP; chmod -R g+rwX; chmod g+s on its folders) and have each user run with umask 002, so that what one writes the others can replace. Otherwise use a cache of your own: --cache-dir DIR or PIPELINE_CACHE_DIR.`;
 }
 
 /** A bug or an environment the engine did not expect: one line, the trace kept in a file. */

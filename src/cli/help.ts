@@ -26,7 +26,8 @@ Commands:
   --version               the installed version
 
 Run \`pipeline help <command>\` (or \`pipeline <command> --help\`) for its options.
-Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage, 70 internal error, 130 interrupted.`,
+Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage, 70 internal error, 77 no permission to
+write the cache or workspace, 130 interrupted.`,
   run: `Usage: pipeline run <spec> [stage...] [options]
 
 Runs every stage whose fingerprint (code, params, inputs, upstream outputs) has no cached run.

@@ -1,5 +1,6 @@
 // The `pipeline` command line: dispatches to each command. Exit codes: 0 success, 1 a stage failed,
-// 2 bad spec or usage, 70 internal error (one line, the trace in a file), 130 interrupted.
+// 2 bad spec or usage, 70 internal error (one line, the trace in a file), 77 no permission to write
+// the cache or workspace, 130 interrupted.
 import { UsageError } from '../diagnostics.ts';
 import { PACKAGE_VERSION } from '../cache/fingerprint.ts';
 import { HELP, help } from './help.ts';
