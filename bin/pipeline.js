@@ -45,4 +45,9 @@ const code = await main(process.argv.slice(2));
 // Exit explicitly once the output is flushed: work an inline stage left behind (a timer, a stage
 // abandoned after it ignored a stop) must not keep the pipeline alive.
 await Promise.all([process.stdout, process.stderr].map((s) => new Promise((r) => s.write('', r))));
-process.exit(code);
+if (code === 130) {
+  // Interrupted: end as the signal would have (a shell sees 130). process.exit joins the thread
+  // pool first, and a thread an abandoned stage left blocked in a read would hold it forever.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.removeAllListeners(sig);
+  process.kill(process.pid, 'SIGINT');
+} else process.exit(code);

@@ -103,6 +103,21 @@ export class PathProblem extends Error {
   }
 }
 
+/** What a path that is neither a regular file nor a folder is, in words; undefined for those two. */
+export function specialKind(st: { isFile(): boolean; isDirectory(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string | undefined {
+  if (st.isFile() || st.isDirectory()) return undefined;
+  return st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+}
+
+/**
+ * Refuses a special file where data is read: a FIFO blocks the reader until someone writes, and a
+ * device like /dev/zero never ends. Either would hang a status or a run, and hold it past Ctrl-C.
+ */
+export function refuseSpecial(path: string, st: Parameters<typeof specialKind>[0]): void {
+  const kind = specialKind(st);
+  if (kind) throw new PathProblem(`${path} is ${kind}: inputs and the files in an input folder must be regular files (or links to them)`);
+}
+
 /**
  * Relative paths (with '/') of every regular file under dir, sorted, so digests are order-stable.
  * `onDir` sees every folder walked (to note its mtime: a file added or removed changes it).
@@ -119,7 +134,8 @@ export async function listFiles(dir: string, onDir?: (abs: string) => void, opts
       const rel = () => relative(dir, p).split(sep).join('/');
       if (ent.isDirectory()) await walk(p, chain);
       else if (ent.isFile()) out.push(rel());
-      else if (ent.isSymbolicLink()) {
+      else if (!ent.isSymbolicLink()) refuseSpecial(p, ent);
+      else {
         if (!follow) {
           out.push(rel());
           continue;
@@ -134,7 +150,10 @@ export async function listFiles(dir: string, onDir?: (abs: string) => void, opts
           const real = await realpath(p);
           if (chain.has(real)) throw new PathProblem(`symbolic link loop: ${p} (-> ${await readlink(p)}) leads back into a folder it is inside (${real})`);
           await walk(p, new Set([...chain, real]));
-        } else out.push(rel());
+        } else {
+          refuseSpecial(p, st);
+          out.push(rel());
+        }
       }
     }
   }

@@ -1,10 +1,11 @@
 // Trust, processes: no stage outlives its run (kill -9 of the pipeline's group, SIGHUP), an inline
 // stage cannot end or crash the pipeline, time limits hold everywhere, and no log line is lost.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { test } from 'node:test';
-import { alive, waitFor, Workspace } from './helpers/workspace.ts';
+import { alive, CLI, waitFor, Workspace } from './helpers/workspace.ts';
 
 const MODULE_SLEEPER = `import { writeFileSync } from 'node:fs';
 import { defineStage } from 'rrtn-pipeline';
@@ -160,4 +161,50 @@ test('Ctrl-C while waiting (for another run computing the same stage, or for gc)
   assert.equal(r3.code, 130);
   assert.match(r3.stderr, /stopped while waiting for the cache: nothing was run/);
   assert.doesNotMatch(r3.stderr, /\n\s+at /);
+});
+
+test('a FIFO, a link to /dev/zero, or a FIFO inside an input folder is refused by its kind: status and run answer at once', (t) => {
+  const ws = new Workspace();
+  t.after(() => ws.dispose());
+  execFileSync('mkfifo', [ws.path('data.fifo')]);
+  symlinkSync('/dev/zero', ws.path('zero'));
+  mkdirSync(ws.path('folder'));
+  ws.write('folder/ok.txt', 'x');
+  execFileSync('mkfifo', [ws.path('folder/inner.fifo')]);
+  for (const [dep, kind] of [['data.fifo', 'a FIFO \\(named pipe\\)'], ['zero', 'a character device'], ['folder', 'a FIFO \\(named pipe\\)']] as const) {
+    ws.write('p.yaml', `stages:\n  a:\n    run: [sh, -c, 'echo a > "$0"', "\${outputs.o}"]\n    deps: [${dep}]\n    outs: { o: out/a.txt }\n`);
+    const status = spawnSync(process.execPath, [CLI, 'status', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', timeout: 20_000 });
+    assert.equal(status.signal, null, `status with ${dep} must not hang`);
+    assert.match(status.stdout + status.stderr, new RegExp(`cannot compute its cache key: .*${dep === 'folder' ? 'folder/inner\\.fifo' : dep} is ${kind}: inputs and the files in an input folder must be regular files`));
+    const run = spawnSync(process.execPath, [CLI, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', timeout: 20_000, env: { ...process.env, CI: 'true' } });
+    assert.equal(run.signal, null, `run with ${dep} must not hang`);
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`stage a failed: cannot compute the stage's cache key: .* is ${kind}`));
+  }
+});
+
+test('Ctrl-C ends a run even when an inline stage is stuck in a read that never returns (a thread of the pool blocked for good)', async (t) => {
+  const ws = new Workspace({
+    'stages/stuck.ts': `import { writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { defineStage } from 'rrtn-pipeline';
+export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
+  writeFileSync(ctx.workspace + '/started', '');
+  await open(ctx.workspace + '/pipe.fifo', 'r');
+} });
+`,
+    'p.yaml': 'stages:\n  a:\n    uses: stages/stuck.ts\n    executor: inline\n',
+  });
+  t.after(() => ws.dispose());
+  execFileSync('mkfifo', [ws.path('pipe.fifo')]);
+  const run = ws.start('run', 'p.yaml');
+  t.after(() => {
+    if (alive(run.child.pid!)) process.kill(run.child.pid!, 'SIGKILL');
+  });
+  await waitFor(() => ws.exists('started'));
+  process.kill(run.child.pid!, 'SIGINT');
+  const ended = await Promise.race([run.done, new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000))]);
+  assert.ok(ended, `the run must end after Ctrl-C (output: ${run.output().slice(-500)})`);
+  assert.equal(ended.code, 130);
+  assert.equal(ended.states.get('a'), 'stopped');
 });

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
-import { CORRUPT, sayDropped, isErrno, listFiles, readSealed, writeSealed } from '../fsutil.ts';
+import { CORRUPT, sayDropped, isErrno, listFiles, readSealed, refuseSpecial, writeSealed } from '../fsutil.ts';
 
 export interface FileEntry {
   path: string;
@@ -104,6 +104,7 @@ export class DigestCache {
       throw e;
     }
     if (!st.isDirectory()) {
+      refuseSpecial(abs, st);
       const f = await this.file(abs);
       return { kind: 'file', digest: f.digest, size: f.size, files: 1 };
     }

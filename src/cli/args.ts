@@ -17,8 +17,18 @@ import { HELP } from './help.ts';
 /** Signals that stop a run cleanly (SIGHUP: the terminal went away). */
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-/** process.exit as it was at start (an inline stage's run replaces it while it runs). */
-export const exitNow = process.exit.bind(process);
+/** process.kill as it was at start (an inline stage may replace what it can reach). */
+const killNow = process.kill.bind(process);
+
+/**
+ * Ends the process at once, as `sig` would have with no handler (a shell sees 128 + its number:
+ * 130 for Ctrl-C). Not process.exit: it joins the thread pool on the way out, and a thread blocked
+ * in a read (of a FIFO, a hung network mount) never returns, so the process would never end.
+ */
+export function quitBySignal(sig: NodeJS.Signals): void {
+  for (const s of STOP_SIGNALS) process.removeAllListeners(s);
+  killNow(process.pid, sig);
+}
 
 export const COMMON = {
   workspace: { type: 'string', short: 'C' },

@@ -16,7 +16,7 @@ import { pickReporter } from '../run/progress.ts';
 import { resolveStageNames, runPipeline, selectedStages, staleStages } from '../run/scheduler.ts';
 import { pipelineStatus } from '../run/status.ts';
 import { inWorkspace } from '../paths.ts';
-import { STOP_SIGNALS, exitNow, type Values, parse, openWorkspace, loadSpec, sayWaiting, workspaceRoot } from './args.ts';
+import { STOP_SIGNALS, quitBySignal, type Values, parse, openWorkspace, loadSpec, sayWaiting, workspaceRoot } from './args.ts';
 import { HELP, help } from './help.ts';
 import { printStatus } from './inspect.ts';
 import { reportError } from './errors.ts';
@@ -133,7 +133,10 @@ export async function cmdRun(argv: string[]): Promise<number> {
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
-    if (interrupts > 1) exitNow(130);
+    if (interrupts > 1) {
+      quitBySignal(sig);
+      return;
+    }
     process.stderr.write(`\n${sig}: stopping running stages and cleaning up (again to quit at once)\n`);
     ac.abort(new Error(`interrupted by ${sig}`));
   };

@@ -1,7 +1,7 @@
 // Test workspaces: a temp folder with stage modules and specs, and the real CLI run on it.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -46,7 +46,7 @@ export class Workspace {
     const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...vars };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
     const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env, timeout: 120_000 });
-    return result(r.status ?? -1, r.stdout, r.stderr);
+    return result(r.status ?? exitStatus(r.signal), r.stdout, r.stderr);
   }
   /** Starts the CLI without waiting (own process group, so a test can kill it and its children). */
   start(...args: string[]) {
@@ -58,12 +58,17 @@ export class Workspace {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const done = new Promise<CliResult>((res) => child.on('close', (code, sig) => res(result(code ?? (sig ? 128 : -1), stdout, stderr))));
+    const done = new Promise<CliResult>((res) => child.on('close', (code, sig) => res(result(code ?? exitStatus(sig), stdout, stderr))));
     return { child, done, output: () => stdout + stderr };
   }
   dispose(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The status a shell reports for a process a signal ended: 128 + its number (130 for SIGINT). */
+export function exitStatus(sig: NodeJS.Signals | null): number {
+  return sig ? 128 + osConstants.signals[sig] : -1;
 }
 
 function result(code: number, stdout: string, stderr: string): CliResult {
