@@ -118,8 +118,8 @@ export function initProject(dir: string): string[] {
   const clash = Object.keys(files).filter((f) => f !== '.gitignore' && f !== 'tsconfig.json' && present(f));
   if (clash.length) throw new UsageError(`${relative(process.cwd(), root) || '.'} already has ${clash.join(', ')}: pipeline init writes a new project and never replaces files (choose an empty folder)`);
   // Checked for every file before any is written: a linked folder (stages/ -> elsewhere) would
-  // carry the write out of the project.
-  const outside = Object.keys(files).map((rel) => writeOutsideProblem(root, join(root, rel))).find(Boolean);
+  // carry the write out of the project. (A project folder still to be made holds no link.)
+  const outside = existsSync(root) ? Object.keys(files).map((rel) => writeOutsideProblem(root, join(root, rel))).find(Boolean) : undefined;
   if (outside) throw new UsageError(`pipeline init: ${outside}; nothing was written`);
   const written: string[] = [];
   for (const [rel, text] of Object.entries(files)) {

@@ -6,12 +6,12 @@ import NodeCache from 'node-cache';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundle } from './bundle.js';
-import type { DigestCache } from './cache/digests.ts';
-import { codeClosure, ENGINE_VERSION } from './cache/fingerprint.ts';
-import { sayDropped, tempName } from './fsutil.ts';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { CodeClosures, type CodeClosure } from './cache/closure.ts';
+import type { DigestCache } from './cache/digests.ts';
+import { ENGINE_VERSION } from './cache/fingerprint.ts';
 import { hashBytes, hashJson } from './cache/hash.ts';
+import { sayDropped, tempName } from './fsutil.ts';
 import { isStageDefinition, type StageDefinition } from './stage-api.ts';
 
 // Keyed by compiled file (named by content): each edit of a stage is a new key. In a long-lived
@@ -71,12 +71,16 @@ async function intact(dir: string): Promise<boolean> {
 
 export class StageModules {
   private readonly compiledPaths = new Map<string, Promise<string>>();
+  /** What code each stage module is (its key's `code` and `packages`). */
+  readonly closures: CodeClosures;
 
   constructor(
     private readonly cacheDir: string,
-    private readonly workspace: string,
-    private readonly digests: DigestCache,
-  ) {}
+    workspace: string,
+    digests: DigestCache,
+  ) {
+    this.closures = new CodeClosures(cacheDir, workspace, digests);
+  }
 
   /** Path of the compiled module for a stage source file (compiled now if its code changed). */
   compiled(source: string): Promise<string> {
@@ -92,35 +96,42 @@ export class StageModules {
     return importStageDefinition(await this.compiled(source));
   }
 
+  private folder(source: string, closure: CodeClosure): Promise<string> {
+    return hashJson({ engine: ENGINE_VERSION, source, code: closure.code, packages: closure.packages }).then((key) => join(this.cacheDir, 'modules', key));
+  }
+
   private async compile(source: string): Promise<string> {
-    const closure = await codeClosure(source, this.workspace, this.digests);
-    const key = await hashJson({ engine: ENGINE_VERSION, source, ...closure });
-    // One folder per compiled stage: the entry, plus chunks for what it imports dynamically, plus
-    // the digest of each (a damaged compiled module is rebuilt, never run).
-    const dir = join(this.cacheDir, 'modules', key);
-    const entry = join(dir, 'stage.mjs');
+    let closure: CodeClosure;
+    try {
+      closure = await this.closures.of(source);
+    } catch (e) {
+      throw bundleError(e);
+    }
+    // One folder per compiled stage, named by its closure: the entry, plus chunks for what it
+    // imports dynamically, plus the digest of each (a damaged compiled module is rebuilt, never run).
+    let dir = await this.folder(source, closure);
+    let entry = join(dir, 'stage.mjs');
     if (existsSync(entry)) {
       if (await intact(dir)) return entry;
       await rm(dir, { recursive: true, force: true });
       sayDropped('a damaged compiled stage module', dir);
     }
-    let files;
-    try {
-      ({ files } = await bundle({ stage: source }, dir, { splitting: true }));
-    } catch (e) {
-      // esbuild's message names the file, line and column of a syntax error.
-      const errs = (e as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
-      if (errs?.length) {
-        const first = errs[0]!;
-        throw new Error(first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ${first.text}` : first.text);
+    if (!closure.compiled) {
+      // Known by its kept closure, but not compiled here yet: bundled now (named by what it compiled).
+      try {
+        closure = await this.closures.fresh(source);
+      } catch (e) {
+        throw bundleError(e);
       }
-      throw e;
+      dir = await this.folder(source, closure);
+      entry = join(dir, 'stage.mjs');
+      if (existsSync(entry) && (await intact(dir))) return entry;
     }
     // Written into a private folder, then renamed into place whole.
     const tmp = `${dir}.${tempName('tmp')}`;
     await mkdir(tmp, { recursive: true });
     const sums: Record<string, string> = {};
-    for (const [path, bytes] of files) {
+    for (const [path, bytes] of closure.compiled!) {
       await writeFile(join(tmp, basename(path)), bytes);
       sums[basename(path)] = await hashBytes(bytes);
     }
@@ -133,4 +144,12 @@ export class StageModules {
     }
     return entry;
   }
+}
+
+/** esbuild's message names the file, line and column of a syntax error. */
+function bundleError(e: unknown): Error {
+  const errs = (e as { errors?: Array<{ text: string; location?: { file: string; line: number; column: number } }> }).errors;
+  if (!errs?.length) return e instanceof Error ? e : new Error(String(e));
+  const first = errs[0]!;
+  return new Error(first.location ? `${first.location.file}:${first.location.line}:${first.location.column + 1}: ${first.text}` : first.text);
 }

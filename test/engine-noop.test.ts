@@ -4,14 +4,13 @@ import assert from 'node:assert/strict';
 import { statSync, utimesSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { numbersWorkspace } from './helpers/fixtures.ts';
-import { ran, type Workspace } from './helpers/workspace.ts';
+import { aged, ran, type Workspace } from './helpers/workspace.ts';
 
 const FAST = /nothing changed since the last run/;
 
 /** Files written just now are not trusted by signature: age them as a real workspace would be. */
-function age(ws: Workspace, ...paths: string[]): void {
-  const t = Date.now() / 1000 - 60;
-  for (const p of paths) utimesSync(ws.path(p), t, t);
+function age(ws: Workspace, ...paths: string[]): Promise<void> {
+  return aged(paths.map((p) => ws.path(p)));
 }
 
 const ALL = ['pipeline.yaml', 'stages/scale.ts', 'stages/lib/format.ts', 'stages/sum.ts', 'data/numbers.txt', 'data/other.txt'];
@@ -19,7 +18,7 @@ const ALL = ['pipeline.yaml', 'stages/scale.ts', 'stages/lib/format.ts', 'stages
 test('an unchanged workspace is recognised without compiling the spec, and every change is noticed', async (t) => {
   const ws = numbersWorkspace();
   t.after(() => ws.dispose());
-  age(ws, ...ALL);
+  await age(ws, ...ALL);
   assert.deepEqual(ran(ws.run('run', 'pipeline.yaml')), ['other', 'scale', 'sum']);
 
   const fast = ws.run('run', 'pipeline.yaml');
@@ -27,9 +26,9 @@ test('an unchanged workspace is recognised without compiling the spec, and every
   assert.match(fast.stdout, FAST);
   assert.deepEqual([...fast.states.values()], ['cached', 'cached', 'cached']);
 
-  await t.test('an edited input', () => {
+  await t.test('an edited input', async () => {
     ws.write('data/numbers.txt', '5\n');
-    age(ws, 'data/numbers.txt');
+    await age(ws, 'data/numbers.txt');
     const r = ws.run('run', 'pipeline.yaml');
     assert.doesNotMatch(r.stdout, FAST);
     assert.deepEqual(ran(r), ['scale', 'sum']);
@@ -49,20 +48,20 @@ test('an unchanged workspace is recognised without compiling the spec, and every
     assert.equal(ws.read('results/total.txt'), '12');
   });
 
-  await t.test('an edited helper the stage imports', () => {
+  await t.test('an edited helper the stage imports', async () => {
     ws.write('stages/lib/format.ts', ws.read('stages/lib/format.ts').replace('toFixed(2)', 'toFixed(3)'));
-    age(ws, 'stages/lib/format.ts');
+    await age(ws, 'stages/lib/format.ts');
     const r = ws.run('run', 'pipeline.yaml');
     assert.doesNotMatch(r.stdout, FAST);
     assert.deepEqual(ran(r), ['scale', 'sum']);
   });
 
-  await t.test('a --set value, and a changed environment variable the spec reads', () => {
+  await t.test('a --set value, and a changed environment variable the spec reads', async () => {
     const again = ws.run('run', 'pipeline.yaml');
     assert.match(again.stdout, FAST, again.stderr);
     assert.doesNotMatch(ws.run('run', 'pipeline.yaml', '--set', 'factor=4').stdout, FAST);
     ws.write('pipeline.yaml', ws.read('pipeline.yaml').replace('tag: a', 'tag: "${env.PIPELINE_TEST_TAG:-a}"'));
-    age(ws, 'pipeline.yaml');
+    await age(ws, 'pipeline.yaml');
     assert.equal(ws.run('run', 'pipeline.yaml').code, 0);
     assert.match(ws.run('run', 'pipeline.yaml').stdout, FAST);
     process.env.PIPELINE_TEST_TAG = 'b';

@@ -1,11 +1,11 @@
 // Trust, the cache: damaged objects, manifests, records, indexes, snapshots and memos are detected
 // and rebuilt, never served; what a command reads through its shell enters its key.
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { numbersWorkspace } from './helpers/fixtures.ts';
-import { ran, Workspace } from './helpers/workspace.ts';
+import { aged, ran, waitFor, Workspace } from './helpers/workspace.ts';
 
 /** Every file under a cache subfolder, recursively. */
 function files(ws: Workspace, sub: string): string[] {
@@ -160,4 +160,106 @@ test('two stages with byte-identical outputs share one object, and editing a pub
   // A stage rerun (forced) rewrites the shared object: the other stage stays cached.
   assert.deepEqual(ran(ws.run('run', 'p.yaml', '--force', 'a')), ['a']);
   assert.deepEqual([...ws.run('run', 'p.yaml').states.values()], ['cached', 'cached']);
+});
+
+test('every form of code a stage module uses is in its key: an edit of each reruns exactly its stage with the new code', (t) => {
+  const stage = (body: string, head = '') => `import { writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\n${head}\nexport default defineStage({ params: {}, outputs: ['o'], async run(ctx) {\n${body}\n} });\n`;
+  const write = (expr: string) => `  writeFileSync(ctx.outputs.o, String(${expr}));`;
+  const ws = new Workspace({
+    'stages/dyn.ts': stage(`  const { v } = await import(\`./lib/dyn.ts\`);\n${write('v')}`),
+    'stages/lib/dyn.ts': "export const v = 'dyn-1';\n",
+    'stages/tsx.ts': stage(write('v'), "import { v } from './lib/tsxh';"),
+    'stages/lib/tsxh.tsx': "export const v: string = 'tsx-1';\n",
+    'stages/jsx.ts': stage(write('v'), "import { v } from './lib/jsxh';"),
+    'stages/lib/jsxh.jsx': "export const v = 'jsx-1';\n",
+    'stages/json.ts': stage(write('data.v'), "import data from './lib/data.json';"),
+    'stages/lib/data.json': '{ "v": "json-1" }\n',
+    'stages/comment.ts': stage(write('v + pattern.length'), "const pattern = '/*';\nimport { v } from './lib/after.ts';\nconst end = '*/';\nvoid end;"),
+    'stages/lib/after.ts': "export const v = 'after-1';\n",
+    'stages/asset.ts': stage(write("readFileSync(new URL('./lib/table.txt', import.meta.url), 'utf8').trim()"), "import { readFileSync } from 'node:fs';"),
+    'stages/lib/table.txt': 'asset-1\n',
+    'stages/linked.ts': stage(write('v'), "import { v } from 'mylib';"),
+    'mylib/package.json': '{ "name": "mylib", "version": "1.0.0", "type": "module", "main": "index.js" }\n',
+    'mylib/index.js': "export const v = 'linked-1';\n",
+    'stages/declared.ts': stage(write("readFileSync(ctx.workspace + '/config/opts.txt', 'utf8').trim()"), "import { readFileSync } from 'node:fs';"),
+    'config/opts.txt': 'declared-1\n',
+  });
+  t.after(() => ws.dispose());
+  mkdirSync(ws.path('node_modules'));
+  symlinkSync('../mylib', ws.path('node_modules/mylib')); // as `npm install ../mylib` leaves it
+  const names = ['dyn', 'tsx', 'jsx', 'json', 'comment', 'asset', 'linked', 'declared'];
+  ws.write('p.yaml', `stages:\n${names.map((n) => `  ${n}:\n    uses: stages/${n}.ts\n    outs: { o: out/${n}.txt }\n${n === 'declared' ? '    code: [config/opts.txt]\n' : ''}`).join('')}`);
+  const first = ws.run('run', 'p.yaml');
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(ran(first), [...names].sort());
+  const edits: Record<string, [string, string, string]> = {
+    dyn: ['stages/lib/dyn.ts', "export const v = 'dyn-2';\n", 'dyn-2'],
+    tsx: ['stages/lib/tsxh.tsx', "export const v: string = 'tsx-2';\n", 'tsx-2'],
+    jsx: ['stages/lib/jsxh.jsx', "export const v = 'jsx-2';\n", 'jsx-2'],
+    json: ['stages/lib/data.json', '{ "v": "json-2" }\n', 'json-2'],
+    comment: ['stages/lib/after.ts', "export const v = 'after-2';\n", 'after-22'],
+    asset: ['stages/lib/table.txt', 'asset-2\n', 'asset-2'],
+    linked: ['mylib/index.js', "export const v = 'linked-2';\n", 'linked-2'],
+    declared: ['config/opts.txt', 'declared-2\n', 'declared-2'],
+  };
+  for (const [name, [file, text, want]] of Object.entries(edits)) {
+    ws.write(file, text);
+    const r = ws.run('run', 'p.yaml');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(ran(r), [name], `editing ${file} reruns ${name}, and only it`);
+    assert.equal(ws.read(`out/${name}.txt`), want, `${name} ran the new code`);
+  }
+  // --force runs the code as it is now, too (a compiled module is named by everything it compiled).
+  ws.write('stages/lib/dyn.ts', "export const v = 'dyn-3';\n");
+  const forced = ws.run('run', 'p.yaml', '--force', 'dyn');
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(ws.read('out/dyn.txt'), 'dyn-3');
+});
+
+test('timestamps: a same-size rewrite with its mtime put back is seen (ctime); an input edited while its stage runs, even put back, is not committed under the old key', async (t) => {
+  const ws = new Workspace({
+    'input.txt': 'AAAA\n',
+    'p.yaml': `stages:
+  copy:
+    run: [sh, -c, 'touch started; while [ ! -e go ]; do sleep 0.05; done; cat input.txt > "$0"; touch read; while [ ! -e back ]; do sleep 0.05; done', "\${outputs.o}"]
+    deps: [input.txt]
+    outs: { o: out.txt }
+`,
+  });
+  t.after(() => ws.dispose());
+  await aged([ws.path('input.txt'), ws.path('p.yaml')]);
+  for (const f of ['go', 'back']) ws.write(f, '');
+  assert.equal(ws.run('run', 'p.yaml').code, 0);
+  assert.equal(ws.read('out.txt'), 'AAAA\n');
+  // cp -p / shutil.copy2: new bytes, same size, mtime put back (the inode stays: written in place).
+  const before = statSync(ws.path('input.txt'));
+  writeFileSync(ws.path('input.txt'), 'BBBB\n');
+  utimesSync(ws.path('input.txt'), before.atime, before.mtime);
+  assert.equal(statSync(ws.path('input.txt')).mtimeMs, before.mtimeMs);
+  const seen = ws.run('run', 'p.yaml');
+  assert.equal(seen.code, 0, seen.stderr);
+  assert.deepEqual(ran(seen), ['copy'], 'the rewrite is seen');
+  assert.equal(ws.read('out.txt'), 'BBBB\n');
+
+  // Edited while the stage runs (it reads CCCC), then put back as it was: nothing is kept under
+  // the key of BBBB, and the next run computes BBBB's result.
+  for (const f of ['go', 'back', 'started', 'read']) rmSync(ws.path(f), { force: true });
+  ws.write('input.txt', 'AAAA\n');
+  await aged([ws.path('input.txt')]);
+  const running = ws.start('run', 'p.yaml');
+  await waitFor(() => ws.exists('started'));
+  const kept = statSync(ws.path('input.txt'));
+  writeFileSync(ws.path('input.txt'), 'CCCC\n');
+  ws.write('go', '');
+  await waitFor(() => ws.exists('read'));
+  writeFileSync(ws.path('input.txt'), 'AAAA\n');
+  utimesSync(ws.path('input.txt'), kept.atime, kept.mtime);
+  ws.write('back', '');
+  const r = await running.done;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /stage copy failed: 'input\.txt' changed while the stage ran: what it read may not be what its cache key says, so its result was not kept; run it again/);
+  const again = ws.run('run', 'p.yaml');
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(ran(again), ['copy']);
+  assert.equal(ws.read('out.txt'), 'AAAA\n', 'the result of what the input holds, not the mid-run content');
 });

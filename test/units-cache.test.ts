@@ -10,12 +10,16 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { DigestCache, dirDigest, digestFresh } from '../src/cache/digests.ts';
-import { codeClosure, codeLabel, ENGINE_VERSION, forgetCodeClosures, FINGERPRINT_FORMAT, fingerprintKey, importSpecifiers, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
+import { CodeClosures } from '../src/cache/closure.ts';
+import { codeLabel, ENGINE_VERSION, FINGERPRINT_FORMAT, fingerprintKey, PACKAGE_ROOT, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { canonicalJson, hashBytes, hashFile, hashJson, jsonExact } from '../src/cache/hash.ts';
 import { OBJECT_MTIME_MS, Store, workspaceId, type RunRecord } from '../src/cache/store.ts';
 import { readSealed, writeSealed } from '../src/fsutil.ts';
+import { signature, trustworthy } from '../src/cache/signature.ts';
+import { writeSnapshot } from '../src/cache/snapshot.ts';
 import { acquireLease, sessionId, withFileLock } from '../src/cache/lock.ts';
 import { put, scratch } from './helpers/engine.ts';
+import { aged } from './helpers/workspace.ts';
 
 const HEX32 = /^[0-9a-f]{32}$/;
 
@@ -101,119 +105,119 @@ test('the cache key: a 128-bit hex digest over every fingerprint field, blind to
   assert.equal(keys.size, changes.length + 1, 'each field changes the key');
 });
 
-test('import specifiers: every import form, comments left out, URLs in strings kept', () => {
-  const src = `import a from './a.ts';
-import { b, c } from "../b.js";
-import * as d from 'd-pkg';
-import './side.ts';
-export { e } from './e.ts';
-export * from '@scope/f/sub';
-const g = await import('./g.ts');
-const h = require('h');
-// import x from './commented.ts';
-/* import y from './block.ts'; */
-const url = 'http://example.org/x'; import z from './z.ts';
-`;
-  assert.deepEqual(importSpecifiers(src).sort(), ['../b.js', './a.ts', './e.ts', './g.ts', './side.ts', './z.ts', '@scope/f/sub', 'd-pkg', 'h'].sort());
-  // Spacing is free: none where JS allows none, several where it allows several.
-  const tight = `import{a}from'./a1.ts';import'./s1.ts';const x=import('./x1.ts');const y=require('y1');
-const u = import (  './u1.ts'  ); const v = require (  'v1'  ); export {w} from"./w1.ts"`;
-  assert.deepEqual(importSpecifiers(tight).sort(), ['./a1.ts', './s1.ts', './u1.ts', './w1.ts', './x1.ts', 'v1', 'y1'].sort());
-  // A block comment between words separates them.
-  assert.deepEqual(importSpecifiers("import/* c */x from './bc.ts';\nexport/**/{ y }/**/from/**/'./by.ts'"), ['./bc.ts', './by.ts']);
-  // A comment on the first line, and after code, is left out too.
-  assert.deepEqual(importSpecifiers("// import q from './first.ts'\nimport k from './k.ts'; // import r from './r.ts'\n"), ['./k.ts']);
-  // Stripping a comment keeps the character before it (here the require's closing parenthesis).
-  assert.deepEqual(importSpecifiers("const m = require('./m.js')// why\n"), ['./m.js']);
-});
-
 test('code labels: workspace files by relative path, the tool\'s own files as pipeline:<path>', () => {
   assert.equal(codeLabel('/w/stages/a.ts', '/w'), 'stages/a.ts');
   assert.equal(codeLabel(join(PACKAGE_ROOT, 'src', 'stage-api.ts'), '/elsewhere'), 'pipeline:src/stage-api.ts');
 });
 
-test('the code closure follows local imports (.js naming .ts, folder index), records package versions, skips node built-ins', async (t) => {
+test('the code closure is what esbuild compiled: local files by the bytes compiled, packages by version or (linked) by content; kept between commands, bundled again on an edit', async (t) => {
   const w = scratch(t, {
-    'stages/m.ts': "import { a } from './lib/a.js';\nimport { i } from './dir';\nimport fs from 'node:fs';\nimport path from 'path';\nimport x from '@s/p/deep/x.js';\nimport q from 'q';\nimport r from 'r';\nimport gone from './gone.ts';\nimport c from './lib/c';\nimport d from './lib/d';\nimport e from './lib/e.mjs';\nimport j from './jsdir';\nimport fp from 'lodash/fp';\nimport api from 'rrtn-pipeline';\n",
-    'stages/lib/a.ts': "export { b } from '../../b.ts';\n",
-    'b.ts': "import m from './stages/m.ts';\nexport const b = 1;\n",
+    'stages/m.ts': "import { a } from './lib/a.js';\nimport { i } from './dir';\nimport fs from 'node:fs';\nimport path from 'path';\nimport q from 'q';\nimport deep from '@s/p/deep.js';\nimport { v } from 'linked';\nimport { defineStage } from 'rrtn-pipeline';\nexport const all = [a, i, fs, path, q, deep, v, defineStage, new URL('./lib/k.bin', import.meta.url)];\n",
+    'stages/lib/a.ts': "export { b } from '../../b.ts';\nexport const a = 1;\n",
+    'b.ts': 'export const b = 1;\n',
     'stages/dir/index.ts': 'export const i = 1;\n',
-    'stages/lib/c.ts': 'export default 1;\n',
-    'stages/lib/d.js': 'export default 1;\n',
-    'stages/lib/e.mts': 'export default 1;\n',
-    'stages/jsdir/index.js': 'export default 1;\n',
-    'node_modules/lodash/package.json': '{"version":"4.17.21"}',
-    'node_modules/@s/p/package.json': '{"version":"1.2.3"}',
-    'node_modules/q/package.json': '{"name":"q"}',
+    'stages/lib/k.bin': 'kernel',
+    'node_modules/q/package.json': '{"name":"q","version":"2.0.1","main":"index.js"}',
+    'node_modules/q/index.js': 'module.exports = 1;\n',
+    'node_modules/@s/p/package.json': '{"name":"@s/p","version":"1.2.3"}',
+    'node_modules/@s/p/deep.js': 'export default 1;\n',
+    'lib-src/package.json': '{"name":"linked","version":"1.0.0","main":"index.js"}',
+    'lib-src/index.js': 'exports.v = 1;\n',
+    'lib-src/node_modules/dep/x.js': 'ignored\n',
   });
-  const digests = new DigestCache(join(w, 'state.json'));
-  const { code, packages } = await codeClosure(join(w, 'stages/m.ts'), w, digests);
-  // Extensionless paths name .ts, then .js files; .mjs names .mts; the tool's own package is its stage API.
-  const files = ['b.ts', 'stages/dir/index.ts', 'stages/jsdir/index.js', 'stages/lib/a.ts', 'stages/lib/c.ts', 'stages/lib/d.js', 'stages/lib/e.mts', 'stages/m.ts'];
-  assert.deepEqual(Object.keys(code).filter((f) => !f.startsWith('pipeline:')).sort(), files);
-  assert.ok('pipeline:src/stage-api.ts' in code, Object.keys(code).join(' '));
-  assert.equal(code['b.ts'], await hashBytes(readFileSync(join(w, 'b.ts'))));
-  assert.deepEqual(packages, { '@s/p': '1.2.3', q: 'unknown', r: 'not installed', lodash: '4.17.21' });
-  // A folder named like a script (chart.js/) is a folder: only the file's own .js names its .ts.
-  writeFileSync(join(w, 'abs.ts'), `import v from './v1.js/m.js';\nimport a from '${join(w, 'stages', 'lib', 'c.ts')}';\n`);
-  put(w, 'v1.js/m.ts', 'export default 1;\n');
-  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'stages/lib/c.ts', 'v1.js/m.ts'], 'an absolute import is local too');
-  // Memoized per entry and workspace, within a command: an edit is seen after forgetCodeClosures() (watch mode does it).
-  const first = codeClosure(join(w, 'abs.ts'), w, digests);
-  assert.equal(codeClosure(join(w, 'abs.ts'), w, digests), first);
-  writeFileSync(join(w, 'abs.ts'), "import v from './v1.js/m.js';\n");
-  assert.ok('stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code, "'stages/lib/c.ts' in (await codeClosure(join(w, 'abs.ts'), w, digests)).code");
-  forgetCodeClosures();
-  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'v1.js/m.ts']);
-  // An import list remembered for a file's digest is used as is: unchanged code is not parsed again.
-  put(w, 'planted.ts', 'export default 1;\n');
-  digests.rememberImports((await digests.file(join(w, 'abs.ts'))).digest, ['./planted.ts']);
-  forgetCodeClosures();
-  assert.deepEqual(Object.keys((await codeClosure(join(w, 'abs.ts'), w, digests)).code).sort(), ['abs.ts', 'planted.ts']);
-  // Another entry has its own closure.
-  writeFileSync(join(w, 'other.ts'), "import { b } from './b.ts';\n");
-  assert.deepEqual(Object.keys((await codeClosure(join(w, 'other.ts'), w, digests)).code).filter((f) => !f.startsWith('pipeline:')).sort(), ['other.ts', ...files].sort());
-  // Import lists are remembered by file digest, so unchanged code is not parsed again.
-  assert.deepEqual(digests.cachedImports(code['stages/lib/a.ts']!), ['../../b.ts']);
+  symlinkSync('../lib-src', join(w, 'node_modules', 'linked'));
+  const cache = join(w, 'cache');
+  const digests = new DigestCache(join(cache, 'state.json'));
+  const first = await new CodeClosures(cache, w, digests).of(join(w, 'stages/m.ts'));
+  assert.deepEqual(Object.keys(first.code).filter((f) => !f.startsWith('pipeline:')).sort(), ['b.ts', 'stages/dir/index.ts', 'stages/lib/a.ts', 'stages/lib/k.bin', 'stages/m.ts']);
+  assert.ok('pipeline:src/stage-api.ts' in first.code && 'pipeline:src/random.ts' in first.code, 'the stage API and what it imports: ' + Object.keys(first.code).join(' '));
+  assert.equal(first.code['b.ts'], await hashBytes(readFileSync(join(w, 'b.ts'))));
+  assert.equal(first.code['stages/lib/k.bin'], await hashBytes('kernel'), 'a file read by the module\'s own URL');
+  assert.equal(first.packages.q, '2.0.1');
+  assert.equal(first.packages['@s/p'], '1.2.3');
+  assert.match(first.packages.linked!, /^linked:[0-9a-f]{32}$/, 'a linked package by content');
+  assert.ok(first.compiled?.size, 'found by bundling: the compiled module comes with it');
+  // The next command checks the kept list by digest: no bundling.
+  const again = await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'stages/m.ts'));
+  assert.deepEqual(again.code, first.code);
+  assert.deepEqual(again.packages, first.packages);
+  assert.equal(again.compiled, undefined, 'taken from what was kept');
+  // An edit (here one that adds an import) is bundled again.
+  writeFileSync(join(w, 'stages/lib/a.ts'), "export { b } from '../../b.ts';\nexport { c as a } from './c.ts';\n");
+  put(w, 'stages/lib/c.ts', 'export const c = 2;\n');
+  const edited = await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'stages/m.ts'));
+  assert.ok(edited.compiled, 'bundled again');
+  assert.ok('stages/lib/c.ts' in edited.code, 'the new import is in');
+  // The linked package's content, not its version: an edit moves it; its own node_modules do not.
+  writeFileSync(join(w, 'lib-src/node_modules/dep/x.js'), 'still ignored\n');
+  assert.equal((await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'stages/m.ts'))).packages.linked, first.packages.linked);
+  writeFileSync(join(w, 'lib-src/index.js'), 'exports.v = 2;\n');
+  assert.notEqual((await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'stages/m.ts'))).packages.linked, first.packages.linked);
+  // Memoized within a command.
+  const c = new CodeClosures(cache, w, digests);
+  const once = c.of(join(w, 'b.ts'));
+  assert.equal(c.of(join(w, 'b.ts')), once);
+  await once;
 });
 
-test('digest cache: trusts a file by size, mtime and inode; rehashes on any change; never remembers a file written this second', async (t) => {
+test('a kept code closure that is damaged is dropped, saying so, and found again by bundling', async (t) => {
+  const w = scratch(t, { 'm.ts': 'export const x = 1;\n' });
+  const cache = join(w, 'cache');
+  await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'm.ts'));
+  const [kept] = readdirSync(join(cache, 'closures'));
+  writeFileSync(join(cache, 'closures', kept!), '{"seal":"0","files":{}}');
+  let c: Awaited<ReturnType<CodeClosures['of']>> | undefined;
+  const said = await stderrDuring(async () => {
+    c = await new CodeClosures(cache, w, new DigestCache(join(cache, 'state.json'))).of(join(w, 'm.ts'));
+  });
+  assert.deepEqual(said, [`cache: dropped a corrupt code closure (${join(cache, 'closures', kept!)}); it will be rebuilt\n`]);
+  assert.ok(c!.compiled, 'bundled again');
+  assert.deepEqual(Object.keys(c!.code), ['m.ts']);
+});
+
+test('digest cache: trusts a file by size, mtime, inode and ctime; rehashes on any change; never remembers a file written this second', async (t) => {
   const w = scratch(t, { 'f.txt': 'aaaa', 'new.txt': 'n' });
   const f = join(w, 'f.txt');
   const old = new Date(Date.now() - 60_000);
-  utimesSync(f, old, old);
+  await aged([f]);
   const state = join(w, 'cache', 'state.json');
   const one = new DigestCache(state);
   const d1 = (await one.file(f)).digest;
   assert.equal(d1, await hashBytes('aaaa'));
+  writeFileSync(join(w, 'new.txt'), 'n');
   await one.file(join(w, 'new.txt')); // just written: racy, not kept
   await one.save();
   const saved = (await readSealed<{ files: Record<string, unknown[]> }>(state)) as { files: Record<string, unknown[]> };
   assert.deepEqual(Object.keys(saved.files), [f]);
-  assert.deepEqual(saved.files[f]!, [4, statSync(f).mtimeMs, statSync(f).ino, d1]);
+  assert.deepEqual(saved.files[f]!, [4, statSync(f).mtimeMs, statSync(f).ino, statSync(f).ctimeMs, d1]);
 
-  // Same size, same mtime, same inode: the remembered digest (the contents are not read).
-  writeFileSync(f, 'bbbb');
-  utimesSync(f, old, old);
+  // Nothing moved: the remembered digest (the contents are not read: a rewrite through a path the
+  // signature cannot see would show here, and there is none).
   const two = new DigestCache(state);
   await two.load();
   assert.equal((await two.file(f)).digest, d1);
+  // Rewritten at the same size with its mtime put back (cp -p, shutil.copy2): the ctime moved.
+  writeFileSync(f, 'bbbb');
+  utimesSync(f, old, old);
+  assert.equal(statSync(f).mtimeMs, saved.files[f]![1], 'the mtime is as it was');
+  assert.equal((await two.file(f)).digest, await hashBytes('bbbb'));
   // An edit in place with the same size and a new mtime: rehashed.
+  writeFileSync(f, 'cccc');
   const later = new Date(old.getTime() + 1000);
   utimesSync(f, later, later);
-  assert.equal((await two.file(f)).digest, await hashBytes('bbbb'));
-  assert.deepEqual(two.observed.get(f), [4, statSync(f).mtimeMs, statSync(f).ino]);
+  assert.equal((await two.file(f)).digest, await hashBytes('cccc'));
+  assert.deepEqual(two.observed.get(f)!.sig, [4, statSync(f).mtimeMs, statSync(f).ino, statSync(f).ctimeMs]);
 
   // A damaged state file is dropped: every file is hashed again.
   writeFileSync(state, '{"version":1,"files":{},"imports":{}}');
   const three = new DigestCache(state);
   await three.load();
   assert.ok(!existsSync(state), "!existsSync(state)");
-  writeFileSync(f, 'cccc');
+  writeFileSync(f, 'dddd');
   utimesSync(f, old, old);
-  assert.equal((await three.file(f)).digest, await hashBytes('cccc'));
+  assert.equal((await three.file(f)).digest, await hashBytes('dddd'));
   // A state file of another shape, sealed: dropped too.
-  await writeSealed(state, { version: 2, files: {}, imports: {} });
+  await writeSealed(state, { version: 3, files: {}, imports: {} });
   await new DigestCache(state).load();
   assert.ok(!existsSync(state), "!existsSync(state)");
 });
@@ -250,12 +254,10 @@ test('digest cache: folders by their file list, missing paths as missing, forget
   assert.notEqual((await dirDigest([{ ...m[0]!, path: 'z.txt' }, m[1]!])).digest, d.digest);
   // prune() forgets files that are gone.
   const p = new DigestCache(join(w, 'state.json'));
-  const old = new Date(Date.now() - 60_000);
-  utimesSync(join(w, 'd2', 'c.txt'), old, old);
+  writeFileSync(join(w, 'gone.txt'), 'g');
+  await aged([join(w, 'd2', 'c.txt'), join(w, 'gone.txt')]);
   await p.file(join(w, 'd2', 'c.txt'));
   assert.equal(await p.prune(), 0);
-  writeFileSync(join(w, 'gone.txt'), 'g');
-  utimesSync(join(w, 'gone.txt'), old, old);
   await p.file(join(w, 'gone.txt'));
   (await import('node:fs')).rmSync(join(w, 'gone.txt'));
   assert.equal(await p.prune(), 1);
@@ -629,7 +631,7 @@ test('digest cache: a changed size or a new inode alone is a change; folders are
   const w = scratch(t, { 'f.txt': 'aaaa', 'd/x.txt': 'x' });
   const f = join(w, 'f.txt');
   const old = new Date(Date.now() - 60_000);
-  utimesSync(f, old, old);
+  await aged([f]);
   const state = join(w, 'cache', 'state.json');
   const c = new DigestCache(state);
   await c.file(f);
@@ -643,19 +645,20 @@ test('digest cache: a changed size or a new inode alone is a change; folders are
   renameSync(join(w, 'g.txt'), f);
   assert.equal((await c.file(f)).digest, await hashBytes('bbbbb'));
   await c.path(join(w, 'd'));
-  assert.equal(c.observed.get(join(w, 'd'))![0], -1, 'a folder is observed by mtime and inode, never by size');
+  assert.equal(c.observed.get(join(w, 'd'))!.sig![0], -1, 'a folder is observed by mtime and inode, never by size');
 
   await c.save();
   assert.ok(existsSync(state), "existsSync(state)");
   rmSync(state);
   await c.save();
   assert.ok(!existsSync(state), 'nothing changed since the last save: not written again');
-  c.rememberImports('d'.repeat(32), ['./x.ts']);
+  writeFileSync(join(w, 'h.txt'), 'h');
+  await aged([join(w, 'h.txt')]);
+  await c.file(join(w, 'h.txt'));
   await c.save();
-  assert.ok(existsSync(state), 'remembered imports are a change');
+  assert.ok(existsSync(state), 'a newly remembered file is a change');
   const again = new DigestCache(state);
   await again.load();
-  assert.deepEqual(again.cachedImports('d'.repeat(32)), ['./x.ts']);
   assert.equal(await again.prune(), 0);
   rmSync(state);
   await again.save();
@@ -705,11 +708,11 @@ test('store: clearing temp folders leaves live runs alone (their lease is fresh)
   assert.ok(!existsSync(stale), 'a lease without heartbeat is broken');
 });
 
-test('digest cache: a sealed state file whose files or imports are not maps is dropped, saying so', async (t) => {
+test('digest cache: a sealed state file whose files are not a map is dropped, saying so', async (t) => {
   const w = scratch(t);
   const state = join(w, 'state.json');
   const said = await stderrDuring(async () => {
-    for (const bad of [{ version: 1, files: 'x', imports: {} }, { version: 1, files: {}, imports: 5 }]) {
+    for (const bad of [{ version: 2, files: 'x' }, { version: 2, files: [1] }]) {
       await writeSealed(state, bad);
       await new DigestCache(state).load();
       assert.ok(!existsSync(state), JSON.stringify(bad));
@@ -1198,4 +1201,18 @@ test('store: an empty folder output is stored, viewed and published as an empty 
   assert.deepEqual(readdirSync(dest), []);
   await store.writePublished('/w', {});
   assert.ok(!existsSync(join(store.root, 'published')), 'no index, no lock');
+});
+
+test('a signature vouches for what was read only if its times were past the racy window when it was taken, not when the snapshot is written', async (t) => {
+  assert.equal(trustworthy([4, 10_000, 1, 10_000], 10_500), false, 'read in the second it was written: an edit right after keeps every field on a 1-second filesystem');
+  assert.equal(trustworthy([4, 10_000, 1, 10_000], 11_001), true);
+  assert.equal(trustworthy([4, 10_000, 1, 10_900], 11_500), false, 'a recent ctime (a rewrite with its mtime put back) is as racy');
+  assert.equal(trustworthy(null, 0), true, 'a path that was missing');
+  const w = scratch(t, { 'p.yaml': 'stages: {}\n', 'in.txt': 'x' });
+  await aged([join(w, 'p.yaml'), join(w, 'in.txt')]);
+  const store = new Store(join(w, 'cache'));
+  const sig = signature(join(w, 'in.txt'))!;
+  const snap = (at: number) => writeSnapshot({ file: join(w, 'cache', 'snap.json'), workspace: w, specRel: 'p.yaml', name: 'p', spec: join(w, 'p.yaml'), sets: [], env: {}, observed: [[join(w, 'in.txt'), { sig, at }]], outs: [], runs: [], stages: [], store, headlines: [], facts: [] });
+  assert.equal(await snap(Math.max(sig[1], sig[3]) + 300), false, 'read 0.3 s after its last change: no snapshot, however long ago that read is now');
+  assert.equal(await snap(Math.max(sig[1], sig[3]) + 1500), true);
 });

@@ -1,11 +1,16 @@
-// Content digests of workspace files and folders, cached by (path, size, mtime, inode) in a
-// persistent state file so that checking gigabytes of unchanged data reads no file contents.
+// Content digests of workspace files and folders, cached by stat signature (size, mtime, inode,
+// ctime: see signature.ts) in a persistent state file, so that checking gigabytes of unchanged data
+// reads no file contents.
 import NodeCache from 'node-cache';
 import { statSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFile, hashJson } from './hash.ts';
+import { signatureOf, trustworthy, type StatSignature } from './signature.ts';
+import { isRecord } from '../records.ts';
 import { CORRUPT, sayDropped, isErrno, listFiles, readSealed, refuseSpecial, writeSealed } from '../fsutil.ts';
+
+export type { StatSignature } from './signature.ts';
 
 export interface FileEntry {
   path: string;
@@ -23,33 +28,37 @@ export interface PathDigest {
   manifest?: FileEntry[];
 }
 
-interface StateFile {
-  version: 1;
-  /** abs path -> [size, mtimeMs, inode, digest] */
-  files: Record<string, [number, number, number, string]>;
-  /** file digest -> its import specifiers (see fingerprint.ts), so unchanged code is not re-parsed */
-  imports: Record<string, string[]>;
+/** A path as it was seen: its signature, and when (ms) the stat that took it began. */
+export interface Observation {
+  sig: StatSignature;
+  at: number;
 }
 
-/** A file modified this recently may change again within the same mtime tick: never trust it. */
-const RACY_MS = 1000;
-
-/** What a path looked like when it was read: [size, mtimeMs, inode] for a file, [-1, mtimeMs, inode] for a folder, null when missing. */
-export type StatSignature = [number, number, number] | null;
+interface StateFile {
+  version: 2;
+  /** abs path -> [size, mtimeMs, inode, ctimeMs, digest] */
+  files: Record<string, [number, number, number, number, string]>;
+}
 
 export class DigestCache {
   /** Every path this process took a digest of, as it was then (the no-op snapshot checks them). */
-  readonly observed = new Map<string, StatSignature>();
-  private state: StateFile = { version: 1, files: {}, imports: {} };
+  readonly observed = new Map<string, Observation>();
+  private state: StateFile = { version: 2, files: {} };
   private dirty = false;
   private readonly memo = new NodeCache({ stdTTL: 0, useClones: false });
+  /**
+   * Path -> every file and folder its digest was read from, with the signature then: a stage whose
+   * input moved while it ran is not committed under a key computed from the old content.
+   */
+  private readonly sources = new Map<string, Array<[string, StatSignature]>>();
 
   constructor(private readonly statePath: string) {}
 
   /** Reads the state file; a damaged one would hand out wrong digests, so it is dropped (all rehashed). */
   async load(): Promise<void> {
     const s = await readSealed<StateFile>(this.statePath);
-    if (s === CORRUPT || (s !== undefined && (s.version !== 1 || typeof s.files !== 'object' || typeof s.imports !== 'object'))) {
+    if (s !== undefined && s !== CORRUPT && (s as { version?: number }).version === 1) return; // an older engine's (no ctime): rebuilt as files are read
+    if (s === CORRUPT || (s !== undefined && (s.version !== 2 || !isRecord(s.files)))) {
       await rm(this.statePath, { force: true });
       sayDropped('a corrupt digest state file', this.statePath, 'files are hashed again');
       return;
@@ -66,39 +75,55 @@ export class DigestCache {
   /** Forget what is known of a path (after the engine itself wrote it). */
   forget(abs: string): void {
     this.memo.del(abs);
-    for (const k of this.memo.keys()) if (k.startsWith(`${abs}/`)) this.memo.del(k);
+    this.sources.delete(abs);
+    for (const k of this.memo.keys()) {
+      if (!k.startsWith(`${abs}/`)) continue;
+      this.memo.del(k);
+      this.sources.delete(k);
+    }
   }
 
-  async file(abs: string): Promise<{ digest: string; size: number }> {
+  /** What the digest of `abs` (taken by path()) was read from: [path, signature then] of each file and folder. */
+  sourcesOf(abs: string): Array<[string, StatSignature]> {
+    return this.sources.get(abs) ?? [];
+  }
+
+  async file(abs: string): Promise<{ digest: string; size: number; sig: StatSignature }> {
+    const at = Date.now(); // before the stat: an edit after this moment shows in some field
     const st = await stat(abs);
-    this.observed.set(abs, [st.size, st.mtimeMs, st.ino]);
+    const sig = signatureOf(st);
+    this.observed.set(abs, { sig, at });
     const known = this.state.files[abs];
-    if (known && known[0] === st.size && known[1] === st.mtimeMs && known[2] === st.ino) {
-      return { digest: known[3], size: st.size };
+    if (known && known[0] === sig[0] && known[1] === sig[1] && known[2] === sig[2] && known[3] === sig[3]) {
+      return { digest: known[4], size: st.size, sig };
     }
     const { digest, size } = await hashFile(abs);
-    if (Date.now() - st.mtimeMs > RACY_MS) {
-      this.state.files[abs] = [st.size, st.mtimeMs, st.ino, digest];
+    if (trustworthy(sig, at)) {
+      this.state.files[abs] = [sig[0], sig[1], sig[2], sig[3], digest];
       this.dirty = true;
     }
-    return { digest, size };
+    return { digest, size, sig };
   }
 
   async path(abs: string): Promise<PathDigest> {
     const hit = this.memo.get<PathDigest>(abs);
     if (hit) return hit;
-    const result = await this.compute(abs);
+    const sources: Array<[string, StatSignature]> = [];
+    const result = await this.compute(abs, sources);
     this.memo.set(abs, result);
+    this.sources.set(abs, sources);
     return result;
   }
 
-  private async compute(abs: string): Promise<PathDigest> {
+  private async compute(abs: string, sources: Array<[string, StatSignature]>): Promise<PathDigest> {
     let st;
+    const at = Date.now();
     try {
       st = await stat(abs);
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) {
-        this.observed.set(abs, null);
+        this.observed.set(abs, { sig: null, at });
+        sources.push([abs, null]);
         return { kind: 'missing', digest: '', size: 0, files: 0 };
       }
       throw e;
@@ -106,27 +131,21 @@ export class DigestCache {
     if (!st.isDirectory()) {
       refuseSpecial(abs, st);
       const f = await this.file(abs);
+      sources.push([abs, f.sig]);
       return { kind: 'file', digest: f.digest, size: f.size, files: 1 };
     }
     const manifest: FileEntry[] = [];
     const noteDir = (d: string) => {
-      const s = statSync(d);
-      this.observed.set(d, [-1, s.mtimeMs, s.ino]);
+      const seen = { sig: signatureOf(statSync(d)), at: Date.now() };
+      this.observed.set(d, seen);
+      sources.push([d, seen.sig]);
     };
     for (const rel of await listFiles(abs, noteDir)) {
       const f = await this.file(join(abs, rel));
       manifest.push({ path: rel, size: f.size, digest: f.digest });
+      sources.push([join(abs, rel), f.sig]);
     }
     return dirDigest(manifest);
-  }
-
-  cachedImports(digest: string): string[] | undefined {
-    return this.state.imports[digest];
-  }
-
-  rememberImports(digest: string, specifiers: string[]): void {
-    this.state.imports[digest] = specifiers;
-    this.dirty = true;
   }
 
   /** Drops entries of files that no longer exist, so the state file does not grow forever. */

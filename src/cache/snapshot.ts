@@ -1,5 +1,5 @@
 // The no-op fast path. After a complete, successful run of a spec, a snapshot records what every
-// stage's cache key was computed from, as stat signatures (size, mtime, inode): the spec, the
+// stage's cache key was computed from, as stat signatures (signature.ts): the spec, the
 // stage code and the packages it imports, each input file and folder, the environment the spec
 // read. It also records the objects the runs use and the outputs published into the workspace.
 // A later `run` of the same spec with the same --set values checks those signatures with stat
@@ -9,8 +9,9 @@
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StatSignature } from './digests.ts';
+import type { Observation } from './digests.ts';
 import { ENGINE_VERSION } from './fingerprint.ts';
+import { sameSignature as same, signature, trustworthy, type StatSignature } from './signature.ts';
 import { canonicalJson } from './hash.ts';
 import { importStageDefinition } from '../modules.ts';
 import { CORRUPT, readSealed, sayDropped, writeSealed } from '../fsutil.ts';
@@ -39,21 +40,8 @@ interface Snapshot extends SnapshotScope {
   facts: Array<{ compiled: string; params: Record<string, unknown>; extras: Record<string, unknown> }>;
 }
 
-/** A signature this recent may hide a change within the same mtime tick: not trusted. */
-const RACY_MS = 1000;
-
 export function snapshotPath(store: Store, workspace: string, specRel: string): string {
   return join(store.root, 'snapshots', workspaceId(workspace), `${encodeURIComponent(specRel)}.json`);
-}
-
-export function signature(path: string): StatSignature {
-  const st = statSync(path, { throwIfNoEntry: false });
-  if (!st) return null;
-  return [st.isDirectory() ? -1 : st.size, st.mtimeMs, st.ino];
-}
-
-function same(a: StatSignature, b: StatSignature): boolean {
-  return a === null ? b === null : b !== null && a[0] === b[0] && a[1] === b[1] && a[2] === b[2];
 }
 
 /**
@@ -105,8 +93,8 @@ export interface SnapshotInput extends SnapshotScope {
   /** The workspace and the spec's path in it (name its latest-run index). */
   workspace: string;
   specRel: string;
-  /** Paths read while computing keys, with their signatures then. */
-  observed: Iterable<[string, StatSignature]>;
+  /** Paths read while computing keys, with their signatures then and when each was taken. */
+  observed: Iterable<[string, Observation]>;
   /** Workspace paths the stages publish. */
   outs: string[];
   runs: CachedRun[];
@@ -118,13 +106,14 @@ export interface SnapshotInput extends SnapshotScope {
 
 /** Writes a snapshot, unless some input changed too recently to be trusted by its signature. */
 export async function writeSnapshot(s: SnapshotInput): Promise<boolean> {
-  const now = Date.now();
-  const paths: Array<[string, StatSignature]> = [[s.spec, signature(s.spec)]];
-  for (const [p, sig] of s.observed) paths.push([p, sig]);
-  for (const [p, sig] of paths) {
-    if (sig && now - sig[1] < RACY_MS) return false;
+  const seen: Array<[string, Observation]> = [[s.spec, { sig: signature(s.spec), at: Date.now() }], ...s.observed];
+  for (const [p, { sig, at }] of seen) {
+    // Judged at the moment it was read: an edit in the same timestamp tick after that leaves the
+    // signature as it was, however long ago the read is by now.
+    if (!trustworthy(sig, at)) return false;
     if (!same(sig, signature(p))) return false; // moved during the run
   }
+  const paths: Array<[string, StatSignature]> = seen.map(([p, o]) => [p, o.sig]);
   // The engine state a cache hit rests on: records, folder manifests, the latest-run index. Any
   // change to them (damage included) sends the next run down the path that checks them. Written
   // by rename (a new inode each time), they need no racy-mtime margin.

@@ -4,10 +4,10 @@ import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { UsageError } from '../diagnostics.ts';
-import { forgetCodeClosures, packageFilesRead } from '../cache/fingerprint.ts';
 import { ChangeWatcher, watchedPaths } from '../run/watch.ts';
-import { dropSnapshot, signature, snapshotPath, unchangedSince, writeSnapshot } from '../cache/snapshot.ts';
-import type { StatSignature } from '../cache/digests.ts';
+import { dropSnapshot, snapshotPath, unchangedSince, writeSnapshot } from '../cache/snapshot.ts';
+import { signature } from '../cache/signature.ts';
+import type { Observation } from '../cache/digests.ts';
 import { acquireLease, type HeldLock } from '../cache/lock.ts';
 import { startReaper } from '../executors/groups.ts';
 import { onPath, saveDetached, SlurmSession } from '../executors/slurm.ts';
@@ -33,7 +33,6 @@ export async function watchRuns(argv: string[], values: Values, positionals: str
   const workspace = workspaceRoot(values);
   const specAbs = inWorkspace(workspace, spec);
   const paths = async (): Promise<string[]> => {
-    forgetCodeClosures(); // a long-lived process: stage code may have changed since the last look
     try {
       const env = await openWorkspace(values);
       return await watchedPaths(await loadSpec(values, positionals, 'run', env), specAbs);
@@ -47,7 +46,6 @@ export async function watchRuns(argv: string[], values: Values, positionals: str
       const list = await paths();
       watcher.watch(list);
       watcher.clear();
-      forgetCodeClosures();
       let code: number;
       try {
         code = await cmdRun(argv);
@@ -208,8 +206,8 @@ export async function cmdRun(argv: string[]): Promise<number> {
         env: pipeline.envRead,
         observed: [
           ...[...env.digests.observed].filter(([p]) => !published(p)),
-          ...[...packageFilesRead].map((p) => [p, signature(p)] as [string, StatSignature]),
-          ...pipeline.absent.map((p) => [p, null] as [string, StatSignature]),
+          ...[...env.modules.closures.packageFiles].map((p) => [p, { sig: signature(p), at: started }] as [string, Observation]),
+          ...pipeline.absent.map((p) => [p, { sig: null, at: started }] as [string, Observation]),
         ],
         outs,
         runs: [...summary.results.values()].flatMap((r) => (r.record ? [r.record] : [])),

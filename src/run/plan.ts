@@ -2,8 +2,8 @@
 // the stages it reads. Shared by `run` (to decide and to execute) and `status` (to explain).
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DigestCache } from '../cache/digests.ts';
-import { codeClosure, codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from '../cache/fingerprint.ts';
+import type { DigestCache, StatSignature } from '../cache/digests.ts';
+import { codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from '../cache/fingerprint.ts';
 import type { StageModules } from '../modules.ts';
 import type { OutputRef, Pipeline, StageNode, Template } from '../spec/model.ts';
 import { shellEnvNames, shellQuote, shellWords, type QuoteContext } from '../spec/shell.ts';
@@ -15,6 +15,12 @@ export const UNKNOWN_OUTPUT = '@?';
 export interface Evaluated {
   fingerprint: Fingerprint;
   key: string;
+  /**
+   * The workspace files and folders the key was read from for certain (inputs, deps, the module's
+   * code, `code:`), with their signatures then: a stage whose input or code moved while it ran read
+   * something else than its key says (see the scheduler).
+   */
+  sources: Array<[string, StatSignature]>;
 }
 
 /** Why a stage cannot be evaluated yet. */
@@ -43,8 +49,17 @@ export class Planner {
     let code: Record<string, string> = {};
     let packages: Record<string, string> = {};
     let extras: Record<string, unknown> = {};
+    const sources: Array<[string, StatSignature]> = [];
+    const pathDigest = async (abs: string) => {
+      const d = await this.digests.path(abs);
+      sources.push(...this.digests.sourcesOf(abs));
+      return d;
+    };
     if (node.module) {
-      ({ code, packages } = await codeClosure(node.module.abs, ws, this.digests));
+      const closure = await this.modules.closures.of(node.module.abs);
+      ({ code, packages } = closure);
+      code = { ...code };
+      for (const f of closure.files) sources.push([f, this.digests.observed.get(f)?.sig ?? null]);
       const def = await this.modules.load(node.module.abs);
       if (def.fingerprint) {
         extras = await def.fingerprint(node.params);
@@ -53,8 +68,13 @@ export class Planner {
     }
     const inputs: Record<string, string> = {};
     for (const rel of node.deps) {
-      const d = await this.digests.path(join(ws, rel));
+      const d = await pathDigest(join(ws, rel));
       inputs[rel] = d.kind === 'missing' ? 'missing' : d.digest;
+    }
+    // Files and folders the spec names as the stage's code (`code:`): what no import or argument shows.
+    for (const rel of node.code) {
+      const d = await pathDigest(join(ws, rel));
+      code[d.kind === 'dir' ? `${rel}/` : rel] = d.kind === 'missing' ? 'missing' : d.digest;
     }
     const upstreamDigests: Record<string, string> = {};
     let unknown = false;
@@ -82,6 +102,8 @@ export class Planner {
         const a = w.slice(w.indexOf('=') + 1); // the whole word when it has no '='
         if (a.startsWith('-')) continue;
         const abs = join(ws, a);
+        // Not among the sources checked after the run: a word is a guess, and a script may well
+        // write a file it also names (`sort > best.txt; cp best.txt "$0"`).
         if (existsSync(abs) && statSync(abs).isFile()) code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
       }
       // Variables the script reads through the shell ($LR) and the spec does not set: their values
@@ -114,7 +136,7 @@ export class Planner {
       outputs: node.outputs,
       extras,
     };
-    return { fingerprint, key: await fingerprintKey(fingerprint) };
+    return { fingerprint, key: await fingerprintKey(fingerprint), sources };
   }
 
   /** Upstream records as known now from the latest runs (for status and dry runs). */

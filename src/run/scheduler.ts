@@ -5,6 +5,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { outsTargetProblem } from '../paths.ts';
+import { sameSignature, signature } from '../cache/signature.ts';
 import { formatDuration } from '../spec/duration.ts';
 import { executorFor } from '../executors/index.ts';
 import { StageFailure, type StageJob } from '../executors/types.ts';
@@ -289,6 +290,14 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
       throw new StageFailure(`the stage wrote into its input (${written.slice(0, 3).join('; ')}${written.length > 3 ? `; ${written.length - 3} more` : ''}): stages must not modify what they read; the damaged copy was dropped and its producer will rerun`);
     }
     if (failure !== undefined) throw failure;
+    // The key says what the stage read: an input or code file edited while it ran (even one put
+    // back after, as `cp -p` does) shows in its signature, and its result is not kept under that key.
+    const moved = ev.sources.filter(([path, sig]) => !sameSignature(sig, signature(path)));
+    if (moved.length) {
+      for (const [path] of moved) digests.forget(path);
+      const names = [...new Set(moved.map(([path]) => relative(p.workspace, path) || '.'))];
+      throw new StageFailure(`${names.slice(0, 3).map((n) => `'${n}'`).join(', ')}${names.length > 3 ? ` and ${names.length - 3} more` : ''} changed while the stage ran: what it read may not be what its cache key says, so its result was not kept; run it again`);
+    }
     const record = await store.commit(outDir, node.outputs, {
       key: ev.key,
       stage: node.id,

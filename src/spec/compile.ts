@@ -184,6 +184,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         params: stageParams,
         inputs: {},
         deps: [],
+        code: [],
         outputs: [],
         outs: {},
         overwrite: [],
@@ -268,6 +269,13 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
           for (const part of t) if (typeof part === 'object' && 'own' in part && !node.outputs.includes(part.own)) {
             diags.push(src.diagnostic([...at, 'run'], `\${outputs.${part.own}} is not declared under outs (declared: ${node.outputs.join(', ') || 'none'})`));
           }
+        }
+      }
+      for (const [i, p] of (Array.isArray(st.code) ? st.code : []).entries()) {
+        const v = unlessFailed(diags, () => resolveValue(src, [...at, 'code', i], p, scope, diags, []));
+        if (typeof v === 'string') {
+          const c = confine(src, [...at, 'code', i], where, v, diags, 'dep');
+          if (c !== undefined) node.code.push(c);
         }
       }
       if (isRecord(st.outs)) {

@@ -41,6 +41,8 @@ export interface StageNode {
   inputs: Record<string, InputSpec>;
   /** Workspace paths a command reads (module stages: their path inputs). */
   deps: string[];
+  /** `code:`: workspace files and folders that are part of the stage's code, beyond what is found. */
+  code: string[];
   outputs: string[];
   /** Output name -> workspace path to materialize the output at. */
   outs: Record<string, string>;

@@ -1,9 +1,10 @@
 // Test workspaces: a temp folder with stage modules and specs, and the real CLI run on it.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RACY_MS } from '../../src/cache/signature.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'bin', 'pipeline.js');
@@ -100,3 +101,16 @@ export async function waitFor(pred: () => boolean, timeoutMs = 20_000): Promise<
   }
 }
 
+
+/**
+ * Makes files as old as a real workspace's: their mtime put a minute back and, since no call can
+ * set a ctime, a wait until every ctime is past the engine's racy window (a signature taken
+ * within a second of a file's times is never trusted: see src/cache/signature.ts).
+ */
+export async function aged(paths: string[]): Promise<void> {
+  const t = Date.now() / 1000 - 60;
+  for (const p of paths) utimesSync(p, t, t);
+  const newest = Math.max(...paths.map((p) => statSync(p).ctimeMs));
+  const wait = newest + RACY_MS + 20 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+}
