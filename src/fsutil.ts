@@ -9,16 +9,17 @@ import { hashBytes } from './cache/hash.ts';
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (e) {
+    // Half a temp file (a full disk) is not left behind to fill it further.
     await rm(tmp, { force: true });
     throw e;
   }
@@ -79,6 +80,11 @@ export async function readSealed<T>(path: string): Promise<T | undefined | typeo
   } catch {
     return CORRUPT;
   }
+}
+
+/** A write that failed because the disk (or the user's quota on it) is full. */
+export function isDiskFull(e: unknown): boolean {
+  return isErrno(e, 'ENOSPC') || isErrno(e, 'EDQUOT');
 }
 
 export function isErrno(e: unknown, code: string): boolean {

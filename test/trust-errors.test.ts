@@ -2,7 +2,9 @@
 // never a stack trace, a hang, or a silent acceptance.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, Workspace } from './helpers/workspace.ts';
 
@@ -122,4 +124,34 @@ test("a cache another user owns: one line saying whose it is and what to do (exi
   assert.equal(r.status, 77, r.stderr);
   assert.match(r.stderr, /^pipeline: cannot write in \/.*\/cache(\/\w+)?: permission denied \(it belongs to uid 0, gid 0, mode 755; you are nobody, uid 65534\)\. A cache several users share must be writable by all of them: .*umask 002.*--cache-dir DIR or PIPELINE_CACHE_DIR\.\n$/);
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+});
+
+test('a full disk (the cache on a 1 MB tmpfs): the stage fails saying so, nothing half-written is kept, and the cache stays usable', (t) => {
+  const small = mkdtempSync(join(tmpdir(), 'pipeline-small-'));
+  const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]).status === 0;
+  if (!mounted) {
+    rmSync(small, { recursive: true, force: true });
+    t.skip('needs root, to mount a small tmpfs');
+    return;
+  }
+  const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [sh, -c, \'head -c 3000000 /dev/zero; echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n' });
+  t.after(() => {
+    ws.dispose();
+    spawnSync('umount', [small]);
+    rmSync(small, { recursive: true, force: true });
+  });
+  const cache = join(small, 'cache');
+  const r = ws.run('run', 'p.yaml', '--cache-dir', cache);
+  assert.equal(r.code, 1, r.stderr.slice(0, 2000));
+  assert.match(r.stderr, /stage a failed: the disk holding the cache is full \(ENOSPC writing the stage's log .*\): the stage was stopped; free space there, or move the cache to a larger disk/);
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+  for (const d of ['tmp', 'keys', 'leases']) assert.deepEqual(readdirSync(join(cache, d)), [], `nothing left in cache/${d}`);
+  assert.ok(!existsSync(join(cache, 'runs')) || readdirSync(join(cache, 'runs')).length === 0, 'no run record');
+  assert.ok(statSync(join(cache, 'logs', 'failed', 'a.log')).size <= 64 * 1024, 'the failed log kept as its last 64 KB');
+  const gc = ws.run('gc', 'p.yaml', '--cache-dir', cache);
+  assert.equal(gc.code, 0, gc.stderr);
+  ws.write('p.yaml', 'stages:\n  a:\n    run: [sh, -c, \'echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n');
+  const again = ws.run('run', 'p.yaml', '--cache-dir', cache);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(ws.read('out/a.txt'), 'a\n');
 });

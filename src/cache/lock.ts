@@ -149,10 +149,16 @@ async function tryHold(dir: string, command: string, recursive: boolean): Promis
     throw e;
   }
   const me: Owner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command };
-  // Written aside then renamed in: a reader never sees half an owner.
+  // Written aside then renamed in: a reader never sees half an owner. If it cannot be written (a
+  // full disk), the lock is not held: left without an owner, it would stop everyone until it aged.
   const tmp = join(dir, `.${tempName('owner')}`);
-  await writeFile(tmp, JSON.stringify(me));
-  await rename(tmp, join(dir, 'owner.json'));
+  try {
+    await writeFile(tmp, JSON.stringify(me));
+    await rename(tmp, join(dir, 'owner.json'));
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   const timer = setInterval(() => {
     const now = new Date();
     utimes(dir, now, now).catch(() => undefined);

@@ -1,13 +1,16 @@
 // How the command line reports what went wrong: a user's mistake in their terms (exit 2), a file
-// or folder this user may not write (exit 77, with what to do), anything else as one line plus the
-// file the full trace was written to (exit 70).
+// or folder this user may not write (exit 77, with what to do), a full disk (exit 74), anything
+// else as one line plus the file the full trace was written to (exit 70).
 import { statSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { formatDiagnostic, SpecError, UsageError } from '../diagnostics.ts';
+import { isDiskFull } from '../fsutil.ts';
 
 /** Exit code of a permission problem (sysexits' EX_NOPERM). */
 export const EXIT_NO_PERMISSION = 77;
+/** Exit code of a full disk (sysexits' EX_IOERR). */
+export const EXIT_DISK_FULL = 74;
 
 /** Says what went wrong in the user's terms; the exit code for it. */
 export function reportError(e: unknown): number {
@@ -18,6 +21,11 @@ export function reportError(e: unknown): number {
   if (e instanceof UsageError) {
     process.stderr.write(`pipeline: ${e.message}\n`);
     return 2;
+  }
+  if (isDiskFull(e)) {
+    const err = e as NodeJS.ErrnoException;
+    process.stderr.write(`pipeline: the disk is full (${err.code}${err.syscall ? ` on ${err.syscall}` : ''}${err.path ? ` of ${err.path}` : ''}): free space on it, or move the cache to a larger disk (--cache-dir, PIPELINE_CACHE_DIR); nothing half-written was kept\n`);
+    return EXIT_DISK_FULL;
   }
   const denied = permissionProblem(e);
   if (denied) {

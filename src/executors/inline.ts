@@ -1,13 +1,13 @@
 // Runs a stage module in the pipeline's own process: no start-up cost, but CPU-bound stages share
 // one thread, so this suits light stages. Also what the child-process worker calls.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createWriteStream } from 'node:fs';
 import { constants, copyFile, link, mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { format } from 'node:util';
 import { importStageDefinition } from '../modules.ts';
 import { Random } from '../random.ts';
 import type { StageContext } from '../stage-api.ts';
+import { openStageLog } from './log.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
 
 export async function runModuleJob(job: StageJob, events: JobEvents, signal: AbortSignal, echo = false): Promise<void> {
@@ -15,7 +15,7 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
   await mkdir(dirname(job.logFile), { recursive: true });
   await mkdir(job.workDir, { recursive: true });
   await mkdir(job.checkpointDir, { recursive: true });
-  const log = createWriteStream(job.logFile, { flags: 'a' });
+  const log = openStageLog(job.logFile);
   const write = (level: string, msg: string) => {
     const line = `${new Date().toISOString()} ${level} ${msg}\n`;
     log.write(line);
@@ -62,12 +62,15 @@ export async function runModuleJob(job: StageJob, events: JobEvents, signal: Abo
     };
     await def.run(ctx);
     signal.throwIfAborted();
+    const logFailure = log.failure();
+    if (logFailure) throw logFailure;
   } catch (e) {
+    if (e instanceof StageFailure && e === log.failure()) throw e;
     write('error', e instanceof Error ? (e.stack ?? e.message) : String(e));
     if (signal.aborted) throw signal.reason;
     throw new StageFailure(e instanceof Error ? e.message : String(e));
   } finally {
-    await new Promise<void>((r) => log.end(r));
+    await log.close();
   }
 }
 

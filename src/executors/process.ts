@@ -3,11 +3,12 @@
 // last line doubles as its progress line, and the abort signal kills the process tree. Each stage
 // is a process group of its own, watched by the reaper (groups.ts): when the stage's main process
 // ends, or the pipeline dies, whatever it left running is killed with it.
-import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
+import { openStageLog } from './log.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
 
 // The bundled worker (dist/, built by bin/pipeline.js); from sources (tests), through tsx.
@@ -61,7 +62,8 @@ export const processExecutor: Executor = {
     await mkdir(dirname(job.checkpointDir), { recursive: true });
     const evicted = await evictLeftover(job.checkpointDir);
     const { file, args, shell } = await jobCommand(job);
-    const log = createWriteStream(job.logFile, { flags: 'a' });
+    let stopOnLogError = () => undefined as void;
+    const log = openStageLog(job.logFile, () => stopOnLogError());
     if (evicted) log.write(`${evicted}\n`);
     const { execa } = await import('execa'); // loaded on first use: it costs ~0.15 s to import
     const child = execa(file, args, {
@@ -93,6 +95,7 @@ export const processExecutor: Executor = {
       setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS).unref();
     };
     signal.addEventListener('abort', stopGroup, { once: true });
+    stopOnLogError = stopGroup;
     let finished = false;
     child.on('message', (m: unknown) => {
       const msg = m as { type?: string; fraction?: number; message?: string };
@@ -124,8 +127,10 @@ export const processExecutor: Executor = {
     if (pgid) unwatchGroup(pgid);
     await clearOwner(job.checkpointDir);
     signal.removeEventListener('abort', stopGroup);
-    await new Promise<void>((r) => log.end(r));
+    await log.close();
     if (signal.aborted) throw signal.reason;
+    const logFailure = log.failure();
+    if (logFailure) throw logFailure;
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : result.signal ? `killed by ${result.signal}` : (result.originalMessage ?? 'failed');
       // A module stage's worker ends with the error's message on stderr: that says more than a code.

@@ -56,3 +56,6 @@ export class StageFailure extends Error {
     this.name = 'StageFailure';
   }
 }
+
+/** A stage stopped because the disk holding the cache filled up (its log could not be written). */
+export class DiskFull extends StageFailure {}

@@ -6,9 +6,10 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { outsTargetProblem } from '../paths.ts';
 import { sameSignature, signature } from '../cache/signature.ts';
+import { isDiskFull } from '../fsutil.ts';
 import { formatDuration } from '../spec/duration.ts';
 import { executorFor } from '../executors/index.ts';
-import { StageFailure, type StageJob } from '../executors/types.ts';
+import { DiskFull, StageFailure, type StageJob } from '../executors/types.ts';
 import { withUpstream } from './graph.ts';
 import { Planner, renderTemplate, type Evaluated } from './plan.ts';
 import type { Reporter, StageState } from './progress.ts';
@@ -313,7 +314,7 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
   } catch (e) {
     const timedOut = limit.signal.reason instanceof TimeLimitExceeded;
     if (signal.aborted && !timedOut) return { id: node.id, state: 'stopped', key: ev.key };
-    const kept = await keepFailedLog(store, node.id, logFile);
+    const kept = await keepFailedLog(store, node.id, logFile, e instanceof DiskFull || isDiskFull(e));
     return {
       id: node.id,
       state: 'failed',
@@ -427,14 +428,34 @@ async function publishOuts(node: StageNode, rec: CachedRun, rc: RunContext): Pro
   }
 }
 
-async function keepFailedLog(store: Store, id: string, logFile: string): Promise<string | undefined> {
+/** How much of a failed log is kept when the disk is full: its end, which says what went wrong. */
+const FULL_DISK_LOG_TAIL = 64 * 1024;
+
+async function keepFailedLog(store: Store, id: string, logFile: string, diskFull: boolean): Promise<string | undefined> {
   const dest = join(store.root, 'logs', 'failed', `${id.replace(/[^\w.=,-]+/g, '_')}.log`);
   try {
+    // On a full disk the log is cut to its end first: keeping all of it would keep the disk full.
+    if (diskFull) await cutToTail(logFile, FULL_DISK_LOG_TAIL);
     await mkdir(join(store.root, 'logs', 'failed'), { recursive: true });
     await rename(logFile, dest);
     return dest;
   } catch {
     return undefined; // no log (the stage wrote none), or it cannot be kept: the stage's own error still stands
+  }
+}
+
+/** Keeps only the last `bytes` of a file (in place: no second copy on a full disk). */
+async function cutToTail(file: string, bytes: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const { size } = await fh.stat();
+    if (size <= bytes) return;
+    const buf = Buffer.alloc(bytes);
+    await fh.read(buf, 0, bytes, size - bytes);
+    await fh.write(buf, 0, bytes, 0);
+    await fh.truncate(bytes);
+  } finally {
+    await fh.close();
   }
 }
 
