@@ -208,3 +208,37 @@ export default defineStage({ params: {}, outputs: ['o'], async run(ctx) {
   assert.equal(ended.code, 130);
   assert.equal(ended.states.get('a'), 'stopped');
 });
+
+test('a process that leaves its stage\'s process group (setsid, start_new_session, spawn detached) ends with the stage, and the run does not wait for it', async (t) => {
+  const ws = new Workspace({
+    'detach.cjs': "const c = require('child_process').spawn('sleep', ['60'], { detached: true, stdio: 'inherit' });\nrequire('fs').writeFileSync('node.pid', String(c.pid));\nc.unref();\n",
+    'p.yaml': `stages:
+  setsid:
+    run: [sh, -c, 'setsid sleep 60 & echo $! > setsid.pid; echo started']
+  python:
+    run: [python3, -c, "import subprocess; p = subprocess.Popen(['sleep', '60'], start_new_session=True); open('python.pid', 'w').write(str(p.pid))"]
+  node:
+    run: [node, detach.cjs]
+`,
+  });
+  t.after(() => ws.dispose());
+  const t0 = Date.now();
+  const r = ws.run('run', 'p.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(Date.now() - t0 < 20_000, `the run ended without waiting for the escaped processes (${Date.now() - t0} ms)`);
+  const pids = ['setsid', 'python', 'node'].map((n) => [n, Number(ws.read(`${n}.pid`))] as const);
+  t.after(() => pids.forEach(([, p]) => alive(p) && process.kill(p, 'SIGKILL')));
+  await waitFor(() => pids.every(([, p]) => !alive(p)), 5000).catch(() => undefined);
+  for (const [n, p] of pids) assert.ok(!alive(p), `the process ${n} started out of its group (pid ${p}) must end with its stage`);
+
+  // And when the pipeline itself is killed: the reaper ends them by their tag.
+  ws.write('p.yaml', `stages:\n  long:\n    run: [sh, -c, 'setsid sleep 60 & echo $! > escaped.pid; sleep 60']\n`);
+  const run = ws.start('run', 'p.yaml');
+  await waitFor(() => ws.exists('escaped.pid') && ws.read('escaped.pid').trim() !== '');
+  const escaped = Number(ws.read('escaped.pid'));
+  t.after(() => alive(escaped) && process.kill(escaped, 'SIGKILL'));
+  process.kill(-run.child.pid!, 'SIGKILL');
+  await run.done;
+  await waitFor(() => !alive(escaped), 10_000).catch(() => undefined);
+  assert.ok(!alive(escaped), 'the escaped process ends with the killed pipeline');
+});

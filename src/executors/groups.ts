@@ -7,6 +7,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { signalTagged } from './tags.ts';
 
 const SRC_REAPER = fileURLToPath(new URL('./reaper.ts', import.meta.url));
 const DIST_REAPER = join(dirname(SRC_REAPER), '..', '..', 'dist', 'reaper.mjs');
@@ -24,8 +25,9 @@ function reaperProcess(): ChildProcess {
   return reaper;
 }
 
-export function watchGroup(pgid: number): void {
-  reaperProcess().stdin!.write(`+${pgid}\n`);
+/** Registers a stage's process group, and the tag its processes carry (see tags.ts). */
+export function watchGroup(pgid: number, tag?: string): void {
+  reaperProcess().stdin!.write(`+${pgid}${tag ? ` ${tag}` : ''}\n`);
 }
 
 export function unwatchGroup(pgid: number): void {
@@ -64,10 +66,12 @@ export interface Owner {
   host: string;
   pgid: number;
   started?: string;
+  /** The environment tag of the stage's processes (tags.ts): reaches those that left the group. */
+  tag?: string;
 }
 
-export function ownerRecord(pgid: number): Owner {
-  return { host: hostname(), pgid, started: startTime(pgid) };
+export function ownerRecord(pgid: number, tag?: string): Owner {
+  return { host: hostname(), pgid, started: startTime(pgid), tag };
 }
 
 const ownerFile = (checkpointDir: string) => `${checkpointDir}.owner`;
@@ -83,8 +87,10 @@ export async function killRecorded(file: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-  if (owner.host !== hostname() || !Number.isInteger(owner.pgid) || owner.pgid <= 1 || !groupAlive(owner.pgid)) return undefined;
-  if (owner.started && startTime(owner.pgid) !== undefined && startTime(owner.pgid) !== owner.started) return undefined;
+  if (owner.host !== hostname() || !Number.isInteger(owner.pgid) || owner.pgid <= 1) return undefined;
+  // Processes that left the group are found by their tag, whether or not the group still lives.
+  const escaped = typeof owner.tag === 'string' && owner.tag ? signalTagged(owner.tag, 'SIGKILL') : 0;
+  if (!groupAlive(owner.pgid) || (owner.started && startTime(owner.pgid) !== undefined && startTime(owner.pgid) !== owner.started)) return escaped ? owner.pgid : undefined;
   killGroup(owner.pgid, 'SIGKILL');
   for (let i = 0; i < 100 && groupAlive(owner.pgid); i++) await new Promise((r) => setTimeout(r, 50));
   return owner.pgid;
@@ -99,8 +105,8 @@ export async function evictLeftover(checkpointDir: string): Promise<string | und
   return pgid === undefined ? undefined : `stopped process group ${pgid}, left running by an earlier run of this stage, before reusing its checkpoint folder`;
 }
 
-export async function recordOwner(checkpointDir: string, pgid: number): Promise<void> {
-  await writeFile(ownerFile(checkpointDir), JSON.stringify(ownerRecord(pgid)));
+export async function recordOwner(checkpointDir: string, pgid: number, tag?: string): Promise<void> {
+  await writeFile(ownerFile(checkpointDir), JSON.stringify(ownerRecord(pgid, tag)));
 }
 
 /** Starts the reaper now, so that it is there before the first stage. */

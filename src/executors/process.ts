@@ -9,7 +9,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
 import { openStageLog } from './log.ts';
+import { signalTagged, TAG_VAR } from './tags.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
+import { tempName } from '../fsutil.ts';
 
 // The bundled worker (dist/, built by bin/pipeline.js); from sources (tests), through tsx.
 const SRC_WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
@@ -66,9 +68,11 @@ export const processExecutor: Executor = {
     const log = openStageLog(job.logFile, () => stopOnLogError());
     if (evicted) log.write(`${evicted}\n`);
     const { execa } = await import('execa'); // loaded on first use: it costs ~0.15 s to import
+    // Carried by every process the stage starts, also one that leaves its process group (tags.ts).
+    const tag = tempName('stage');
     const child = execa(file, args, {
       cwd: job.workspace,
-      env: { ...job.env, PIPELINE_STAGE: job.stageId, PIPELINE_SEED: String(job.seed) },
+      env: { ...job.env, PIPELINE_STAGE: job.stageId, PIPELINE_SEED: String(job.seed), [TAG_VAR]: tag },
       shell,
       stdin: 'ignore',
       buffer: false,
@@ -84,15 +88,22 @@ export const processExecutor: Executor = {
     if (pgid) {
       // Recorded at once (synchronously, before anything can interrupt): if the pipeline dies
       // before the reaper hears of this group, the next run finds it here and ends it.
-      writeFileSync(join(job.workDir, '..', 'pgid'), JSON.stringify(ownerRecord(pgid)));
-      watchGroup(pgid);
+      writeFileSync(join(job.workDir, '..', 'pgid'), JSON.stringify(ownerRecord(pgid, tag)));
+      watchGroup(pgid, tag);
     }
-    // When the stage's main process ends, whatever it left running ends with it (a background
-    // job holding stdout open would otherwise also keep the stage from finishing).
-    child.on('exit', () => killGroup(pgid, 'SIGKILL'));
+    // When the stage's main process ends, whatever it left running ends with it, in its group or
+    // out of it (a background job holding stdout open would otherwise keep the stage from finishing).
+    child.on('exit', () => {
+      killGroup(pgid, 'SIGKILL');
+      signalTagged(tag, 'SIGKILL');
+    });
     const stopGroup = () => {
       killGroup(pgid, 'SIGTERM');
-      setTimeout(() => killGroup(pgid, 'SIGKILL'), STOP_GRACE_MS).unref();
+      signalTagged(tag, 'SIGTERM');
+      setTimeout(() => {
+        killGroup(pgid, 'SIGKILL');
+        signalTagged(tag, 'SIGKILL');
+      }, STOP_GRACE_MS).unref();
     };
     signal.addEventListener('abort', stopGroup, { once: true });
     stopOnLogError = stopGroup;
@@ -122,7 +133,7 @@ export const processExecutor: Executor = {
       lines.push(text);
     });
     // Only now (listeners attached synchronously above, so no output is missed).
-    if (pgid) await recordOwner(job.checkpointDir, pgid);
+    if (pgid) await recordOwner(job.checkpointDir, pgid, tag);
     const result = await child;
     if (pgid) unwatchGroup(pgid);
     await clearOwner(job.checkpointDir);
