@@ -263,3 +263,39 @@ test('timestamps: a same-size rewrite with its mtime put back is seen (ctime); a
   assert.deepEqual(ran(again), ['copy']);
   assert.equal(ws.read('out.txt'), 'AAAA\n', 'the result of what the input holds, not the mid-run content');
 });
+
+test("--force in one workspace never replaces a view another workspace's stage is reading: each reads the bytes it started with", async (t) => {
+  const spec = `stages:
+  make:
+    run: [sh, -c, 'mkdir -p "$0"; for i in 1 2 3 4 5; do od -An -N4 -tu4 /dev/urandom > "$0/$i"; done', "\${outputs.d}"]
+    outs: { d: null }
+  read:
+    run: [sh, -c, 'cat "$0"/* > seen1; touch reading; while [ ! -e forced ]; do sleep 0.05; done; cat "$0"/* > seen2; cmp seen1 seen2 && cp seen1 "$1"', "\${stages.make.outputs.d}", "\${outputs.o}"]
+    outs: { o: null }
+`;
+  const a = new Workspace({ 'p.yaml': spec });
+  const b = new Workspace({ 'p.yaml': spec });
+  t.after(() => {
+    a.dispose();
+    b.dispose();
+  });
+  const cache = a.path('cache');
+  assert.equal(a.run('run', 'p.yaml', 'make', '--cache-dir', cache).code, 0);
+  const reader = b.start('run', 'p.yaml', '--cache-dir', cache);
+  await waitFor(() => b.exists('reading'), 60_000);
+  // The same key, other bytes (the stage is not deterministic): a view of its own.
+  const forced = a.run('run', 'p.yaml', 'make', '--force', 'make', '--cache-dir', cache);
+  assert.equal(forced.code, 0, forced.stderr);
+  b.write('forced', '');
+  const r = await reader.done;
+  assert.equal(r.code, 0, `the reader saw its input change under it: ${r.stderr.slice(-1500)}`);
+  assert.equal(b.read('seen1'), b.read('seen2'));
+  // gc (with no run in progress) drops the view no record names any more, and keeps the current one.
+  const viewsOf = () => new Map(readdirSync(join(cache, 'views')).map((key) => [key, readdirSync(join(cache, 'views', key)).length]));
+  assert.deepEqual([...viewsOf().values()].sort(), [1, 2], 'the forced key has two views (the bytes read, the bytes now); the reader\'s run one');
+  assert.equal(a.run('gc', '--cache-dir', cache).code, 0);
+  assert.deepEqual([...viewsOf().values()].sort(), [1, 1], 'gc dropped the view no record names');
+  a.write('forced', '');
+  const fresh = a.run('run', 'p.yaml', '--cache-dir', cache);
+  assert.equal(fresh.states.get('read'), 'done', 'the reader reads the current bytes');
+});

@@ -313,7 +313,7 @@ test('store: the record of a commit names each output by kind, digest, size and 
     { path: 'x.txt', size: 1, digest: await hashBytes('x') },
   ].sort((a, b) => (a.path < b.path ? -1 : 1)));
   assert.deepEqual(await store.runKeys(), ['a'.repeat(32)]);
-  assert.equal(readFileSync(store.viewPath(rec.key, 'f'), 'utf8'), 'file body');
+  assert.equal(readFileSync(store.viewPath(rec, 'f'), 'utf8'), 'file body');
   assert.deepEqual(await store.outputObjectSizes(rec.outputs.d!), (await store.readManifest(rec.outputs.d!.digest))!.map((f) => [f.digest, f.size]));
   assert.deepEqual(await store.outputObjects(rec.outputs.f!), [rec.outputs.f!.digest]);
 });
@@ -439,7 +439,7 @@ test('store: manifests are checked against the digest they are filed under', asy
     assert.ok(!existsSync(store.manifestPath(digest)), "!existsSync(store.manifestPath(digest))");
   }
   // saveManifest writes one back (and leaves a good one alone).
-  await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
+  await store.saveManifest(await digestFresh(store.viewPath(rec, 'd')));
   assert.equal(readFileSync(store.manifestPath(digest), 'utf8'), good);
   await store.saveManifest({ kind: 'file', digest: 'f'.repeat(32), size: 1, files: 1 });
   assert.ok(!existsSync(store.manifestPath('f'.repeat(32))), 'files have no manifest');
@@ -448,7 +448,7 @@ test('store: manifests are checked against the digest they are filed under', asy
 test('store: a view that differs from the run is named file by file and rebuilt from the objects', async (t) => {
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
-  const view = store.viewPath(rec.key, 'd');
+  const view = store.viewPath(rec, 'd');
   assert.deepEqual(await store.viewProblems(rec, 'd'), []);
   assert.deepEqual(await store.viewProblems(rec, 'f'), []);
   (await import('node:fs')).rmSync(join(view, 'x.txt'));
@@ -466,7 +466,7 @@ test('store: a view that differs from the run is named file by file and rebuilt 
   assert.deepEqual(await store.viewProblems(rec, 'd'), ['d: missing']);
   assert.equal(await store.ensureView(rec, 'd'), view);
   // A file output's view checked like an object.
-  (await import('node:fs')).rmSync(store.viewPath(rec.key, 'f'));
+  (await import('node:fs')).rmSync(store.viewPath(rec, 'f'));
   assert.deepEqual(await store.viewProblems(rec, 'f'), ['f: missing']);
   assert.equal(readFileSync(await store.ensureView(rec, 'f'), 'utf8'), 'file body');
   await assert.rejects(store.ensureView(rec, 'nope'), /has no output 'nope'/);
@@ -479,7 +479,7 @@ test('store: a stage that wrote into a view it read loses that view and the obje
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
   assert.deepEqual(await store.dropWrittenView(rec, 'd'), []);
-  const view = store.viewPath(rec.key, 'd');
+  const view = store.viewPath(rec, 'd');
   const yObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'sub/y.txt')!.digest);
   const xObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'x.txt')!.digest);
   chmodSync(join(view, 'sub', 'y.txt'), 0o644);
@@ -488,7 +488,7 @@ test('store: a stage that wrote into a view it read loses that view and the obje
   assert.ok(!existsSync(view), "!existsSync(view)");
   assert.ok(!existsSync(yObj), "!existsSync(yObj)");
   assert.ok(existsSync(xObj), "existsSync(xObj)");
-  assert.ok(existsSync(store.viewPath(rec.key, 'f')), 'the other output stays');
+  assert.ok(existsSync(store.viewPath(rec, 'f')), 'the other output stays');
 });
 
 test('store: the latest-run index keeps well-formed entries and is rewritten only when something changed', async (t) => {
@@ -602,7 +602,7 @@ test('store: deleting a run removes its record, view and log; temp folders are c
   put(join(store.root, 'logs'), `${rec.key}.log`, 'log');
   await store.deleteRun(rec.key);
   assert.ok(!existsSync(store.runPath(rec.key)), "!existsSync(store.runPath(rec.key))");
-  assert.ok(!existsSync(store.viewPath(rec.key)), "!existsSync(store.viewPath(rec.key))");
+  assert.ok(!existsSync(store.viewFolder(rec.key)), "!existsSync(store.viewFolder(rec.key))");
   assert.ok(!existsSync(store.logPath(rec.key)), "!existsSync(store.logPath(rec.key))");
   assert.deepEqual(await store.runKeys(), []);
   const tmp = await store.makeTemp('stage[a=1/b]');
@@ -681,7 +681,7 @@ test('store: deleting a run twice, or one with no view or log, is fine; manifest
   put(join(store.root, 'runs'), 'junk.tmp', 'x');
   assert.deepEqual(await store.runKeys(), [rec.key]);
   await store.deleteRun(rec.key);
-  assert.ok(!existsSync(store.viewPath(rec.key)), "!existsSync(store.viewPath(rec.key))");
+  assert.ok(!existsSync(store.viewFolder(rec.key)), "!existsSync(store.viewFolder(rec.key))");
   await store.deleteRun(rec.key);
   const manifests = readdirSync(join(store.root, 'manifests'));
   assert.equal(manifests.length, 1);
@@ -868,7 +868,7 @@ test('store: the cache layout (logs, checkpoints, runs, latest) as gc and other 
   assert.equal(store.logPath(key), join(store.root, 'logs', `${key}.log`));
   assert.equal(store.checkpointPath(key), join(store.root, 'checkpoints', key));
   assert.equal(store.runPath(key), join(store.root, 'runs', `${key}.json`));
-  assert.equal(store.viewPath(key), join(store.root, 'views', key));
+  assert.equal(store.viewFolder(key), join(store.root, 'views', key));
   // runs/ may hold temp files of a record being written: only *.json are runs.
   const rec = await commitSample(store, w, key);
   put(join(store.root, 'runs'), `.${key}.json.tmp-1`, 'x');
@@ -924,7 +924,7 @@ test('store: where hardlinks fail (EXDEV, EPERM), objects and views are copies t
     assert.equal(statSync(fObj).mtimeMs, OBJECT_MTIME_MS, `${code}: a copied object carries the stamp`);
     assert.equal(statSync(fObj).mode & 0o777, 0o444, `${code}: read-only`);
     assert.equal(await store.hasOutputs(rec), true, code);
-    rmSync(store.viewPath(rec.key), { recursive: true });
+    rmSync(store.viewFolder(rec.key), { recursive: true });
     const view = await withLinkFailing(code, () => store.ensureView(rec, 'd'));
     assert.equal(readFileSync(join(view, 'sub', 'y.txt'), 'utf8'), 'yy');
     assert.deepEqual(await store.viewProblems(rec, 'd'), [], `${code}: a copied view is intact`);
@@ -958,8 +958,8 @@ test('store: an object another process stored between our check and our link is 
 test('store: a view another process built while ours was being built is served, ours removed; a failed build says why and leaves nothing', async (t) => {
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
-  const p = store.viewPath(rec.key, 'd');
-  rmSync(store.viewPath(rec.key), { recursive: true });
+  const p = store.viewPath(rec, 'd');
+  rmSync(store.viewFolder(rec.key), { recursive: true });
   let theirs = false;
   const fake = (real: Fsp['rename']): Fsp['rename'] => async (from, to) => {
     if (to !== p) return real(from, to);
@@ -1002,7 +1002,7 @@ test('store: a folder publish whose swap fails puts the old folder back; a stage
   await store.publish(rec.outputs.d!, dest);
   assert.deepEqual(readdirSync(join(w, 'ws')), ['res']);
   // Links a stage left in a view it read are listed as they are, not followed.
-  const view = store.viewPath(rec.key, 'd');
+  const view = store.viewPath(rec, 'd');
   put(w, 'elsewhere/a.txt', 'a');
   symlinkSync(join(w, 'elsewhere'), join(view, 'dirlink'));
   symlinkSync(join(w, 'gone'), join(view, 'broken'));
@@ -1014,7 +1014,7 @@ test('store: saveManifest keeps a good manifest (same file), skips a folder dige
   const rec = await commitSample(store, w, 'a'.repeat(32));
   const path = store.manifestPath(rec.outputs.d!.digest);
   const ino = statSync(path).ino;
-  await store.saveManifest(await digestFresh(store.viewPath(rec.key, 'd')));
+  await store.saveManifest(await digestFresh(store.viewPath(rec, 'd')));
   assert.equal(statSync(path).ino, ino, 'not rewritten');
   await store.saveManifest({ kind: 'dir', digest: 'e'.repeat(32), size: 1, files: 1 });
   assert.ok(!existsSync(store.manifestPath('e'.repeat(32))), "!existsSync(store.manifestPath('e'.repeat(32)))");
@@ -1029,7 +1029,7 @@ test('store: saveManifest keeps a good manifest (same file), skips a folder dige
 test('store: a view whose object was replaced by a folder loses that folder too when a stage wrote into the view', async (t) => {
   const { w, store } = storeIn(t);
   const rec = await commitSample(store, w, 'a'.repeat(32));
-  const view = store.viewPath(rec.key, 'd');
+  const view = store.viewPath(rec, 'd');
   const xObj = store.objectPath((await store.readManifest(rec.outputs.d!.digest))!.find((f) => f.path === 'x.txt')!.digest);
   rmSync(xObj);
   put(xObj, 'inside', 'not an object');
@@ -1099,9 +1099,9 @@ test('store: every removal tolerates a path already gone (another run, or a user
     await commitSample(store, w, 'a'.repeat(32));
     put(join(store.root, 'tmp', `${hostname()}-999999`), 's-1-ab/f', 'a dead run\'s temp');
     assert.deepEqual(await store.clearTemp(), []);
-    put(store.viewPath(rec.key, 'd'), 'extra.txt', 'a stage wrote here');
-    assert.equal(await store.ensureView(rec, 'd'), store.viewPath(rec.key, 'd'), 'a changed view rebuilt');
-    put(store.viewPath(rec.key, 'd'), 'extra.txt', 'again');
+    put(store.viewPath(rec, 'd'), 'extra.txt', 'a stage wrote here');
+    assert.equal(await store.ensureView(rec, 'd'), store.viewPath(rec, 'd'), 'a changed view rebuilt');
+    put(store.viewPath(rec, 'd'), 'extra.txt', 'again');
     assert.deepEqual(await store.dropWrittenView(rec, 'd'), ['d/extra.txt: added']);
     const x = join(await store.ensureView(rec, 'd'), 'x.txt');
     chmodSync(x, 0o644);
@@ -1192,7 +1192,7 @@ test('store: an empty folder output is stored, viewed and published as an empty 
   mkdirSync(join(out, 'e'), { recursive: true });
   const rec = await store.commit(out, ['e'], base('a'.repeat(32)));
   assert.deepEqual({ kind: rec.outputs.e!.kind, files: rec.outputs.e!.files }, { kind: 'dir', files: 0 });
-  rmSync(store.viewPath(rec.key), { recursive: true, force: true });
+  rmSync(store.viewFolder(rec.key), { recursive: true, force: true });
   const view = await store.ensureView(rec, 'e');
   assert.deepEqual(readdirSync(view), []);
   const dest = join(w, 'ws', 'e');

@@ -30,7 +30,7 @@ test('commit: outputs stored first, the record last; a failure part-way leaves n
   await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /output 'bad' cannot be stored: bad is a symbolic link/);
   assert.equal(await store.readRun(key), undefined, 'no record claims the failed run');
   assert.ok(!existsSync(store.runPath(key)), "!existsSync(store.runPath(key))");
-  assert.ok(!existsSync(store.viewPath(key)), 'no view of a run that did not commit');
+  assert.ok(!existsSync(store.viewFolder(key)), 'no view of a run that did not commit');
   // A missing output: the same.
   rmSync(join(out, 'bad'));
   await assert.rejects(store.commit(out, ['good', 'bad'], base(key)), /did not write its output 'bad'/);
@@ -40,7 +40,7 @@ test('commit: outputs stored first, the record last; a failure part-way leaves n
   writeFileSync(join(out, 'bad'), 'now a file');
   const rec = await store.commit(out, ['good', 'bad'], base(key));
   assert.deepEqual(Object.keys(rec.outputs), ['good', 'bad']);
-  assert.ok(existsSync(join(store.viewPath(key), 'good', 'x.txt')), "existsSync(join(store.viewPath(key), 'good', 'x.txt'))");
+  assert.ok(existsSync(join(store.viewPath(rec, 'good'), 'x.txt')), 'the view in place');
   assert.ok(!existsSync(out), 'the stage folder became the view');
   for (const f of readdirSync(join(d, 'cache', 'objects'), { recursive: true }).map(String)) {
     const st = statSync(join(d, 'cache', 'objects', f));

@@ -484,7 +484,7 @@ export default defineStage({
   const { w, e } = workspace(t, spec, { 'stages/m.ts': mod });
   const r = await e.run();
   assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
-  const view = (id: string) => e.store.viewPath(r.results.get(id)!.key!, 'o');
+  const view = (id: string) => e.store.viewPath(r.results.get(id)!.record!, 'o');
   const seen = JSON.parse(readFileSync(join(view('m'), ''), 'utf8')) as { inputs: Record<string, unknown>; variants: Record<string, unknown> };
   assert.deepEqual(seen.inputs, { all: [view('s[k=1]'), view('s[k=2]')], one: view('s[k=2]'), table: join(w, 'raw.txt') });
   assert.deepEqual(seen.variants, {

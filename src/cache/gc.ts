@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Store } from './store.ts';
+import type { RunRecord, Store } from './store.ts';
 
 export interface GcResult {
   runsRemoved: number;
@@ -92,7 +92,7 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
   const objects = await store.objectDigests();
   // One read of each record: the objects its outputs use, and the manifests worth keeping with it
   // (its folder outputs, and its input folders, with which status names the files that changed).
-  const objectsOf = async (key: string): Promise<{ objects: string[]; manifests: string[]; stage: string }> => {
+  const objectsOf = async (key: string): Promise<{ objects: string[]; manifests: string[]; stage: string; rec?: RunRecord }> => {
     const rec = await store.readRun(key);
     if (!rec) return { objects: [], manifests: [], stage: '?' };
     const objs: string[] = [];
@@ -101,10 +101,10 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
       objs.push(...(await store.outputObjects(out)));
       if (out.kind === 'dir') manifests.push(out.digest);
     }
-    return { objects: objs, manifests, stage: `${rec.spec}: ${rec.stage}` };
+    return { objects: objs, manifests, stage: `${rec.spec}: ${rec.stage}`, rec };
   };
   const refCount = new Map<string, number>();
-  const perRun = new Map<string, { objects: string[]; manifests: string[]; stage: string }>();
+  const perRun = new Map<string, { objects: string[]; manifests: string[]; stage: string; rec?: RunRecord }>();
   for (const key of runs) {
     const o = await objectsOf(key);
     perRun.set(key, o);
@@ -160,6 +160,11 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
   result.bytesFreed += otherFreed;
   result.bytesKept += other - otherFreed;
   if (!opts.dryRun) {
+    // Views of kept runs that their records no longer name (a forced rerun wrote other bytes).
+    for (const key of keepRuns) {
+      const rec = perRun.get(key)?.rec;
+      if (rec) await store.pruneViews(rec);
+    }
     const keepManifests = new Set<string>();
     for (const [key, o] of perRun) if (!removedRuns.has(key)) o.manifests.forEach((m) => keepManifests.add(m));
     await store.deleteManifestsExcept(keepManifests);

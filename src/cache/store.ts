@@ -3,7 +3,8 @@
 //
 //   objects/ab/<digest>        every output file, read-only, stored once by content
 //   runs/<key>.json            a completed stage run: its fingerprint and output digests
-//   views/<key>/<output>       outputs as the stage wrote them (hardlinks of objects), read by downstream stages
+//   views/<key>/<d>/<output>   outputs as the stage wrote them (hardlinks of objects), read by downstream
+//                              stages; <d> starts the output's digest, so a forced rerun never replaces a view in use
 //   manifests/<digest>.json    a folder output's file list
 //   latest/<ws>/<spec>.json    stage -> key of its latest run, for each workspace and spec
 //   workspaces/<ws>.json       each workspace that ran with this cache (a cache may be shared)
@@ -110,8 +111,20 @@ export class Store {
     return join(this.root, 'runs', `${key}.json`);
   }
 
-  viewPath(key: string, output?: string): string {
-    return output ? join(this.root, 'views', key, output) : join(this.root, 'views', key);
+  /** Every view of a run's outputs (views/<key>/). */
+  viewFolder(key: string): string {
+    return join(this.root, 'views', key);
+  }
+
+  /**
+   * Where downstream stages read a run's output: views/<key>/<digest>/<output>. Named by content
+   * too, so a forced rerun that writes other bytes under the same key makes a view of its own,
+   * and one that writes the same bytes finds its view there: a view another run is reading is
+   * never replaced under it (gc removes those no record uses).
+   */
+  viewPath(record: Pick<CachedRun, 'key' | 'outputs'>, output: string): string {
+    const digest = record.outputs[output]?.digest ?? 'none';
+    return join(this.root, 'views', record.key, digest.slice(0, 16), output);
   }
 
   /** Checkpoints of a stage run in progress, kept across failed attempts of the same key. */
@@ -321,10 +334,19 @@ export class Store {
       digests[name] = { kind: d.kind as 'file' | 'dir', digest: d.digest, size: d.size, files: d.files };
       await this.ingest(p, d);
     }
-    const view = this.viewPath(base.key);
-    await rm(view, { recursive: true, force: true });
-    await mkdir(dirname(view), { recursive: true });
-    await rename(outDir, view);
+    const stored = { key: base.key, outputs: digests, committedAt: 0 };
+    for (const name of outputs) {
+      const view = this.viewPath(stored, name);
+      if (await exists(view)) {
+        if (!(await this.viewProblems(stored, name)).length) continue; // the same bytes, maybe being read: kept
+        await rm(view, { recursive: true, force: true }); // damaged: replaced
+      }
+      await mkdir(dirname(view), { recursive: true });
+      await rename(join(outDir, name), view).catch(async (e: unknown) => {
+        if (!(await exists(view)) || (await this.viewProblems(stored, name)).length) throw e; // another process put the same view in
+      });
+    }
+    await rm(outDir, { recursive: true, force: true }); // what is left: outputs whose view was there already
     if (logFile) {
       await mkdir(join(this.root, 'logs'), { recursive: true });
       await rename(logFile, this.logPath(base.key)).catch(() => undefined);
@@ -404,7 +426,7 @@ export class Store {
 
   /** The path downstream stages read an output from, rebuilt from objects if the view is gone. */
   async ensureView(record: CachedRun, output: string): Promise<string> {
-    const p = this.viewPath(record.key, output);
+    const p = this.viewPath(record, output);
     const out = record.outputs[output];
     if (!out) throw new Error(`run ${record.key} has no output '${output}'`);
     if (await exists(p)) {
@@ -454,7 +476,7 @@ export class Store {
    */
   async viewProblems(record: CachedRun, output: string): Promise<string[]> {
     const out = record.outputs[output];
-    const p = this.viewPath(record.key, output);
+    const p = this.viewPath(record, output);
     const files = out && (await this.outputFiles(out));
     if (!files) return [`${output}: the cache lost its file list`];
     const problems: string[] = [];
@@ -491,7 +513,7 @@ export class Store {
       const why = objectProblem(obj, size);
       if (why && why !== 'missing') await rm(obj, { recursive: true, force: true });
     }
-    await rm(this.viewPath(record.key, output), { recursive: true, force: true });
+    await rm(this.viewPath(record, output), { recursive: true, force: true });
     return problems;
   }
 
@@ -561,10 +583,25 @@ export class Store {
     return (await readdirIfExists(join(this.root, 'runs'))).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
   }
 
+  /**
+   * gc, under the cache lock: views of a kept run that its record no longer names (the bytes of a
+   * forced rerun before this one). Returns how many were removed.
+   */
+  async pruneViews(record: CachedRun): Promise<number> {
+    const keep = new Set(Object.values(record.outputs).map((o) => o.digest.slice(0, 16)));
+    let n = 0;
+    for (const d of await readdirIfExists(this.viewFolder(record.key))) {
+      if (keep.has(d)) continue;
+      await rm(join(this.viewFolder(record.key), d), { recursive: true, force: true });
+      n++;
+    }
+    return n;
+  }
+
   /** Deletes a run record first (so nothing claims it), then its view and log. */
   async deleteRun(key: string): Promise<void> {
     await unlink(this.runPath(key)).catch(() => undefined);
-    await rm(this.viewPath(key), { recursive: true, force: true });
+    await rm(this.viewFolder(key), { recursive: true, force: true });
     await rm(this.logPath(key), { force: true });
   }
 
