@@ -1,6 +1,7 @@
 // Experiments compared from the cache (`exp show`, `exp diff`), labelled sweep inputs, and the
 // JSON a script reads (`run --json`, `validate --json`, `status --json`), through the real CLI.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import type { ExpRow } from '../src/experiments/collect.ts';
 import { Workspace } from './helpers/workspace.ts';
@@ -105,7 +106,8 @@ test('a stage gathering a sweep reads which variant wrote each path', async (t) 
   const r = ws.run('run', 'p.yaml', '--json');
   assert.equal(r.code, 0, r.stderr);
   const key = (JSON.parse(r.stdout) as { stages: Array<{ id: string; key: string }> }).stages.find((s) => s.id === 'gather')!.key;
-  const labels = JSON.parse(ws.read(`cache/views/${key}/labels`)) as unknown;
+  const [digest] = readdirSync(ws.path(`cache/views/${key}`));
+  const labels = JSON.parse(ws.read(`cache/views/${key}/${digest}/labels`)) as unknown;
   assert.deepEqual(labels, [
     { stage: 'train[lr=0.1]', matrix: { lr: 0.1 }, same: true },
     { stage: 'train[lr=0.01]', matrix: { lr: 0.01 }, same: true },

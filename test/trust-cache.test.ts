@@ -299,3 +299,35 @@ test("--force in one workspace never replaces a view another workspace's stage i
   const fresh = a.run('run', 'p.yaml', '--cache-dir', cache);
   assert.equal(fresh.states.get('read'), 'done', 'the reader reads the current bytes');
 });
+
+test('the calling environment reaches a stage only as declared: locale and tuning variables cleared, the spec\'s env and what a shell line reads keyed, passEnv passed', (t) => {
+  const show = 'for v in LC_ALL LC_NUMERIC LANG TZ OMP_NUM_THREADS PYTHONHASHSEED SECRET_TOKEN AWS_PROFILE MY_LR SET_IN_SPEC; do printf "%s=%s\\n" "$v" "$(printenv "$v" || echo unset)"; done';
+  const ws = new Workspace({
+    'stages/m.ts': "import { writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: {}, outputs: ['o'], async run(ctx) { writeFileSync(ctx.outputs.o, ['LC_ALL', 'OMP_NUM_THREADS', 'AWS_PROFILE', 'HOME'].map((k) => `${k}=${process.env[k] ?? 'unset'}`).join('\\n')); } });\n",
+    'p.yaml': `passEnv: [SECRET_TOKEN]
+stages:
+  cmd:
+    shell: true
+    run: ${JSON.stringify(`${show} > "\${outputs.o}"; echo "lr=$MY_LR" >> "\${outputs.o}"`)}
+    env: { SET_IN_SPEC: "yes" }
+    passEnv: ["AWS_*"]
+    outs: { o: out/cmd.txt }
+  mod:
+    uses: stages/m.ts
+    outs: { o: out/mod.txt }
+`,
+  });
+  t.after(() => ws.dispose());
+  const caller = { LC_ALL: 'de_DE.UTF-8', LC_NUMERIC: 'de_DE.UTF-8', TZ: 'Asia/Tokyo', OMP_NUM_THREADS: '3', PYTHONHASHSEED: '7', SECRET_TOKEN: 's3cr3t', AWS_PROFILE: 'lab', MY_LR: '0.1' };
+  const r = ws.runEnv(caller, 'run', 'p.yaml');
+  assert.equal(r.code, 0, r.stderr);
+  const seen = Object.fromEntries(ws.read('out/cmd.txt').trim().split('\n').map((l) => l.split('=') as [string, string]));
+  assert.deepEqual(seen, { LC_ALL: 'unset', LC_NUMERIC: 'unset', LANG: 'C.UTF-8', TZ: 'unset', OMP_NUM_THREADS: 'unset', PYTHONHASHSEED: 'unset', SECRET_TOKEN: 's3cr3t', AWS_PROFILE: 'lab', MY_LR: '0.1', SET_IN_SPEC: 'yes', lr: '0.1' });
+  assert.equal(ws.read('out/mod.txt'), `LC_ALL=unset\nOMP_NUM_THREADS=unset\nAWS_PROFILE=unset\nHOME=${process.env.HOME}`, 'a module stage in its own process: the same');
+  const records = readdirSync(ws.path('cache/runs')).map((f) => ws.read(`cache/runs/${f}`));
+  assert.equal(records.length, 2);
+  assert.doesNotMatch(records.join('\n'), /s3cr3t/, 'a passed secret is in no record');
+  // A changed locale or tuning variable changes nothing a stage sees: cached. What the line reads ($MY_LR) is keyed.
+  assert.deepEqual(ran(ws.runEnv({ ...caller, LC_ALL: 'fr_FR.UTF-8', OMP_NUM_THREADS: '1', SECRET_TOKEN: 'other' }, 'run', 'p.yaml')), []);
+  assert.deepEqual(ran(ws.runEnv({ ...caller, MY_LR: '0.2' }, 'run', 'p.yaml')), ['cmd']);
+});

@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
+import { stageEnvironment } from './environment.ts';
 import { openStageLog } from './log.ts';
 import { signalTagged, TAG_VAR } from './tags.ts';
 import { StageFailure, type Executor, type JobEvents, type StageJob } from './types.ts';
@@ -72,7 +73,8 @@ export const processExecutor: Executor = {
     const tag = tempName('stage');
     const child = execa(file, args, {
       cwd: job.workspace,
-      env: { ...job.env, PIPELINE_STAGE: job.stageId, PIPELINE_SEED: String(job.seed), [TAG_VAR]: tag },
+      env: { ...stageEnvironment(process.env, job.passEnv), ...job.env, PIPELINE_STAGE: job.stageId, PIPELINE_SEED: String(job.seed), [TAG_VAR]: tag },
+      extendEnv: false, // not the caller's environment as it is: see environment.ts
       shell,
       stdin: 'ignore',
       buffer: false,

@@ -20,7 +20,10 @@ export interface StageJob {
   checkpointDir: string;
   workspace: string;
   seed: number;
+  /** The spec's `env:` and the variables the stage's shell line reads, resolved (both in its key). */
   env: Record<string, string>;
+  /** `passEnv:`: names (or `PREFIX_*`) of the caller's variables passed through, not keyed. */
+  passEnv: string[];
   /** Where the stage's log goes (stdout and stderr for commands and child processes). */
   logFile: string;
   resources: Record<string, unknown>;

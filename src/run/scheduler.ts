@@ -278,7 +278,7 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
   const timer = node.timeLimitMs === undefined ? undefined : setTimeout(() => limit.abort(new TimeLimitExceeded(node.timeLimitMs!)), node.timeLimitMs);
   const readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }> = [];
   try {
-    const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev.key, readViews);
+    const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev, readViews);
     let failure: unknown;
     await executorFor(node)
       .run(job, { progress: (f, m) => reporter.progress(node.id, f, m), notice: (m) => reporter.message(`${node.id}: ${m}`) }, limit.signal)
@@ -337,7 +337,8 @@ class TimeLimitExceeded extends Error {
 }
 
 /** Paths a stage sees: upstream outputs as read-only views in the store, its own outputs in tmp. */
-async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string, key: string, readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }>): Promise<StageJob> {
+async function buildJob(node: StageNode, planner: Planner, records: Map<string, CachedRun | undefined>, tmp: string, outDir: string, logFile: string, ev: Evaluated, readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }>): Promise<StageJob> {
+  const { key } = ev;
   const { store } = planner;
   const workspace = planner.pipeline.workspace;
   const views = new Map<string, string>();
@@ -375,7 +376,12 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
     checkpointDir: store.checkpointPath(key),
     workspace,
     seed: node.seed,
-    env: Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),
+    env: {
+      // What its shell line reads ($LR), with the values its key has (an unset one stays unset).
+      ...Object.fromEntries(Object.entries(ev.fingerprint.shellEnv).flatMap(([k, v]) => (v === null ? [] : [[k, v]]))),
+      ...Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),
+    },
+    passEnv: node.passEnv,
     logFile,
     resources: node.resources,
     storeRoot: store.root,

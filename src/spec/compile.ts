@@ -191,6 +191,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         metrics: [],
         plots: [],
         env: {},
+        passEnv: [...stringsOf(raw.passEnv), ...stringsOf(st.passEnv)],
         upstream: [],
         seed: typeof matrix.seed === 'number' ? matrix.seed : typeof st.seed === 'number' ? st.seed : seed,
         version: st.version === undefined ? undefined : (resolveValue(src, [...at, 'version'], st.version, scope, diags, []) as string | number),
@@ -483,6 +484,11 @@ function locateModule(uses: string, workspace: string, builtinRoot: string | und
  * It sets what exists: a parameter the spec declares, or a key of a stage the spec has (a stage's
  * params are then checked against its module's schema); a typo is an error, not a silent no-op.
  */
+/** The strings of a list (what is not a list of strings is the schema's to report). */
+function stringsOf(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 function applySets(raw: Obj, sets: string[], display: string): void {

@@ -52,6 +52,8 @@ export interface StageNode {
   metrics: Array<[string, string]>;
   plots: Array<[string, string]>;
   env: Record<string, Template>;
+  /** `passEnv:` (the spec's and the stage's): caller variables passed to the stage unkeyed. */
+  passEnv: string[];
   /** Stage ids this one waits for (data references and `needs`). */
   upstream: string[];
   seed: number;
