@@ -83,13 +83,17 @@ export function ran(r: CliResult): string[] {
   return [...r.states].filter(([, s]) => s === 'done').map(([id]) => id).sort();
 }
 
-/** True while a process with this pid exists. */
+/** True while a process with this pid exists and runs (a zombie waiting to be reaped has ended). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return true; // no /proc: the signal answered
   }
 }
 

@@ -1,8 +1,9 @@
 // `npm run faults`: kill -9 at random points of a small pipeline (module stages in child processes
-// and inline, command stages, a sweep, folder outputs), then rerun; and every kind of damage to the
-// cache's state, then rerun. Counted: wrong results (published outputs that differ from a clean
-// run's, or a cache entry that claims content it does not hold), orphans (stage processes alive
-// after the pipeline is gone), crashes (a rerun that fails or prints a stack trace).
+// and inline, command stages, a sweep, folder outputs), then rerun; every kind of damage to the
+// cache's state, then rerun; then the attacks of attacks.ts. Counted: wrong results (published
+// outputs that differ from a clean run's, or a cache entry that claims content it does not hold),
+// escapes (a value run as code, a write out of the workspace), orphans (stage processes alive
+// after the pipeline is gone), crashes (a rerun that fails, hangs or prints a stack trace).
 //   FAULT_KILLS (default 20), FAULT_SEED (default 1).
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Random } from '../../src/random.ts';
 import { alive } from '../helpers/workspace.ts';
+import { attacks, type AttackTally } from './attacks.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/pipeline.js', import.meta.url));
 
@@ -116,12 +118,7 @@ async function orphansOf(dir: string): Promise<number> {
   return left.length;
 }
 
-interface Tally {
-  wrong: number;
-  orphans: number;
-  crashes: number;
-  notes: string[];
-}
+type Tally = AttackTally;
 
 /** A rerun after a fault: it must succeed without a trace, publish the clean results, and hold only intact objects. */
 function checkRerun(dir: string, reference: string, what: string, tally: Tally, verify = false): void {
@@ -216,6 +213,8 @@ const DAMAGE: Damage[] = [
   ['spec memos garbage', (c) => filesUnder(join(c, 'specs')).forEach((f) => writeFileSync(f, '{"value":{}}'))],
   ['digest state garbage', (c) => writeFileSync(join(c, 'state.json'), '{"version":1,"files":5}')],
   ['digest state edited plausibly', (c) => writeFileSync(join(c, 'state.json'), readFileSync(join(c, 'state.json'), 'utf8').replace(/"[0-9a-f]{32}"/g, '"0123456789abcdef0123456789abcdef"'))],
+  ['code closures garbage', (c) => filesUnder(join(c, 'closures')).forEach((f) => writeFileSync(f, '{"files":5}'))],
+  ['code closures listing other digests', (c) => filesUnder(join(c, 'closures')).forEach((f) => writeFileSync(f, readFileSync(f, 'utf8').replace(/"[0-9a-f]{32}"/g, '"0123456789abcdef0123456789abcdef"')))],
   ['compiled modules appended to', (c) => filesUnder(join(c, 'modules')).filter((f) => f.endsWith('.mjs')).forEach((f) => appendFileSync(f, '\nexport const x = 1;\n'))],
   ['compiled modules truncated', (c) => filesUnder(join(c, 'modules')).filter((f) => f.endsWith('.mjs')).forEach((f) => truncateSync(f, 10))],
   ['compiled module integrity lists deleted', (c) => filesUnder(join(c, 'modules')).filter((f) => f.endsWith('integrity.json')).forEach((f) => rmSync(f))],
@@ -259,12 +258,13 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   cli(ref, 'run', 'p.yaml'); // writes the no-op snapshot
   const reference = results(ref);
   process.stderr.write(`clean run ${coldMs} ms; reference:\n${reference}`);
-  const tally: Tally = { wrong: 0, orphans: 0, crashes: 0, notes: [] };
+  const tally: Tally = { wrong: 0, escapes: 0, orphans: 0, crashes: 0, notes: [] };
   await killPoints(kills, r, reference, coldMs, tally);
   const c = corruptions(r, ref, reference, tally);
   rmSync(ref, { recursive: true, force: true });
+  const a = await attacks(r, tally);
   for (const n of tally.notes) process.stderr.write(`  ${n}\n`);
   process.stderr.write(`seed ${seed}, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
-  process.stdout.write(`faults: ${kills} kill points, ${c} corruptions, ${tally.wrong} wrong results, ${tally.orphans} orphans, ${tally.crashes} crashes\n`);
-  process.exitCode = tally.wrong + tally.orphans + tally.crashes ? 1 : 0;
+  process.stdout.write(`faults: ${kills} kill points, ${c} corruptions, ${a} attacks, ${tally.wrong} wrong results, ${tally.escapes} escapes, ${tally.orphans} orphans, ${tally.crashes} crashes\n`);
+  process.exitCode = tally.wrong + tally.escapes + tally.orphans + tally.crashes ? 1 : 0;
 }

@@ -147,6 +147,26 @@ const GENERATORS: Record<string, Gen> = {
   },
   'empty command': (r) => ({ kind: 'empty command', spec: `stages:\n  a:\n    run: ${['""', '[]', '[""]', '"   "', '["  ", x]'][r.int(5)]}\n` }),
   'bad stage name': (r) => ({ kind: 'bad stage name', spec: `stages:\n  "${['1abc', 'a b', 'a.b', 'a[1]', '-x', ''][r.int(6)]}":\n    run: [echo]\n` }),
+  // A value that no quoting keeps data where it lands, wherever the shell's -c stands.
+  'unquotable shell value': (r) => {
+    const shell = ['sh, -c', 'env, sh, -c', "timeout, '30', bash, -c", "nice, -n, '5', sh, -e, -c", 'srun, bash, -c'][r.int(5)]!;
+    const bad = [
+      ['a\nEOF\ntouch pwned', `'cat <<EOF\n\${params.v}\nEOF'`],
+      ['EOF', `"cat <<'EOF'\n\${params.v}\nEOF"`],
+      ['1); touch pwned; ((1', "'echo $(( ${params.v} + 1 ))'"],
+      ['x', "'echo $(( 2 * ${params.v} ))'"],
+      ['b\n\tEOF\nc', `"cat <<-EOF\n\t\${params.v}\n\tEOF"`],
+    ][r.int(5)]!;
+    return { kind: 'unquotable shell value', spec: `params:\n  v: ok\nstages:\n  a:\n    run: [${shell}, ${bad[1]}]\n`, args: ['--set', `v=${JSON.stringify(bad[0])}`] };
+  },
+  'reserved --set name': (r) => {
+    const sets = ['__proto__.x=1', 'constructor=1', 'params.toString=1', 'stages.a.params.__proto__.y=1', 'prototype.x=1', 'stages.constructor.params.n=1', 'stages.__proto__.run=x', 'params.hasOwnProperty=1'];
+    return { kind: 'reserved --set name', spec: 'params:\n  lr: 0.1\nstages:\n  a:\n    uses: stages/ok.ts\n    inputs: { x: data/x.txt }\n', args: ['--set', sets[r.int(sets.length)]!] };
+  },
+  'bad code or passEnv': (r) => {
+    const bad = ['code: [../x.py]', 'code: [/etc/passwd]', 'code: [cache/x]', 'code: ["."]', 'code: 5', 'code: [[a]]', 'passEnv: ["A-B"]', 'passEnv: X', 'passEnv: [1]', 'passEnv: ["*"]', 'passEnv: ["A*B"]'];
+    return { kind: 'bad code or passEnv', spec: `stages:\n  a:\n    run: ${CMD}\n    outs: { o: null }\n    ${bad[r.int(bad.length)]}\n` };
+  },
   'neither uses nor run': (r) => ({ kind: 'neither uses nor run', spec: r.int(2) ? 'stages:\n  a:\n    params: {}\n' : 'stages:\n  a:\n    uses: stages/ok.ts\n    run: [echo]\n' }),
 };
 
