@@ -1,7 +1,6 @@
 // Content digests of workspace files and folders, cached by stat signature (size, mtime, inode,
 // ctime: see signature.ts) in a persistent state file, so that checking gigabytes of unchanged data
 // reads no file contents.
-import NodeCache from 'node-cache';
 import { statSync } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,17 +44,28 @@ export class DigestCache {
   readonly observed = new Map<string, Observation>();
   private state: StateFile = { version: 2, files: {} };
   private dirty = false;
-  private readonly memo = new NodeCache({ stdTTL: 0, useClones: false });
+  /** Path -> its digest, within this command (the digest state vouches across commands). */
+  private readonly memo = new Map<string, PathDigest>();
   /**
    * Path -> every file and folder its digest was read from, with the signature then: a stage whose
    * input moved while it ran is not committed under a key computed from the old content.
    */
   private readonly sources = new Map<string, Array<[string, StatSignature]>>();
 
+  private loading: Promise<void> | undefined;
+
   constructor(private readonly statePath: string) {}
 
-  /** Reads the state file; a damaged one would hand out wrong digests, so it is dropped (all rehashed). */
-  async load(): Promise<void> {
+  /**
+   * Reads the state file, once, when a digest is first asked for (a no-op rerun that never asks
+   * does not read it); a damaged one would hand out wrong digests, so it is dropped (all rehashed).
+   */
+  load(): Promise<void> {
+    this.loading ??= this.read();
+    return this.loading;
+  }
+
+  private async read(): Promise<void> {
     const s = await readSealed<StateFile>(this.statePath);
     if (s !== undefined && s !== CORRUPT && (s as { version?: number }).version === 1) return; // an older engine's (no ctime): rebuilt as files are read
     if (s === CORRUPT || (s !== undefined && (s.version !== 2 || !isRecord(s.files)))) {
@@ -74,11 +84,11 @@ export class DigestCache {
 
   /** Forget what is known of a path (after the engine itself wrote it). */
   forget(abs: string): void {
-    this.memo.del(abs);
+    this.memo.delete(abs);
     this.sources.delete(abs);
     for (const k of this.memo.keys()) {
       if (!k.startsWith(`${abs}/`)) continue;
-      this.memo.del(k);
+      this.memo.delete(k);
       this.sources.delete(k);
     }
   }
@@ -89,6 +99,7 @@ export class DigestCache {
   }
 
   async file(abs: string): Promise<{ digest: string; size: number; sig: StatSignature }> {
+    await this.load();
     const at = Date.now(); // before the stat: an edit after this moment shows in some field
     const st = await stat(abs);
     const sig = signatureOf(st);
@@ -106,7 +117,7 @@ export class DigestCache {
   }
 
   async path(abs: string): Promise<PathDigest> {
-    const hit = this.memo.get<PathDigest>(abs);
+    const hit = this.memo.get(abs);
     if (hit) return hit;
     const sources: Array<[string, StatSignature]> = [];
     const result = await this.compute(abs, sources);
@@ -150,6 +161,7 @@ export class DigestCache {
 
   /** Drops entries of files that no longer exist, so the state file does not grow forever. */
   async prune(): Promise<number> {
+    await this.load();
     let n = 0;
     for (const p of Object.keys(this.state.files)) {
       try {

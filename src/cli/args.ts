@@ -75,7 +75,6 @@ export async function openWorkspace(values: Values): Promise<Env> {
   if (problem) throw new UsageError(`cannot use ${cacheDir} as the cache folder: ${problem} (pick another with --cache-dir or $PIPELINE_CACHE_DIR)`);
   const store = new Store(cacheDir);
   const digests = new DigestCache(resolve(cacheDir, 'state.json'));
-  await digests.load();
   return { workspace, store, digests, modules: new StageModules(cacheDir, workspace, digests) };
 }
 

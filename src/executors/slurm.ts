@@ -10,7 +10,6 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join, relative } from 'node:path';
-import { execa } from 'execa';
 import { PACKAGE_ROOT } from '../cache/fingerprint.ts';
 import { shellQuote } from '../spec/shell.ts';
 import type { Pipeline, StageNode } from '../spec/model.ts';
@@ -136,7 +135,7 @@ export class SlurmSession {
       ...(Array.isArray(r.sbatch) ? (r.sbatch as string[]) : []),
       script,
     ];
-    const out = await execa('sbatch', args, { reject: false, stdin: 'ignore' });
+    const out = await (await loadExeca())('sbatch', args, { reject: false, stdin: 'ignore' });
     const what = array ? first.key : first.id; // a sweep by its stage, a lone variant by its own id
     if (out.exitCode !== 0) throw new Error(`sbatch failed for stage ${what}: ${(out.stderr || out.stdout).trim() || `exit code ${out.exitCode}`}`);
     const jobId = out.stdout.trim().split(';')[0]!;
@@ -208,7 +207,7 @@ export class SlurmSession {
         return st !== GONE && !ENDED.has(st?.state ?? 'PENDING');
       })
       .map((j) => j.name);
-    if (open.length) await execa('scancel', open, { reject: false });
+    if (open.length) await (await loadExeca())('scancel', open, { reject: false });
     await Promise.all(this.scripts.map((f) => rm(f, { force: true })));
     return open;
   }
@@ -246,7 +245,7 @@ export class SlurmSession {
   }
 
   private async exitCode(name: string): Promise<string | undefined> {
-    const r = await execa('scontrol', ['-o', 'show', 'job', name], { reject: false });
+    const r = await (await loadExeca())('scontrol', ['-o', 'show', 'job', name], { reject: false });
     return /\bExitCode=(\d+:\d+)/.exec(r.stdout)?.[1];
   }
 }
@@ -276,7 +275,7 @@ export async function detachedStates(cacheDir: string, workspace: string, spec: 
 /** Each listed job's (or array task's, `12_3`) state and reason; undefined when squeue fails. */
 async function queueStates(ids: string[]): Promise<Map<string, { state: string; reason: string }> | undefined> {
   const out = new Map<string, { state: string; reason: string }>();
-  const r = await execa('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
+  const r = await (await loadExeca())('squeue', ['-h', '-r', '-t', 'all', '-j', ids.join(','), '-o', '%i|%T|%r'], { reject: false });
   // Asked for a single job that has left the queue, squeue fails saying so (asked for several, it
   // lists those it has): that job is not listed. Any other failure tells nothing.
   if (r.exitCode !== 0) return ids.length === 1 && /invalid job id/i.test(r.stderr) ? out : undefined;
@@ -290,4 +289,9 @@ async function queueStates(ids: string[]): Promise<Map<string, { state: string; 
 /** `running`, `pending (Dependency)`: a state as the progress lines and status show it. */
 function stateText(st: { state: string; reason: string }): string {
   return `${st.state.toLowerCase()}${st.reason && st.reason !== 'None' ? ` (${st.reason})` : ''}`;
+}
+
+/** execa, loaded on first use: importing it costs ~70 ms, which a run without Slurm need not pay. */
+async function loadExeca(): Promise<typeof import('execa').execa> {
+  return (await import('execa')).execa;
 }
