@@ -94,11 +94,19 @@ const cold = timeIt(process.execPath, [CLI, 'run', 'bench.yaml', '--jobs', Strin
 const perStageMs = (cold.s * 1000) / N;
 log(`cold run of ${N} stages (inputs already digested): ${cold.s.toFixed(2)} s, ${perStageMs.toFixed(2)} ms bookkeeping per stage`);
 
+// The no-op rerun against node's own start-up, in alternating rounds (this machine is noisy: one
+// side timed after the other can land on a quieter or busier minute).
 const noops: number[] = [];
-for (let k = 0; k < 5; k++) noops.push(timeIt(process.execPath, [CLI, 'run', 'bench.yaml'], ws).s);
-noops.sort((a, b) => a - b);
-const noop = noops[2]!;
-log(`no-op rerun (median of 5, whole process): ${noop.toFixed(3)} s [${noops.map((x) => x.toFixed(3)).join(', ')}]`);
+const bares: number[] = [];
+for (let k = 0; k < 7; k++) {
+  noops.push(timeIt(process.execPath, [CLI, 'run', 'bench.yaml'], ws).s);
+  bares.push(timeIt(process.execPath, ['-e', ''], ws).s);
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)}-${Math.max(...xs).toFixed(3)}`;
+const noop = median(noops);
+const ratios = noops.map((x, k) => x / bares[k]!);
+log(`no-op rerun (median of 7 rounds, whole process): ${noop.toFixed(3)} s (${range(noops)}); node start-up alone ${median(bares).toFixed(3)} s (${range(bares)}); ratio ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`);
 // The same with the no-op snapshot removed first: every stage's key computed and checked.
 const slow: number[] = [];
 for (let k = 0; k < 3; k++) {
@@ -107,8 +115,6 @@ for (let k = 0; k < 3; k++) {
 }
 slow.sort((a, b) => a - b);
 log(`no-op rerun without the snapshot (stage by stage, median of 3): ${slow[1]!.toFixed(3)} s`);
-const bare = timeIt(process.execPath, ['-e', ''], ws).s;
-log(`(node start-up alone: ${bare.toFixed(3)} s)`);
 
 let smkS = NaN;
 if (spawnSync('snakemake', ['--version']).status === 0) {
