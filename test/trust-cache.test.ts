@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { numbersWorkspace } from './helpers/fixtures.ts';
+import { numbersWorkspace, outputStage } from './helpers/fixtures.ts';
 import { aged, ran, waitFor, Workspace } from './helpers/workspace.ts';
 
 /** Every file under a cache subfolder, recursively. */
@@ -163,7 +163,7 @@ test('two stages with byte-identical outputs share one object, and editing a pub
 });
 
 test('every form of code a stage module uses is in its key: an edit of each reruns exactly its stage with the new code', (t) => {
-  const stage = (body: string, head = '') => `import { writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\n${head}\nexport default defineStage({ params: {}, outputs: ['o'], async run(ctx) {\n${body}\n} });\n`;
+  const stage = outputStage;
   const write = (expr: string) => `  writeFileSync(ctx.outputs.o, String(${expr}));`;
   const ws = new Workspace({
     'stages/dyn.ts': stage(`  const { v } = await import(\`./lib/dyn.ts\`);\n${write('v')}`),

@@ -101,3 +101,8 @@ stages:
     outs: { report: results/report }
 `;
 }
+
+/** A stage module with one output `o`: `head` after the imports, `body` inside run(ctx). */
+export function outputStage(body: string, head = ''): string {
+  return `import { writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\n${head}\nexport default defineStage({ params: {}, outputs: ['o'], async run(ctx) {\n${body}\n} });\n`;
+}

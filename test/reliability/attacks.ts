@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Random } from '../../src/random.ts';
+import { outputStage } from '../helpers/fixtures.ts';
 import { alive } from '../helpers/workspace.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/pipeline.js', import.meta.url));
@@ -104,7 +105,7 @@ async function shellContexts(r: Random, t: AttackTally): Promise<number> {
   return n;
 }
 
-const stage = (body: string, head = '') => `import { writeFileSync } from 'node:fs';\nimport { defineStage } from 'rrtn-pipeline';\n${head}\nexport default defineStage({ params: {}, outputs: ['o'], async run(ctx) {\n${body}\n} });\n`;
+const stage = outputStage;
 
 /** Code a stage uses, in every form: [name, files, the file edited, its new text, the output wanted after]. */
 const CODE_FORMS: Array<[string, Record<string, string>, string, string, string]> = [
