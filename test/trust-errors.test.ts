@@ -2,7 +2,7 @@
 // never a stack trace, a hang, or a silent acceptance.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -113,17 +113,31 @@ test('the cache folder cannot be a virtual filesystem; an unexpected error is on
   assert.doesNotMatch(f.stderr, /\n\s+at /);
 });
 
-test("a cache another user owns: one line saying whose it is and what to do (exit 77), no trace", { skip: process.getuid?.() !== 0 && 'needs root, to run the CLI as another user' }, (t) => {
+test("a cache another user owns, or on a read-only filesystem: one line saying what to do (exit 77), no trace", { skip: process.getuid?.() !== 0 && 'needs root, to give the cache to another user and to mount it read-only' }, (t) => {
   const ws = new Workspace({ 'p.yaml': 'stages:\n  a:\n    run: [sh, -c, \'echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n' });
   t.after(() => ws.dispose());
-  chmodSync(ws.dir, 0o777); // the workspace is the other user's to write; the cache is not
   const first = ws.run('run', 'p.yaml');
   assert.equal(first.code, 0, first.stderr);
   ws.write('p.yaml', ws.read('p.yaml').replace('echo a', 'echo b'));
-  const r = spawnSync(process.execPath, [CLI, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', uid: 65534, gid: 65534, env: { ...process.env, CI: 'true', HOME: ws.dir } });
+  // The cache is nobody's; this run is root's without the capabilities that let root write anywhere,
+  // as an ordinary user is (so the test needs no access to the repository for another user).
+  spawnSync('chown', ['-R', '65534:65534', ws.path('cache')]);
+  const r = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search,-fowner', process.execPath, CLI, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
   assert.equal(r.status, 77, r.stderr);
-  assert.match(r.stderr, /^pipeline: cannot write in \/.*\/cache(\/\w+)?: permission denied \(it belongs to uid 0, gid 0, mode 755; you are nobody, uid 65534\)\. A cache several users share must be writable by all of them: .*umask 002.*--cache-dir DIR or PIPELINE_CACHE_DIR\.\n$/);
+  assert.match(r.stderr, /^pipeline: cannot write in \/.*\/cache(\/\w+)?: permission denied \(it belongs to uid 65534, gid 65534, mode 755; you are \w+, uid 0\)\. A cache several users share must be writable by all of them: .*umask 002.*--cache-dir DIR or PIPELINE_CACHE_DIR\.\n$/);
   assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+  spawnSync('chown', ['-R', '0:0', ws.path('cache')]);
+  // Read-only: a bind mount of the cache onto itself.
+  assert.equal(spawnSync('mount', ['--bind', ws.path('cache'), ws.path('cache')]).status, 0, 'bind mount');
+  let ro;
+  try {
+    assert.equal(spawnSync('mount', ['-o', 'remount,bind,ro', ws.path('cache')]).status, 0, 'remount read-only');
+    ro = ws.run('run', 'p.yaml');
+  } finally {
+    spawnSync('umount', [ws.path('cache')]);
+  }
+  assert.equal(ro.code, 77, ro.stderr);
+  assert.match(ro.stderr, /^pipeline: cannot write in \/.*\/cache(\/\w+)?: the filesystem is read-only\. The cache must be writable .*: mount it read-write, or use a cache of your own: --cache-dir DIR or PIPELINE_CACHE_DIR\.\n$/);
 });
 
 test('a full disk (the cache on a 1 MB tmpfs): the stage fails saying so, nothing half-written is kept, and the cache stays usable', (t) => {

@@ -48,8 +48,9 @@ export function permissionProblem(e: unknown): string | undefined {
   const st = statSync(at, { throwIfNoEntry: false });
   const what = at === err.path ? `${err.syscall ?? 'write'} ${at}` : `write in ${at}`;
   const owner = st ? ` (it belongs to uid ${st.uid}, gid ${st.gid}, mode ${(st.mode & 0o7777).toString(8)}; you are ${userInfo().username}, uid ${process.getuid?.() ?? '?'})` : '';
-  const why = err.code === 'EROFS' ? 'the filesystem is read-only' : 'permission denied';
-  return `cannot ${what}: ${why}${owner}. A cache several users share must be writable by all of them: give it their group (chgrp -R GROUP; chmod -R g+rwX; chmod g+s on its folders) and have each user run with umask 002, so that what one writes the others can replace. Otherwise use a cache of your own: --cache-dir DIR or PIPELINE_CACHE_DIR.`;
+  const own = 'use a cache of your own: --cache-dir DIR or PIPELINE_CACHE_DIR';
+  if (err.code === 'EROFS') return `cannot ${what}: the filesystem is read-only. The cache must be writable (runs take locks and record what they compute): mount it read-write, or ${own}.`;
+  return `cannot ${what}: permission denied${owner}. A cache several users share must be writable by all of them: give it their group (chgrp -R GROUP; chmod -R g+rwX; chmod g+s on its folders) and have each user run with umask 002, so that what one writes the others can replace. Otherwise ${own}.`;
 }
 
 /** A bug or an environment the engine did not expect: one line, the trace kept in a file. */
