@@ -74,3 +74,79 @@ export function relError(got: ArrayLike<number>, want: ArrayLike<number>): numbe
   }
   return scale === 0 ? err : err / scale;
 }
+
+/** What follows a batch norm in the references (as stages/lib/gpu/norm.ts's After). */
+export interface AfterRef {
+  residual?: ArrayLike<number>;
+  relu?: boolean;
+  pool?: { n: number; h: number; w: number };
+  /** Keep-mask factor per output element (0 or 1/(1-rate)). */
+  dropout?: ArrayLike<number>;
+}
+
+export interface BnRef {
+  mean: F64;
+  variance: F64;
+  out: F64;
+}
+
+/** Training-mode batch norm of [groups * rows, c] with per-group statistics, then `after`. */
+export function bnForward(x: ArrayLike<number>, rows: number, c: number, groups: number, gamma: ArrayLike<number>, beta: ArrayLike<number>, after: AfterRef, eps = 1e-5): BnRef {
+  const mean = new Float64Array(groups * c);
+  const variance = new Float64Array(groups * c);
+  for (let g = 0; g < groups; g++)
+    for (let ch = 0; ch < c; ch++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) s += x[(g * rows + r) * c + ch]!;
+      const m = s / rows;
+      let v = 0;
+      for (let r = 0; r < rows; r++) v += (x[(g * rows + r) * c + ch]! - m) ** 2;
+      mean[g * c + ch] = m;
+      variance[g * c + ch] = v / rows;
+    }
+  const a = new Float64Array(groups * rows * c);
+  for (let i = 0; i < a.length; i++) {
+    const row = Math.floor(i / c);
+    const ch = i % c;
+    const g = Math.floor(row / rows);
+    let z = ((x[i]! - mean[g * c + ch]!) / Math.sqrt(variance[g * c + ch]! + eps)) * gamma[ch]! + beta[ch]!;
+    if (after.residual) z += after.residual[i]!;
+    a[i] = after.relu ? Math.max(z, 0) : z;
+  }
+  let out = a;
+  if (after.pool) {
+    const { n, h, w } = after.pool;
+    const [ho, wo] = [Math.floor(h / 2), Math.floor(w / 2)];
+    out = new Float64Array(n * ho * wo * c);
+    for (let b = 0; b < n; b++)
+      for (let y = 0; y < ho; y++)
+        for (let xx = 0; xx < wo; xx++)
+          for (let ch = 0; ch < c; ch++) {
+            const at = (yy: number, xc: number) => a[((b * h + yy) * w + xc) * c + ch]!;
+            out[((b * ho + y) * wo + xx) * c + ch] = (at(2 * y, 2 * xx) + at(2 * y, 2 * xx + 1) + at(2 * y + 1, 2 * xx) + at(2 * y + 1, 2 * xx + 1)) / 4;
+          }
+  }
+  if (after.dropout) out = out.map((v, i) => v * after.dropout![i]!);
+  return { mean, variance, out };
+}
+
+/** sum(out * gout): a scalar whose gradient is gout, for finite differences. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
+  return s;
+}
+
+/** Central finite differences of f at x, for the listed indices. */
+export function finiteDiff(f: (x: F64) => number, x: ArrayLike<number>, indices: number[], h = 1e-6): number[] {
+  const xs = Float64Array.from(x);
+  return indices.map((i) => {
+    const keep = xs[i]!;
+    xs[i] = keep + h;
+    const up = f(xs);
+    xs[i] = keep - h;
+    const down = f(xs);
+    xs[i] = keep;
+    return (up - down) / (2 * h);
+  });
+}

@@ -2,7 +2,7 @@
 // optional dependency; Mesa's lavapipe stands in for a GPU in the tests). Limits are raised to what
 // the adapter offers (WebGPU's defaults: 128 MiB per storage binding, 8 storage buffers per stage),
 // and timestamp queries are enabled where the adapter has them, for per-kernel GPU time.
-import type {} from '@webgpu/types';
+/// <reference types="@webgpu/types" />
 
 export interface Gpu {
   device: GPUDevice;

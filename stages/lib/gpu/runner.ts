@@ -2,7 +2,7 @@
 // (pipelines cached by their WGSL text), and each run encodes the whole list into one compute pass
 // of one command buffer and submits it once. What the host does per run is therefore a few
 // microseconds per dispatch (Dawn's own cost), not the per-op bookkeeping of a tensor library.
-import type {} from '@webgpu/types';
+/// <reference types="@webgpu/types" />
 import type { Gpu } from './device.ts';
 
 /** A WGSL kernel: its source (entry point `main`) and the buffers it binds, in binding order. */
@@ -64,12 +64,22 @@ export class Runner {
     this.device.queue.writeBuffer(b, offsetFloats * 4, data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** The pipeline for a WGSL source (compiled once per text). */
+  /**
+   * The pipeline for a WGSL source (compiled once per text). Its layout is made from the storage
+   * bindings the source declares, not inferred ('auto' drops a binding the code happens not to
+   * use, and a bind group naming it would then be refused).
+   */
   pipeline(code: string, name: string): GPUComputePipeline {
     let p = this.pipelines.get(code);
     if (!p) {
+      const entries = [...code.matchAll(/@binding\((\d+)\) var<storage, (read|read_write)>/g)].map((m) => ({
+        binding: Number(m[1]),
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: (m[2] === 'read' ? 'read-only-storage' : 'storage') as GPUBufferBindingType },
+      }));
+      const layout = this.device.createPipelineLayout({ bindGroupLayouts: [this.device.createBindGroupLayout({ entries, label: name })] });
       const module = this.device.createShaderModule({ code, label: name });
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: name });
+      p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: 'main' }, label: name });
       this.pipelines.set(code, p);
     }
     return p;

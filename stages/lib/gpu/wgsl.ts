@@ -4,6 +4,23 @@
 // (the grid folded into two dimensions past WebGPU's 65,535 workgroups per dimension).
 import { groupsFor, type KernelSource } from './runner.ts';
 
+/**
+ * The step's shared buffers, by the names kernels bind them under: the parameters, their gradients
+ * (one flat buffer each, every tensor at a literal offset), AdamW's moments, the batch-norm running
+ * statistics, per-layer saved statistics, a scratch buffer for partial sums (used by one dispatch
+ * after another), and the per-step upload (scalars, then the batch).
+ */
+export const BUF = {
+  params: 'params',
+  grads: 'grads',
+  moment1: 'moment1',
+  moment2: 'moment2',
+  running: 'running',
+  saved: 'saved',
+  scratch: 'scratch',
+  upload: 'upload',
+} as const;
+
 /** A buffer a kernel binds: f32 storage, read-only unless written. */
 export interface Buffer {
   name: string;
