@@ -117,7 +117,8 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   const { startBackend } = await import('./lib/tf/backend.ts');
   const { Model } = await import('./lib/tf/models.ts');
   const { optimizerFor } = await import('./lib/tf/optimizers.ts');
-  const { barlowTwinsLoss, cccLoss, cccPerColumn, ruwlTotal } = await import('./lib/losses.ts');
+  const { cccPerColumn } = await import('./lib/losses.ts');
+  const { twinLoss } = await import('./lib/twin-loss.ts');
   const p = ctx.params;
   const choice = await startBackend(p.backend);
   ctx.log.info(choice.summary);
@@ -194,32 +195,13 @@ async function train(ctx: StageContext<Params>): Promise<void> {
           x2.set(view, b * frames * mels);
         }
       }
-      const parts = { l1: 0, l2: 0, bt: 0 };
+      let parts = { l1: 0, l2: 0, bt: 0 };
       const { value, grads } = tf.variableGrads(() => {
-        const xa = tf.tensor4d(x1, [p.batch, frames, mels, 1]);
         const target = tf.tensor2d(y, [p.batch, index.emotions.length]);
-        const a = model.forward(xa, true, ctx.random);
-        const l1 = cccLoss(a.output, target, p.cccForm);
-        if (!twin) {
-          parts.l1 = l1.dataSync()[0]!;
-          return l1;
-        }
-        // bnStats: clean keeps the distorted view's batch statistics out of the running ones.
-        model.updateStats = p.bnStats === 'both';
-        let bv;
-        try {
-          bv = model.forward(tf.tensor4d(x2, [p.batch, frames, mels, 1]), true, ctx.random);
-        } finally {
-          model.updateStats = true;
-        }
-        const l2 = cccLoss(bv.output, target, p.cccForm);
-        const bt = barlowTwinsLoss(model.project(a.embedding, true), model.project(bv.embedding, true), p.lambda, p.btCorrelation === 'normalized');
-        parts.l1 = l1.dataSync()[0]!;
-        parts.l2 = l2.dataSync()[0]!;
-        parts.bt = bt.dataSync()[0]!;
-        if (p.mode === 'ruwl') return ruwlTotal(l1, l2, bt, s! as unknown as import('@tensorflow/tfjs-core').Tensor1D);
-        const [w1, w2, w3] = p.weights;
-        return tf.addN([tf.mul(l1, w1), tf.mul(l2, w2), tf.mul(bt, w3)]) as import('@tensorflow/tfjs-core').Scalar;
+        const xb = twin ? tf.tensor4d(x2, [p.batch, frames, mels, 1]) : undefined;
+        const r = twinLoss(tf, model, tf.tensor4d(x1, [p.batch, frames, mels, 1]), xb, target, p, s, ctx.random);
+        parts = r.parts;
+        return r.total;
       }, trainable);
       opt.apply(grads, trainable);
       const total = value.dataSync()[0]!;

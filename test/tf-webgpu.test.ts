@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,10 +15,10 @@ import { Random } from '../src/random.ts';
 import { startBackend } from '../stages/lib/tf/backend.ts';
 import { computeCases, type CheckInput, type ConvCase } from './helpers/webgpu-cases.ts';
 import { relErr } from './helpers/compare.ts';
-import { LAVAPIPE_ICD, NEEDS, needs } from './helpers/provision.ts';
+import { lavapipeEnv } from './helpers/lavapipe.ts';
+import { NEEDS, needs } from './helpers/provision.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const LAVAPIPE = LAVAPIPE_ICD;
 
 function inputs(): CheckInput {
   const rng = new Random(23);
@@ -39,19 +39,15 @@ function inputs(): CheckInput {
 
 test('WebGPU (Dawn on lavapipe): convolution kernels and a FusedAdamW training step agree with WASM within 1e-4 relative', needs('webgpu'), async () => {
   assert.ok(NEEDS.webgpu.present(), `no lavapipe Vulkan driver, Vulkan headers or gcc: apt-get install ${NEEDS.webgpu.packages.join(' ')}`);
-  const dir = mkdtempSync(join(tmpdir(), 'lavapipe-'));
+  const dir = mkdtempSync(join(tmpdir(), 'webgpu-check-'));
   try {
-    const layer = join(ROOT, 'test', 'helpers', 'lavapipe-layer');
-    const cc = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-fvisibility=hidden', '-o', join(dir, 'liblavapipe_compute.so'), join(layer, 'layer.c')], { encoding: 'utf8' });
-    assert.equal(cc.status, 0, `building the Vulkan layer failed (needs gcc and libvulkan-dev): ${cc.error?.message ?? cc.stderr}`);
-    copyFileSync(join(layer, 'layer.json'), join(dir, 'layer.json'));
     const input = inputs();
     writeFileSync(join(dir, 'input.json'), JSON.stringify(input));
     const child = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'webgpu-check.ts'), join(dir, 'input.json')], {
       encoding: 'utf8',
       timeout: 240_000,
       maxBuffer: 64 << 20,
-      env: { ...process.env, VK_LAYER_PATH: dir, VK_INSTANCE_LAYERS: 'VK_LAYER_RRTN_lavapipe_compute', VK_DRIVER_FILES: LAVAPIPE, XDG_RUNTIME_DIR: dir },
+      env: { ...process.env, ...lavapipeEnv() },
     });
     assert.equal(child.status, 0, child.stderr);
     const got = JSON.parse(child.stdout.trim().split('\n').pop()!) as { backend: string; summary: string; results: number[][] };

@@ -7,7 +7,7 @@
 // Tint unrolls nothing and an indexed private array would live in slow memory). Split-K: S
 // workgroups share an output block, each over a slice of K, writing partial sums that a second
 // kernel adds in a fixed order (WGSL has no float atomics; a fixed order keeps results deterministic).
-import { bindings, divmod, FLAT, u, type Buffer, type Kernel } from './wgsl.ts';
+import { BUF, bindings, divmod, FLAT, u, type Buffer, type Kernel } from './wgsl.ts';
 import { groupsFor } from './runner.ts';
 
 /** A tile configuration: the block of C a workgroup computes, the K-slice depth, and each thread's share. */
@@ -50,7 +50,7 @@ export interface GemmSpec {
   /** Which index of A (of B) consecutive threads walk when staging a tile: the one its memory is contiguous along. */
   aAlong?: 'm' | 'k';
   bAlong?: 'k' | 'n';
-  /** WGSL shared by the hooks (constants, helpers). */
+  /** WGSL the loaders share (not the store: it also runs in the split-K sum, which binds only its buffers). */
   helpers?: string;
 }
 
@@ -60,7 +60,8 @@ export interface Gemm {
   partials: number;
 }
 
-export const PARTIALS = 'gemm_partials';
+/** Split-K partial sums go to the step's scratch buffer (one dispatch uses it after another). */
+export const PARTIALS = BUF.scratch;
 
 function unique(bs: Buffer[]): Buffer[] {
   const out = new Map<string, Buffer>();
@@ -164,7 +165,6 @@ ${stores.join('\n')}
   const reduce: Kernel = {
     name: `${spec.name} (split-K sum)`,
     code: `${bindings(reduceBuffers)}
-${spec.helpers ?? ''}
 ${spec.store.code}
 @compute @workgroup_size(${FLAT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

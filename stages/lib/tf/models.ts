@@ -183,7 +183,7 @@ export class Model {
    * Forward pass. x: [batch, frames, mels, 1]. Returns the embedding (after fc1 + ReLU) and the
    * outputs (linear, one per emotion).
    */
-  forward(x: tf.Tensor4D, training: boolean, rng?: Random): { embedding: tf.Tensor2D; output: tf.Tensor2D } {
+  forward(x: tf.Tensor4D, training: boolean, rng?: Random, masks?: DropoutMasks): { embedding: tf.Tensor2D; output: tf.Tensor2D } {
     const v = (n: string) => this.variables.get(n)! as tf.Tensor;
     if (this.spec.backbone === 'resnet14') {
       const embedding = resnetForward(x, this.blocks(), {
@@ -205,12 +205,12 @@ export class Model {
       }
       const last = b === blocks.length - 1;
       if (!(last && this.spec.backbone === 'cnn14')) h = tf.avgPool(h as tf.Tensor4D, 2, 2, 'valid');
-      if (this.spec.backbone !== 'small' && training && (this.spec.dropout ?? 0.2) > 0) h = dropout(h, this.spec.dropout ?? 0.2, rng);
+      if (this.spec.backbone !== 'small' && training && (this.spec.dropout ?? 0.2) > 0) h = dropout(h, this.spec.dropout ?? 0.2, rng, masks && ((shape) => masks(b + 1, shape)));
     });
     // Mean over frequency, then max + mean over time.
     const f = tf.mean(h, 2); // [b, t, c]
     let e: tf.Tensor = tf.add(tf.max(f, 1), tf.mean(f, 1)); // [b, c]
-    if (this.spec.backbone !== 'small' && training && (this.spec.headDropout ?? 0.5) > 0) e = dropout(e, this.spec.headDropout ?? 0.5, rng);
+    if (this.spec.backbone !== 'small' && training && (this.spec.headDropout ?? 0.5) > 0) e = dropout(e, this.spec.headDropout ?? 0.5, rng, masks && ((shape) => masks(100, shape)));
     const embedding = tf.relu(tf.add(tf.matMul(e as tf.Tensor2D, v('fc1.weight') as tf.Tensor2D), v('fc1.bias'))) as tf.Tensor2D;
     return { embedding, output: this.head(embedding) };
   }
@@ -225,9 +225,15 @@ export class Model {
   }
 }
 
+/**
+ * Keep-masks (1 keep, 0 drop) by dropout layer (blocks 1.., the head 100) and shape: given, they
+ * replace the seeded draw (so that another implementation can be fed the very same masks).
+ */
+export type DropoutMasks = (layer: number, shape: number[]) => Float32Array;
+
 /** Inverted dropout with a seeded mask (tf.dropout's seed would not follow our Random). */
-function dropout(x: tf.Tensor, rate: number, rng?: Random): tf.Tensor {
+function dropout(x: tf.Tensor, rate: number, rng?: Random, given?: (shape: number[]) => Float32Array): tf.Tensor {
   const seed = rng ? rng.nextUint32() : 0;
-  const mask = tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32');
+  const mask = given ? tf.tensor(given(x.shape), x.shape) : tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', seed), rate), 'float32');
   return tf.mul(x, tf.mul(mask, 1 / (1 - rate)));
 }
