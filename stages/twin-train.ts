@@ -43,12 +43,18 @@ interface Params {
   devScoring: 'whole' | 'crops';
   selectOn: 'dev' | 'half';
   backend: 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+  gpuStep: 'compiled' | 'tfjs';
   /** Stop an epoch after this many batches (0: all): for quick runs. */
   maxStepsPerEpoch: number;
 }
 
-/** Which backend `auto` will pick, judged without starting one (cheap enough for every status). */
-function predictedBackend(wanted: Params['backend']): string {
+/** Which backend (and, on WebGPU, which step) will run, judged without starting one (cheap enough for every status). */
+function predictedBackend(p: Pick<Params, 'backend' | 'gpuStep'>): string {
+  const named = backendGuess(p.backend);
+  return named.startsWith('webgpu') && p.gpuStep === 'compiled' ? named.replace('webgpu', 'webgpu-compiled') : named;
+}
+
+function backendGuess(wanted: Params['backend']): string {
   if (wanted !== 'auto') return wanted;
   const require = createRequire(import.meta.url);
   const resolvable = (name: string) => {
@@ -89,12 +95,13 @@ export default defineStage<Params>({
       headDropout: { type: 'number', minimum: 0, maximum: 0.9, default: 0.5, description: 'Dropout before fc1 in CNN6/10/14 (PANNs: 0.5; the RRTN authors\' CNN14 has none: 0).' },
       padDb: { type: 'number', default: -100, description: 'Value (dB) that fills a crop past the end of a shorter clip: the log-mel floor, -100 (default), or 0 as the authors\' code does (the value its masks write).' },
       backend: { enum: ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], default: 'auto' },
+      gpuStep: { enum: ['compiled', 'tfjs'], default: 'compiled', description: 'On WebGPU: the training step compiled to this project\'s WGSL kernels (one command buffer a step), or tfjs\'s WebGPU backend op by op.' },
       maxStepsPerEpoch: { type: 'integer', minimum: 0, default: 0 },
     },
   },
   inputs: ['features', 'policy'],
   outputs: ['result'],
-  fingerprint: (p) => ({ backend: predictedBackend(p.backend) }),
+  fingerprint: (p) => ({ backend: predictedBackend(p) }),
   run: async (ctx) => {
     try {
       await train(ctx);
@@ -118,7 +125,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   const { Model } = await import('./lib/tf/models.ts');
   const { optimizerFor } = await import('./lib/tf/optimizers.ts');
   const { cccPerColumn } = await import('./lib/losses.ts');
-  const { twinLoss } = await import('./lib/twin-loss.ts');
+  const { CompiledEngine, TfjsEngine } = await import('./lib/train-engine.ts');
   const p = ctx.params;
   const choice = await startBackend(p.backend);
   ctx.log.info(choice.summary);
@@ -134,14 +141,35 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   if (selecting < 2 || (p.selectOn === 'half' && devClips.length - selecting < 2)) throw new Error(`selectOn: half needs at least 2 labelled Val clips on each side, got ${selecting} to select on and ${devClips.length - selecting} to score on`);
   const mels = reader.mels;
   const twin = p.mode !== 'vanilla';
+  const steps = Math.floor(trainClips.length / p.batch);
+  const stepsPerEpoch = p.maxStepsPerEpoch ? Math.min(steps, p.maxStepsPerEpoch) : steps;
+  const frames = p.crop;
+  // On WebGPU the step is compiled to this project's kernels; the tfjs Model then lives on the CPU
+  // backend, as the record of the weights (its ops are not what trains).
+  let compiled: string | undefined;
+  if (choice.name === 'webgpu' && p.gpuStep === 'compiled') {
+    await tf.setBackend('cpu');
+    compiled = 'cpu';
+  }
   const model = new Model({ backbone: p.backbone, mels, outputs: index.emotions.length, channels: p.channels, headDropout: p.headDropout, projector: twin ? p.projector : 0 }, ctx.seed);
   const s = p.mode === 'ruwl' ? tf.variable(tf.tensor1d([1, 1, 0.001]), true, `ruwl-s-${ctx.stageId}`) : undefined;
-  const trainable = s ? [...model.trainable, s] : model.trainable;
-  const opt = optimizerFor(choice.name, p.lr, p.weightDecay);
+  const setup = { tf, model, s, objective: p, batch: p.batch, frames, mels, outputs: index.emotions.length, lr: p.lr, weightDecay: p.weightDecay, seed: ctx.seed, rng: ctx.random };
+  let engine: import('./lib/train-engine.ts').TrainEngine | undefined;
+  if (compiled) {
+    try {
+      engine = await CompiledEngine.open(setup, stepsPerEpoch);
+      ctx.log.info(engine.summary);
+    } catch (e) {
+      // What cannot be compiled trains on the tfjs path, saying why in one line.
+      ctx.notice(`the compiled WebGPU step cannot run (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): training on tfjs's WebGPU backend instead`);
+      await tf.setBackend('webgpu');
+    }
+  }
+  engine ??= new TfjsEngine(setup, choice.name, choice.summary, optimizerFor(choice.name, p.lr, p.weightDecay));
   const out = ctx.outputs.result!;
   await mkdir(out, { recursive: true });
 
-  // Resume from the last finished epoch, if a killed attempt left one.
+  // Resume from the last finished epoch, if a killed attempt left one (from either path).
   let start = 0;
   let best: Best = NO_BEST;
   let lastLoss: number | null = null;
@@ -158,9 +186,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
       moments[name] = [mom.slice(o, o + n), mom.slice(o + n, o + 2 * n)];
       o += 2 * n;
     });
-    const byPlainName = new Map(trainable.map((v) => [v.name.replace(/^m\d+\//, ''), v]));
-    opt.importState({ step: c.opt.step, moments: Object.fromEntries(Object.entries(moments).map(([k, v]) => [byPlainName.get(k)?.name ?? k, v])) }, trainable);
-    if (s && c.s) tf.tidy(() => s.assign(tf.tensor1d(c.s!)));
+    engine.resume(c.opt.step, moments, c.s);
     start = c.epoch + 1;
     best = c.best;
     const done = readFileSync(join(ctx.checkpointDir, 'metrics.jsonl'), 'utf8');
@@ -169,114 +195,94 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     ctx.log.info(`resumed after epoch ${c.epoch + 1}`);
   }
 
-  const steps = Math.floor(trainClips.length / p.batch);
-  const stepsPerEpoch = p.maxStepsPerEpoch ? Math.min(steps, p.maxStepsPerEpoch) : steps;
-  const frames = p.crop;
-  const x1 = new Float32Array(p.batch * frames * mels);
-  const x2 = new Float32Array(p.batch * frames * mels);
-  const y = new Float32Array(p.batch * index.emotions.length);
   const baseline = tf.memory().numTensors;
-
-  for (let epoch = start; epoch < p.epochs; epoch++) {
-    const t0 = Date.now();
-    const order = ctx.random.fork(`epoch-${epoch}`).shuffle(trainClips.map((_, i) => i));
-    const cropRng = ctx.random.fork(`crop-${epoch}`);
-    const sums = { total: 0, l1: 0, l2: 0, bt: 0 };
-    for (let step = 0; step < stepsPerEpoch; step++) {
-      ctx.signal.throwIfAborted();
-      for (let b = 0; b < p.batch; b++) {
-        const ci = order[step * p.batch + b]!;
-        const clip = trainClips[ci]!;
-        reader.crop('Train', clip, frames, cropRng, x1, b * frames * mels, p.padDb);
-        y.set(clip.labels!, b * index.emotions.length);
-        if (twin) {
-          const view = x1.slice(b * frames * mels, (b + 1) * frames * mels);
-          distort(view, frames, mels, policy, viewRandom(policy, epoch, ci));
-          x2.set(view, b * frames * mels);
+  const E = index.emotions.length;
+  try {
+    for (let epoch = start; epoch < p.epochs; epoch++) {
+      const t0 = Date.now();
+      const order = ctx.random.fork(`epoch-${epoch}`).shuffle(trainClips.map((_, i) => i));
+      const cropRng = ctx.random.fork(`crop-${epoch}`);
+      // The batch of a step, assembled into the engine's reused buffers.
+      const fill = (step: number, x1: Float32Array, x2: Float32Array, y: Float32Array) => {
+        for (let b = 0; b < p.batch; b++) {
+          const ci = order[step * p.batch + b]!;
+          const clip = trainClips[ci]!;
+          reader.crop('Train', clip, frames, cropRng, x1, b * frames * mels, p.padDb);
+          y.set(clip.labels!, b * E);
+          if (twin) {
+            const view = x1.slice(b * frames * mels, (b + 1) * frames * mels);
+            distort(view, frames, mels, policy, viewRandom(policy, epoch, ci));
+            x2.set(view, b * frames * mels);
+          }
         }
+      };
+      const losses = await engine.epoch(epoch * stepsPerEpoch, stepsPerEpoch, fill, (k, loss) => {
+        const step = k - epoch * stepsPerEpoch;
+        ctx.progress((epoch + (step + 1) / stepsPerEpoch) / p.epochs, `epoch ${epoch + 1}/${p.epochs} step ${step + 1}/${stepsPerEpoch}${loss === undefined ? '' : ` loss ${loss.toFixed(3)}`}`);
+      }, ctx.signal);
+      const sums = losses.reduce((a, l) => ({ total: a.total + l.total, l1: a.l1 + l.l1, l2: a.l2 + l.l2, bt: a.bt + l.bt }), { total: 0, l1: 0, l2: 0, bt: 0 });
+      // Dev evaluation, clean branch only: whole clips, or a random crop of each redrawn every epoch.
+      const dev = rows(await engine.predict(p.devScoring === 'whole' ? wholeClips(reader, 'Val', devClips, mels, p.padDb) : cropClips(reader, devClips, mels, p.crop, ctx.random.fork(`dev-crops-${epoch}`), p.padDb)), E);
+      // The epoch is picked on the selection clips (all dev clips, or the selection half).
+      const pick = devClips.flatMap((c, i) => (p.selectOn === 'dev' || inSelectionHalf(c.id) ? [i] : []));
+      const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(pick.flatMap((i) => dev(i)), [pick.length, E]), tf.tensor2d(pick.flatMap((i) => devClips[i]!.labels!), [pick.length, E])).dataSync()));
+      const meanCcc = perEmotion.reduce((a, b) => a + b, 0) / perEmotion.length;
+      const n = stepsPerEpoch;
+      const line = { epoch: epoch + 1, loss: sums.total / n, l1: sums.l1 / n, l2: twin ? sums.l2 / n : null, bt: twin ? sums.bt / n : null, s: (await engine.s()) ?? null, devCcc: meanCcc, devCccPerEmotion: Object.fromEntries(index.emotions.map((e, i) => [e, perEmotion[i]])), seconds: (Date.now() - t0) / 1000, tensors: tf.memory().numTensors - baseline };
+      await appendFile(join(out, 'metrics.jsonl'), `${JSON.stringify(line)}\n`);
+      lastLoss = line.loss;
+      ctx.log.info(`epoch ${epoch + 1}: loss ${line.loss.toFixed(4)} dev CCC ${meanCcc.toFixed(4)} (${line.seconds.toFixed(1)} s, ${line.tensors} tensors held)`);
+      const offered = offerEpoch(best, epoch, meanCcc);
+      best = offered.best;
+      await engine.sync();
+      if (offered.improved) {
+        const test = reader.clips('Test');
+        const testPred = rows(await engine.predict(wholeClips(reader, 'Test', test, mels, p.padDb)), E);
+        const w = model.exportWeights();
+        await writeFile(join(out, 'model.bin'), new Uint8Array(w.data.buffer));
+        await writeFile(join(out, 'model.json'), JSON.stringify({ spec: model.spec, variables: w.manifest }));
+        await writeFile(join(out, 'predictions.json'), JSON.stringify({ emotions: index.emotions, epoch: epoch + 1, dev: Object.fromEntries(devClips.map((c, i) => [c.id, dev(i)])), test: Object.fromEntries(test.map((c, i) => [c.id, testPred(i)])) }));
       }
-      let parts = { l1: 0, l2: 0, bt: 0 };
-      const { value, grads } = tf.variableGrads(() => {
-        const target = tf.tensor2d(y, [p.batch, index.emotions.length]);
-        const xb = twin ? tf.tensor4d(x2, [p.batch, frames, mels, 1]) : undefined;
-        const r = twinLoss(tf, model, tf.tensor4d(x1, [p.batch, frames, mels, 1]), xb, target, p, s, ctx.random);
-        parts = r.parts;
-        return r.total;
-      }, trainable);
-      opt.apply(grads, trainable);
-      const total = value.dataSync()[0]!;
-      tf.dispose([value, ...Object.values(grads)]);
-      sums.total += total;
-      sums.l1 += parts.l1;
-      sums.l2 += parts.l2;
-      sums.bt += parts.bt;
-      ctx.progress((epoch + (step + 1) / stepsPerEpoch) / p.epochs, `epoch ${epoch + 1}/${p.epochs} step ${step + 1}/${stepsPerEpoch} loss ${total.toFixed(3)}`);
+      await saveCheckpoint(ctx.checkpointDir, epoch, best, model, await engine.optimizerState(), s ? [...model.trainable, s] : model.trainable, await engine.s(), join(out, 'metrics.jsonl'));
     }
-    // Dev evaluation, clean branch only: whole clips, or a random crop of each redrawn every epoch.
-    const dev = p.devScoring === 'whole' ? predict(tf, model, reader, 'Val', devClips, mels, p.padDb) : predictCrops(tf, model, reader, devClips, mels, p.crop, ctx.random.fork(`dev-crops-${epoch}`), p.padDb);
-    // The epoch is picked on the selection clips (all dev clips, or the selection half).
-    const pick = devClips.flatMap((c, i) => (p.selectOn === 'dev' || inSelectionHalf(c.id) ? [i] : []));
-    const perEmotion = tf.tidy(() => Array.from(cccPerColumn(tf.tensor2d(pick.flatMap((i) => dev.row(i)), [pick.length, index.emotions.length]), tf.tensor2d(pick.flatMap((i) => devClips[i]!.labels!), [pick.length, index.emotions.length])).dataSync()));
-    const meanCcc = perEmotion.reduce((a, b) => a + b, 0) / perEmotion.length;
-    const n = stepsPerEpoch;
-    const line = { epoch: epoch + 1, loss: sums.total / n, l1: sums.l1 / n, l2: twin ? sums.l2 / n : null, bt: twin ? sums.bt / n : null, s: s ? Array.from(s.dataSync()) : null, devCcc: meanCcc, devCccPerEmotion: Object.fromEntries(index.emotions.map((e, i) => [e, perEmotion[i]])), seconds: (Date.now() - t0) / 1000, tensors: tf.memory().numTensors - baseline };
-    await appendFile(join(out, 'metrics.jsonl'), `${JSON.stringify(line)}\n`);
-    lastLoss = line.loss;
-    ctx.log.info(`epoch ${epoch + 1}: loss ${line.loss.toFixed(4)} dev CCC ${meanCcc.toFixed(4)} (${line.seconds.toFixed(1)} s, ${line.tensors} tensors held)`);
-    const offered = offerEpoch(best, epoch, meanCcc);
-    best = offered.best;
-    if (offered.improved) {
-      const test = reader.clips('Test');
-      const testPred = predict(tf, model, reader, 'Test', test, mels, p.padDb);
-      const w = model.exportWeights();
-      await writeFile(join(out, 'model.bin'), new Uint8Array(w.data.buffer));
-      await writeFile(join(out, 'model.json'), JSON.stringify({ spec: model.spec, variables: w.manifest }));
-      await writeFile(join(out, 'predictions.json'), JSON.stringify({ emotions: index.emotions, epoch: epoch + 1, dev: Object.fromEntries(devClips.map((c, i) => [c.id, dev.row(i)])), test: Object.fromEntries(test.map((c, i) => [c.id, testPred.row(i)])) }));
-    }
-    await saveCheckpoint(ctx.checkpointDir, epoch, best, model, opt, trainable, s ? Array.from(s.dataSync()) : undefined, join(out, 'metrics.jsonl'));
+  } finally {
+    engine.dispose();
   }
   // The numbers `pipeline exp show` tabulates (declare `metrics: [result/metrics.json]`).
   await writeFile(join(out, 'metrics.json'), JSON.stringify({ dev_ccc: best.ccc, best_epoch: best.epoch + 1, final_train_loss: lastLoss }, null, 2));
-  await writeFile(join(out, 'info.json'), JSON.stringify({ stage: ctx.stageId, mode: p.mode, weights: p.weights, lambda: p.lambda, backend: choice.name, backendSummary: choice.summary, bestEpoch: best.epoch + 1, bestDevCcc: best.ccc, selectOn: p.selectOn, parameters: model.parameterCount(), seed: ctx.seed }, null, 2));
+  await writeFile(join(out, 'info.json'), JSON.stringify({ stage: ctx.stageId, mode: p.mode, weights: p.weights, lambda: p.lambda, backend: engine.name, backendSummary: engine.name === choice.name ? choice.summary : `${engine.summary}; ${choice.summary}`, bestEpoch: best.epoch + 1, bestDevCcc: best.ccc, selectOn: p.selectOn, parameters: model.parameterCount(), seed: ctx.seed }, null, 2));
   model.dispose();
-  opt.dispose();
   s?.dispose();
 }
 
-type Tf = typeof import('@tensorflow/tfjs-core');
-
-/** Clean-branch dev predictions on one random crop of `frames` per clip (the authors' dev score). */
-function predictCrops(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, clips: ClipEntry[], mels: number, frames: number, rng: Random, padDb: number) {
-  const k = model.spec.outputs;
-  const preds = new Float32Array(clips.length * k);
-  const x = new Float32Array(frames * mels);
-  clips.forEach((c, i) => {
-    reader.crop('Val', c, frames, rng, x, 0, padDb);
-    tf.tidy(() => preds.set(model.forward(tf.tensor4d(x, [1, frames, mels, 1]), false).output.dataSync() as Float32Array, i * k));
-  });
-  return { preds, row: (i: number) => Array.from(preds.subarray(i * k, (i + 1) * k)) };
+/** Row i of predictions [clips, k]. */
+function rows(preds: Float32Array, k: number): (i: number) => number[] {
+  return (i) => Array.from(preds.subarray(i * k, (i + 1) * k));
 }
 
-/** Clean-branch predictions for whole clips, one clip at a time (lengths differ). */
-function predict(tf: Tf, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, reader: ClipReader, split: string, clips: ClipEntry[], mels: number, padDb: number) {
-  const k = model.spec.outputs;
-  const preds = new Float32Array(clips.length * k);
-  clips.forEach((c, i) => {
+/** Whole clips as [frames, mels] arrays (at least 32 frames: the pooling needs a few; short ones padded). */
+function wholeClips(reader: ClipReader, split: string, clips: ClipEntry[], mels: number, padDb: number): Float32Array[] {
+  return clips.map((c) => {
     const x = reader.read(split, c);
-    const frames = Math.max(c.frames, 32); // the pooling needs a few frames
-    const padded = frames === c.frames ? x : (() => {
-      const z = new Float32Array(frames * mels).fill(padDb);
-      z.set(x);
-      return z;
-    })();
-    tf.tidy(() => preds.set(model.forward(tf.tensor4d(padded, [1, frames, mels, 1]), false).output.dataSync() as Float32Array, i * k));
+    const frames = Math.max(c.frames, 32);
+    if (frames === c.frames) return x;
+    const z = new Float32Array(frames * mels).fill(padDb);
+    z.set(x);
+    return z;
   });
-  return { preds, row: (i: number) => Array.from(preds.subarray(i * k, (i + 1) * k)) };
 }
 
-async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, opt: Pick<import('./lib/tf/optimizers.ts').Optimizer, 'exportState'>, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
+/** One random crop of `frames` per clip (the authors' dev score). */
+function cropClips(reader: ClipReader, clips: ClipEntry[], mels: number, frames: number, rng: Random, padDb: number): Float32Array[] {
+  return clips.map((c) => {
+    const x = new Float32Array(frames * mels);
+    reader.crop('Val', c, frames, rng, x, 0, padDb);
+    return x;
+  });
+}
+
+async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, state: import('./lib/tf/optimizers.ts').OptimizerState, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
   const w = model.exportWeights();
-  const state = opt.exportState();
   const names = vars.map((v) => v.name).filter((n) => state.moments[n]);
   const sizes = names.map((n) => state.moments[n]![0].length);
   const mom = new Float32Array(sizes.reduce((a, b) => a + 2 * b, 0));

@@ -17,7 +17,7 @@ import { Random } from '../src/random.ts';
 import { openGpu } from '../stages/lib/gpu/device.ts';
 import type { NetModel } from '../stages/lib/gpu/layout.ts';
 import { dropoutKeepHost } from '../stages/lib/gpu/random.ts';
-import { CompiledTwinStep } from '../stages/lib/gpu/step.ts';
+import { CompiledInference, CompiledTwinStep } from '../stages/lib/gpu/step.ts';
 import { BUF } from '../stages/lib/gpu/wgsl.ts';
 import { startBackend } from '../stages/lib/tf/backend.ts';
 import { Model } from '../stages/lib/tf/models.ts';
@@ -158,6 +158,46 @@ test('the compiled WebGPU twin step agrees with the tfjs path on WASM: losses, e
     await t.test(c.label, async () => {
       const problems = await compare(c);
       assert.deepEqual(problems, [], `${c.label}:\n${problems.join('\n')}`);
+    });
+  }
+});
+
+test('prediction on the same buffers: clips of several lengths in one batch score as each would alone on WASM', needs('webgpu'), async (t) => {
+  useLavapipe();
+  await startBackend('wasm');
+  const gpu = await openGpu();
+  for (const model of [
+    { backbone: 'small', mels: M, outputs: 10, channels: [4, 8, 8, 16] },
+    { backbone: 'cnn14', mels: 32, outputs: 10, channels: [4, 4, 8, 8, 8, 16] },
+    { backbone: 'resnet14', mels: M, outputs: 10, channels: [4, 8, 8, 16] },
+  ] as NetModel[]) {
+    await t.test(model.backbone, async () => {
+      const m = new Model(model, 5);
+      const rng = new Random(2);
+      // Running statistics away from (0, 1), so that inference's normalisation is tested.
+      const w = m.exportWeights();
+      for (const e of w.manifest) {
+        const n = e.shape.reduce((a, b) => a * b, 1);
+        if (e.name.endsWith('running_mean')) for (let i = 0; i < n; i++) w.data[e.offset + i] = rng.normal() * (e.name === 'bn0.running_mean' ? 3 : 0.3) - (e.name === 'bn0.running_mean' ? 20 : 0);
+        if (e.name.endsWith('running_var')) for (let i = 0; i < n; i++) w.data[e.offset + i] = 0.5 + rng.float() * (e.name === 'bn0.running_var' ? 9 : 1);
+      }
+      m.importWeights(w.manifest, w.data);
+      const step = new CompiledTwinStep(gpu, { model, mode: 'vanilla', batch: 2, frames: 64, form: 'pooled', weights: [1, 1, 0], lambda: 0, btCorrelation: 'normalized', bnStats: 'both', ring: 2 }, 0, { lr: LR, weightDecay: 0 });
+      try {
+        step.setWeights(w.manifest, w.data);
+        const inference = new CompiledInference(step, 3, 70);
+        const lengths = [70, 33, 64, 47, 32];
+        const clips = lengths.map((L) => Float32Array.from({ length: L * model.mels }, () => rng.normal() * 3 - 20));
+        const got = await inference.predict(clips);
+        clips.forEach((clip, i) => {
+          const want = tf.tidy(() => m.forward(tf.tensor4d(clip, [1, lengths[i]!, model.mels, 1]), false).output.dataSync());
+          const e = err(got.subarray(i * 10, (i + 1) * 10), want);
+          assert.ok(e < 1e-4, `${model.backbone}, a clip of ${lengths[i]} frames: ${e.toExponential(1)}`);
+        });
+      } finally {
+        step.destroy();
+        m.dispose();
+      }
     });
   }
 });

@@ -9,7 +9,7 @@ import { denseBackward, denseForward } from './dense.ts';
 import type { Gemm } from './gemm.ts';
 import { blocksOf, cnnLayout, embeddingSize, layoutOf, slot, type Layout, type NetModel } from './layout.ts';
 import { adamw, btCorrelation, btGrad, btSums, cccGrad, cccStats, combine, lossLayout, UPLOAD, type LossSpec, type Mode } from './loss.ts';
-import { bnApply, bnBackward, bnStats, partialsSize, savedSize, type After, type BnLayer } from './norm.ts';
+import { bnApply, bnBackward, bnInference, bnStats, partialsSize, savedSize, type After, type BnLayer } from './norm.ts';
 import { globalPool, globalPoolBackward, headBackward, headForward, maxPoolBackward, maxPoolForward, maxPoolOut } from './pool.ts';
 import { resnetConvs } from '../tf/resnet.ts';
 import { BUF, type Kernel } from './wgsl.ts';
@@ -365,3 +365,114 @@ function retarget(g: Gemm, from: string, to: string, offset: number): Gemm {
 }
 
 export type { Mode };
+
+/** The forward pass for prediction: running statistics, no dropout, clips of several lengths. */
+export interface InferenceNet {
+  kernels: Kernel[];
+  tensors: Map<string, number>;
+  scratch: number;
+  /** The upload: scalars, then a table of each layer's valid rows per sample (`valid`), then the clips at `input`. */
+  upload: { floats: number; valid: number; input: number };
+  /** Each table entry's valid rows for a clip of L frames (in table order). */
+  validRows: Array<(frames: number) => number>;
+  /** The predictions [P, E]. */
+  output: string;
+}
+
+export function buildInference(model: NetModel, layout: Layout, batch: number, frames: number): InferenceNet {
+  const b = new Builder();
+  const P = batch;
+  const at = (name: string) => slot(layout, name).offset;
+  const validRows: Array<(frames: number) => number> = [];
+  const validAt = (rows: (frames: number) => number) => {
+    validRows.push(rows);
+    return UPLOAD.scalars + (validRows.length - 1) * P;
+  };
+  const bnOf = (name: string, c: number): BnLayer => ({ name, c, groups: 1, rows: 0, gamma: at(`${name}.gamma`), beta: at(`${name}.beta`), mean: at(`${name}.running_mean`), variance: at(`${name}.running_var`), updates: [], saved: 0 });
+  b.tensor('input', P * frames * model.mels);
+  let h = frames;
+  let w = model.mels;
+  let rows = (L: number) => L;
+  let features: string;
+  if (model.backbone === 'resnet14') {
+    const convs = new Map(resnetConvs(blocksOf(model)).map((c) => [c.name, c]));
+    const convBn = (name: string, input: string, after: Omit<After, 'dropout'>, inRows: (L: number) => number) => {
+      const c = convs.get(name)!;
+      const shape: ConvShape = { n: P, h, w, ci: c.cin, co: c.cout, kh: c.k, kw: c.k, stride: c.stride, pad: c.k === 1 ? 0 : (c.k - 1) / 2 };
+      const { ho, wo } = convOut(shape);
+      const y = b.tensor(`${name}_out`, P * ho * wo * c.cout);
+      const wName = `w_${name.replace(/\./g, '_')}`;
+      b.gemm(withWeights(convForward(name, shape, input, wName, y), wName, at(name)));
+      const outRows = (L: number) => Math.floor((inRows(L) + 2 * shape.pad - c.k) / c.stride) + 1;
+      const a = b.tensor(`${name}_act`, P * ho * wo * c.cout);
+      b.add(bnInference(bnOf(`${name}.bn`, c.cout), y, a, after, { n: P, h: ho, w: wo }, validAt(outRows)));
+      return { a, ho, wo, outRows };
+    };
+    const stem = convBn('stem.conv', INPUT, { relu: true }, rows);
+    h = stem.ho;
+    w = stem.wo;
+    const pool = { n: P, h, w, c: convs.get('stem.conv')!.cout };
+    const { ho: ph, wo: pw } = maxPoolOut(pool);
+    let x = b.tensor('stem_pool', P * ph * pw * pool.c);
+    rows = (L) => Math.floor((stem.outRows(L) + 2 - 3) / 2) + 1;
+    b.add(maxPoolForward(pool, stem.a, x, validAt(rows)));
+    h = ph;
+    w = pw;
+    blocksOf(model).forEach((_, s) => {
+      for (let j = 0; j < 2; j++) {
+        const name = `layer${s + 1}.${j}`;
+        const inRows = rows;
+        const c1 = convBn(`${name}.conv1`, x, { relu: true }, inRows);
+        const sc = convs.has(`${name}.downsample`) ? convBn(`${name}.downsample`, x, {}, inRows).a : x;
+        h = c1.ho;
+        w = c1.wo;
+        const c2 = convBn(`${name}.conv2`, c1.a, { relu: true, residual: sc }, c1.outRows);
+        x = c2.a;
+        rows = c2.outRows;
+      }
+    });
+    const C = blocksOf(model).at(-1)!;
+    features = b.tensor('embedding', P * C);
+    b.add(globalPool({ n: P, h, w, c: C }, x, features, validAt(rows)));
+  } else {
+    const { kernel, convs } = cnnLayout(model);
+    let x = b.tensor('bn0_out', P * h * w);
+    b.add(bnInference(bnOf('bn0', model.mels), INPUT, x, {}, { n: P, h, w: 1 }, validAt(rows)));
+    let cin = 1;
+    const blocks = blocksOf(model);
+    blocks.forEach((cout, blk) => {
+      const pool = !(blk === blocks.length - 1 && model.backbone === 'cnn14');
+      let ci = cin;
+      for (let k = 1; k <= convs; k++) {
+        const final = k === convs;
+        const shape: ConvShape = { n: P, h, w, ci, co: cout, kh: kernel, kw: kernel, stride: 1, pad: (kernel - 1) / 2 };
+        const y = b.tensor(`block${blk}.conv${k}_out`, P * h * w * cout);
+        const wName = `w_block${blk}_conv${k}`;
+        b.gemm(withWeights(convForward(`block${blk}.conv${k}`, shape, x, wName, y), wName, at(`block${blk}.conv${k}`)));
+        const pooled = final && pool;
+        const inRows = rows;
+        if (pooled) rows = (L) => Math.floor(inRows(L) / 2);
+        const a = b.tensor(`block${blk}.act${k}`, P * (pooled ? Math.floor(h / 2) * Math.floor(w / 2) : h * w) * cout);
+        b.add(bnInference(bnOf(`block${blk}.bn${k}`, cout), y, a, { relu: true, ...(pooled ? { pool: { n: P, h, w } } : {}) }, { n: P, h, w }, validAt(rows)));
+        if (pooled) {
+          h = Math.floor(h / 2);
+          w = Math.floor(w / 2);
+        }
+        x = a;
+        ci = cout;
+      }
+      cin = cout;
+    });
+    const f = b.tensor('head_f', P * h * cin);
+    const fmax = b.tensor('head_fmax', P * cin);
+    const e = b.tensor('head_e', P * cin);
+    b.add(headForward({ n: P, t: h, w, c: cin, valid: validAt(rows) }, x, f, fmax, e));
+    features = b.tensor('embedding', P * embeddingSize(model));
+    b.gemm(denseForward('fc1', { m: P, in: cin, out: embeddingSize(model), weight: at('fc1.weight'), bias: at('fc1.bias'), relu: true }, e, features));
+  }
+  const output = b.tensor('outputs', P * model.outputs);
+  b.gemm(denseForward('fc_out', { m: P, in: embeddingSize(model), out: model.outputs, weight: at('fc_out.weight'), bias: at('fc_out.bias') }, features, output));
+  const valid = UPLOAD.scalars;
+  const input = valid + validRows.length * P;
+  return { kernels: b.kernels, tensors: b.tensors, scratch: Math.max(4, b.scratch), upload: { floats: input + P * frames * model.mels, valid, input }, validRows, output };
+}

@@ -252,3 +252,37 @@ ${Array.from({ length: l.groups }, (_, g) => `  {
   );
   return kernels;
 }
+
+/**
+ * Inference: the running statistics applied element by element to an [N, H, W, C] input, then
+ * `after` (no dropout) into `out`. Rows of a sample at or past its valid length (a float per sample
+ * in `upload` at `valid`, for the output's rows) are written as 0: clips of several lengths share
+ * one program, and what lies past a clip's end reads as the zero padding a convolution expects.
+ */
+export function bnInference(l: BnLayer, x: string, out: string, after: Omit<After, 'dropout'>, shape: { n: number; h: number; w: number }, valid: number): Kernel {
+  const gamma = l.gamma === undefined ? '1.0' : `${BUF.params}[${u(l.gamma)} + c]`;
+  const beta = l.beta === undefined ? '0.0' : `${BUF.params}[${u(l.beta)} + c]`;
+  const buffers: Buffer[] = [{ name: x }, ...paramsUsed(l), { name: BUF.running }, ...(after.residual ? [{ name: after.residual }] : []), { name: BUF.upload }, { name: out, write: true }];
+  const helpers = `fn a_at(row: u32, c: u32) -> f32 {
+  let z = (${x}[row * ${u(l.c)} + c] - ${BUF.running}[${u(l.mean!)} + c]) * inverseSqrt(${BUF.running}[${u(l.variance!)} + c] + ${f(BN_EPS)}) * ${gamma} + ${beta}${after.residual ? ` + ${after.residual}[row * ${u(l.c)} + c]` : ''};
+  return ${after.relu ? 'max(z, 0.0)' : 'z'};
+}`;
+  const { n, h, w } = shape;
+  const oh = after.pool ? Math.floor(h / 2) : h;
+  const ow = after.pool ? Math.floor(w / 2) : w;
+  const c = divmod('i', l.c);
+  const x1 = divmod('q', ow);
+  const y1 = divmod('q2', oh);
+  const value = after.pool
+    ? `let r0 = (nn * ${u(h)} + y * 2u) * ${u(w)} + xx * 2u;
+    v = (a_at(r0, c) + a_at(r0 + 1u, c) + a_at(r0 + ${u(w)}, c) + a_at(r0 + ${u(w + 1)}, c)) * 0.25;`
+    : `v = a_at((nn * ${u(h)} + y) * ${u(w)} + xx, c);`;
+  return flat(`${l.name} inference`, n * oh * ow * l.c, buffers, `  let c = ${c.r}; let q = ${c.q};
+  let xx = ${x1.r}; let q2 = ${x1.q};
+  let y = ${y1.r}; let nn = ${y1.q};
+  var v = 0.0;
+  if (y < u32(${BUF.upload}[${u(valid)} + nn])) {
+    ${value}
+  }
+  ${out}[i] = v;`, helpers);
+}

@@ -90,14 +90,17 @@ const window = (s: PoolShape, x: string) => `fn argmax_at(b: u32, oh: u32, ow: u
   return vec2<f32>(best, at);
 }`;
 
-export function maxPoolForward(s: PoolShape, x: string, y: string): Kernel {
+/** Inference (`valid`: each sample's valid output rows in `upload`): rows past it are written as 0. */
+export function maxPoolForward(s: PoolShape, x: string, y: string, valid?: number): Kernel {
   const { ho, wo } = maxPoolOut(s);
   const c = divmod('i', s.c);
   const ow = divmod('q', wo);
   const oh = divmod('q2', ho);
-  return flat('max pool', s.n * ho * wo * s.c, [{ name: x }, { name: y, write: true }], `  let c = ${c.r}; let q = ${c.q};
+  const masked = valid === undefined ? '' : `if (oh >= u32(${BUF.upload}[${u(valid)} + b])) { ${y}[i] = 0.0; return; }`;
+  return flat('max pool', s.n * ho * wo * s.c, [{ name: x }, ...(valid === undefined ? [] : [{ name: BUF.upload }]), { name: y, write: true }], `  let c = ${c.r}; let q = ${c.q};
   let ow = ${ow.r}; let q2 = ${ow.q};
   let oh = ${oh.r}; let b = ${oh.q};
+  ${masked}
   ${y}[i] = argmax_at(b, oh, ow, c).x;`, window(s, x));
 }
 

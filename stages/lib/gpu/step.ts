@@ -6,7 +6,7 @@
 // AdamW's moments move in and out by tensor name, in the tfjs Model's formats.
 /// <reference types="@webgpu/types" />
 import type { Gpu } from './device.ts';
-import { INPUT, buildTwin, type Net, type TwinSpec } from './net.ts';
+import { INPUT, buildInference, buildTwin, type InferenceNet, type Net, type TwinSpec } from './net.ts';
 import { lossLayout, LOSSES, UPLOAD } from './loss.ts';
 import { Runner, type Dispatch } from './runner.ts';
 import { BUF } from './wgsl.ts';
@@ -168,5 +168,57 @@ export class CompiledTwinStep {
 
   destroy(): void {
     this.runner.destroy();
+  }
+}
+
+/**
+ * Prediction on the same device and the same parameter and running-statistics buffers as a training
+ * step: batches of up to `batch` clips of up to `frames` frames each (shorter ones are masked past
+ * their end, so every clip is scored as it would be alone, at its own length).
+ */
+export class CompiledInference {
+  readonly net: InferenceNet;
+  private readonly buffers = new Map<string, GPUBuffer>();
+  private readonly list: Dispatch[];
+  private readonly upload: Float32Array;
+
+  constructor(readonly train: CompiledTwinStep, readonly batch: number, readonly frames: number) {
+    const m = train.spec.model;
+    this.net = buildInference(m, train.net.layout, batch, frames);
+    const r = train.runner;
+    this.buffers.set(BUF.params, train.buffer(BUF.params));
+    this.buffers.set(BUF.running, train.buffer(BUF.running));
+    this.buffers.set(BUF.scratch, r.buffer(this.net.scratch));
+    this.buffers.set(BUF.upload, r.buffer(this.net.upload.floats));
+    for (const [name, floats] of this.net.tensors) this.buffers.set(name, r.buffer(floats));
+    this.list = this.net.kernels.map((k) => r.dispatch(k, k.buffers.map((b) => this.buffers.get(b)!)));
+    this.upload = new Float32Array(this.net.upload.floats);
+  }
+
+  /** Predictions [clips, E] for clips given as [frames, mels] arrays (each at most `frames` long). */
+  async predict(clips: Float32Array[]): Promise<Float32Array> {
+    const m = this.train.spec.model;
+    const E = m.outputs;
+    const out = new Float32Array(clips.length * E);
+    const r = this.train.runner;
+    for (let first = 0; first < clips.length; first += this.batch) {
+      const part = clips.slice(first, first + this.batch);
+      const u = this.upload;
+      u.fill(0);
+      part.forEach((clip, p) => {
+        const L = clip.length / m.mels;
+        if (L > this.frames) throw new Error(`a clip of ${L} frames is longer than this program's ${this.frames}`);
+        this.net.validRows.forEach((rows, k) => (u[this.net.upload.valid + k * this.batch + p] = rows(L)));
+        u.set(clip, this.net.upload.input + p * this.frames * m.mels);
+      });
+      r.write(this.buffers.get(BUF.upload)!, u);
+      const enc = r.device.createCommandEncoder();
+      enc.copyBufferToBuffer(this.buffers.get(BUF.upload)!, this.net.upload.input * 4, this.buffers.get(INPUT)!, 0, this.batch * this.frames * m.mels * 4);
+      r.encode(enc, this.list);
+      r.device.queue.submit([enc.finish()]);
+      const preds = await r.read(this.buffers.get(this.net.output)!, part.length * E);
+      out.set(preds, first * E);
+    }
+    return out;
   }
 }
