@@ -150,3 +150,90 @@ export function finiteDiff(f: (x: F64) => number, x: ArrayLike<number>, indices:
     return (up - down) / (2 * h);
   });
 }
+
+/** The CNN head: x [N, T, W, C] -> e [N, C] = max over t + mean over t of (mean over w), times a mask. */
+export function headForward(x: ArrayLike<number>, n: number, t: number, w: number, c: number, mask?: ArrayLike<number>): F64 {
+  const e = new Float64Array(n * c);
+  for (let b = 0; b < n; b++)
+    for (let ch = 0; ch < c; ch++) {
+      let mx = -Infinity;
+      let sum = 0;
+      for (let tt = 0; tt < t; tt++) {
+        let s = 0;
+        for (let ww = 0; ww < w; ww++) s += x[((b * t + tt) * w + ww) * c + ch]!;
+        mx = Math.max(mx, s / w);
+        sum += s / w;
+      }
+      e[b * c + ch] = (mx + sum / t) * (mask ? mask[b * c + ch]! : 1);
+    }
+  return e;
+}
+
+/** 3x3 stride-2 max pool, padding 1, over [N, H, W, C]. */
+export function maxPool(x: ArrayLike<number>, n: number, h: number, w: number, c: number): F64 {
+  const ho = Math.floor((h - 1) / 2) + 1;
+  const wo = Math.floor((w - 1) / 2) + 1;
+  const y = new Float64Array(n * ho * wo * c);
+  for (let b = 0; b < n; b++)
+    for (let oy = 0; oy < ho; oy++)
+      for (let ox = 0; ox < wo; ox++)
+        for (let ch = 0; ch < c; ch++) {
+          let m = -Infinity;
+          for (let r = 0; r < 3; r++)
+            for (let k = 0; k < 3; k++) {
+              const yy = oy * 2 + r - 1;
+              const xx = ox * 2 + k - 1;
+              if (yy >= 0 && yy < h && xx >= 0 && xx < w) m = Math.max(m, x[((b * h + yy) * w + xx) * c + ch]!);
+            }
+          y[((b * ho + oy) * wo + ox) * c + ch] = m;
+        }
+  return y;
+}
+
+/** Mean over H and W. */
+export function globalPool(x: ArrayLike<number>, n: number, h: number, w: number, c: number): F64 {
+  const y = new Float64Array(n * c);
+  for (let i = 0; i < n * h * w * c; i++) y[Math.floor(i / (h * w * c)) * c + (i % c)]! += x[i]! / (h * w);
+  return y;
+}
+
+/** 1 - CCC per group of [groups*b, e] predictions against labels [b, e] (pooled, or the mean of per-column CCCs). */
+export function cccLosses(pred: ArrayLike<number>, labels: ArrayLike<number>, groups: number, b: number, e: number, form: 'pooled' | 'per-emotion'): number[] {
+  const ccc = (p: number[], y: number[]) => {
+    const n = p.length;
+    const mp = p.reduce((a, v) => a + v, 0) / n;
+    const my = y.reduce((a, v) => a + v, 0) / n;
+    let cov = 0;
+    let vp = 0;
+    let vy = 0;
+    for (let i = 0; i < n; i++) {
+      cov += (p[i]! - mp) * (y[i]! - my);
+      vp += (p[i]! - mp) ** 2;
+      vy += (y[i]! - my) ** 2;
+    }
+    return (2 * cov / n) / (vp / n + vy / n + (mp - my) ** 2);
+  };
+  return Array.from({ length: groups }, (_, g) => {
+    const p = Array.from({ length: b * e }, (_, i) => pred[g * b * e + i]!);
+    const y = Array.from(labels);
+    if (form === 'pooled') return 1 - ccc(p, y);
+    let s = 0;
+    for (let j = 0; j < e; j++) s += ccc(p.filter((_, i) => i % e === j), y.filter((_, i) => i % e === j));
+    return 1 - s / e;
+  });
+}
+
+/** The Barlow Twins term of the two views' rows of z [2b, p]. */
+export function barlowTwins(z: ArrayLike<number>, b: number, p: number, lambda: number): number {
+  let on = 0;
+  let off = 0;
+  for (let i = 0; i < p; i++)
+    for (let j = 0; j < p; j++) {
+      let c = 0;
+      for (let r = 0; r < b; r++) c += z[r * p + i]! * z[(b + r) * p + j]!;
+      c /= b;
+      if (i === j) on += (c - 1) ** 2;
+      else off += c * c;
+    }
+  return on + lambda * off;
+}
