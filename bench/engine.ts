@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median, range } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'pipeline.js');
@@ -102,11 +103,9 @@ for (let k = 0; k < 7; k++) {
   noops.push(timeIt(process.execPath, [CLI, 'run', 'bench.yaml'], ws).s);
   bares.push(timeIt(process.execPath, ['-e', ''], ws).s);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)}-${Math.max(...xs).toFixed(3)}`;
 const noop = median(noops);
 const ratios = noops.map((x, k) => x / bares[k]!);
-log(`no-op rerun (median of 7 rounds, whole process): ${noop.toFixed(3)} s (${range(noops)}); node start-up alone ${median(bares).toFixed(3)} s (${range(bares)}); ratio ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`);
+log(`no-op rerun (median of 7 rounds, whole process): ${noop.toFixed(3)} s (${range(noops)}); node start-up alone ${median(bares).toFixed(3)} s (${range(bares)}); ratio ${median(ratios).toFixed(2)} (${range(ratios, 2)})`);
 // The same with the no-op snapshot removed first: every stage's key computed and checked.
 const slow: number[] = [];
 for (let k = 0; k < 3; k++) {

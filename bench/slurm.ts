@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { median, summary } from './stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin', 'pipeline.js');
@@ -44,8 +45,7 @@ function once(spec: string, executor: 'slurm' | 'process'): number {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (xs: number[]) => `${median(xs).toFixed(2)} s [${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}]`;
+const fmt = (xs: number[]) => summary(xs, 2, ' s');
 
 if (!clusterUp()) {
   log('no Slurm cluster answers: starting the local one (npm run slurm:up)');

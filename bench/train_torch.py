@@ -7,6 +7,7 @@ import json, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch_nets import Backbone
 
 threads, small_b, big_b, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 device = sys.argv[5] if len(sys.argv) > 5 else 'cpu'
@@ -21,26 +22,12 @@ torch.manual_seed(0)
 class Net(nn.Module):
     def __init__(self, channels, double, mels=64, emb=128, pool_last=True):
         super().__init__()
-        self.bn0 = nn.BatchNorm2d(mels)
-        layers, cin = [], 1
-        for i, c in enumerate(channels):
-            block = [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if double:
-                block += [nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if pool_last or i < len(channels) - 1:
-                block.append(nn.AvgPool2d(2))
-            layers.append(nn.Sequential(*block))
-            cin = c
-        self.blocks = nn.Sequential(*layers)
-        self.fc1 = nn.Linear(cin, emb)
+        self.backbone = Backbone(channels, double, mels, pool_last)
+        self.fc1 = nn.Linear(self.backbone.width, emb)
         self.out = nn.Linear(emb, 10)
 
     def forward(self, x):  # x: [b, 1, frames, mels]
-        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
-        x = self.blocks(x)
-        x = x.mean(dim=3)
-        x = x.max(dim=2).values + x.mean(dim=2)
-        return self.out(F.relu(self.fc1(x)))
+        return self.out(F.relu(self.fc1(self.backbone(x))))
 
 
 def bench(model, batch, frames):

@@ -10,6 +10,11 @@
 // resume from its last finished epoch; every random choice follows the seed, so a resumed run
 // computes what an uninterrupted one would.
 //
+// The step runs behind one engine interface (lib/train-engine.ts): TensorFlow.js op by op on any
+// backend, or, on WebGPU, the step compiled to this project's WGSL kernels (lib/gpu/: one command
+// buffer a step; `gpuStep: tfjs` opts out). Both give the same numbers within float32 rounding, and a
+// checkpoint from one resumes on the other.
+//
 // Output `result/`: metrics.jsonl (one line per epoch: losses, dev CCC per emotion and mean, time),
 // info.json (mode, backend, best epoch, parameter count), model.json + model.bin (best weights),
 // predictions.json (best epoch's dev and test predictions by clip id).

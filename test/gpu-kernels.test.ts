@@ -15,7 +15,7 @@ import { bnApply, bnBackward, bnStats, savedSize, type After, type BnLayer } fro
 import { globalPool, globalPoolBackward, headBackward, headForward, maxPoolBackward, maxPoolForward, maxPoolOut } from '../stages/lib/gpu/pool.ts';
 import { dropoutKeepHost } from '../stages/lib/gpu/random.ts';
 import { Runner } from '../stages/lib/gpu/runner.ts';
-import { BUF, type Kernel } from '../stages/lib/gpu/wgsl.ts';
+import { BUF, bufferOf, type Kernel } from '../stages/lib/gpu/wgsl.ts';
 import * as R from './helpers/gpu-reference.ts';
 import { useLavapipe } from './helpers/lavapipe.ts';
 import { needs } from './helpers/provision.ts';
@@ -35,7 +35,7 @@ async function run(runner: Runner, work: Array<Kernel | Gemm>, buffers: Record<s
   }
   const kernels = work.flatMap((w) => ('kernels' in w ? w.kernels : [w]));
   runner.submit(kernels.map((k) => runner.dispatch(k, k.buffers.map((b) => {
-    const buf = bufs.get(b);
+    const buf = bufs.get(bufferOf(b));
     if (!buf) throw new Error(`test: kernel ${k.name} binds ${b}, which the test did not give`);
     return buf;
   }))));
@@ -56,8 +56,8 @@ test('WGSL kernels against float64 references (Dawn on lavapipe)', needs('webgpu
   const rand = (n: number, scale = 1, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * rng.normal());
   t.after(() => runner.destroy());
 
-  await t.test('GEMM: tiles partly filled, split-K over uneven slices, both tile configurations', async () => {
-    for (const [m, n, k, split, tile] of [[37, 53, 29, 1, 'large'], [5, 3, 200, 4, 'small'], [130, 70, 99, 3, 'large'], [1, 1, 1, 1, 'small'], [64, 64, 16, 1, 'large'], [33, 31, 517, 7, 'small']] as const) {
+  await t.test('GEMM: tiles partly filled, split-K over uneven slices, every tile configuration', async () => {
+    for (const [m, n, k, split, tile] of [[37, 53, 29, 1, 'large'], [5, 3, 200, 4, 'small'], [130, 70, 99, 3, 'large'], [1, 1, 1, 1, 'small'], [64, 64, 16, 1, 'large'], [33, 31, 517, 7, 'small'], [300, 1, 37, 1, 'narrow'], [129, 6, 70, 2, 'narrow']] as const) {
       const a = rand(m * k);
       const b = rand(k * n);
       const g = gemm({ name: 'gemm', m, n, k, split, tile: GEMM_TILES[tile], loadA: matrix.loadA('mat_a', m, k), loadB: matrix.loadB('mat_b', k, n), store: matrix.store('mat_c', n) });
@@ -76,18 +76,31 @@ test('WGSL kernels against float64 references (Dawn on lavapipe)', needs('webgpu
       { n: 2, h: 13, w: 8, ci: 5, co: 3, kh: 5, kw: 5, stride: 1, pad: 2 },
       { n: 4, h: 16, w: 12, ci: 16, co: 32, kh: 3, kw: 3, stride: 1, pad: 1 },
       { n: 2, h: 5, w: 3, ci: 70, co: 66, kh: 3, kw: 3, stride: 1, pad: 1 },
+      // Channels in fours: loads through vec4 views (asserted below), tiles still partly filled.
+      { n: 3, h: 7, w: 5, ci: 8, co: 12, kh: 3, kw: 3, stride: 2, pad: 1 },
+      { n: 2, h: 9, w: 6, ci: 4, co: 8, kh: 3, kw: 3, stride: 1, pad: 1 },
+      { n: 1, h: 6, w: 5, ci: 68, co: 72, kh: 3, kw: 3, stride: 1, pad: 1 },
     ];
+    let vectorised = 0;
     for (const s of shapes) {
       const { ho, wo } = convOut(s);
       const x = rand(s.n * s.h * s.w * s.ci);
       const k = rand(s.kh * s.kw * s.ci * s.co);
       const dy = rand(s.n * ho * wo * s.co);
-      const read = await run(runner, [convForward('f', s, 'cv_x', 'cv_k', 'cv_y'), convInputGrad('d', s, 'cv_dy', 'cv_k', 'cv_dx'), convWeightGrad('w', s, 'cv_x', 'cv_dy', 'cv_dk')], { cv_x: x, cv_k: k, cv_dy: dy, cv_y: dy.length, cv_dx: x.length, cv_dk: k.length });
+      const work = [convForward('f', s, 'cv_x', 'cv_k', 'cv_y'), convInputGrad('d', s, 'cv_dy', 'cv_k', 'cv_dx'), convWeightGrad('w', s, 'cv_x', 'cv_dy', 'cv_dk')];
       const label = JSON.stringify(s);
+      const views = work.map((g) => g.kernels[0]!.buffers.filter((b) => bufferOf(b) !== b).length);
+      if (s.ci % 4 === 0 && s.co % 4 === 0) {
+        // Both operands of each, except where a narrow tile's few columns make too small a run to share out.
+        assert.deepEqual(views, [2, 2, 2].map((v, i) => (i === 1 && s.ci <= 4 ? 1 : v)), `${label}: the three GEMMs' operands read through vec4 views`);
+        vectorised++;
+      }
+      const read = await run(runner, work, { cv_x: x, cv_k: k, cv_dy: dy, cv_y: dy.length, cv_dx: x.length, cv_dk: k.length });
       close(`forward ${label}`, await read('cv_y'), R.convForward(s, x, k));
       close(`input gradient ${label}`, await read('cv_dx'), R.convInputGrad(s, dy, k));
       close(`weight gradient ${label}`, await read('cv_dk'), R.convWeightGrad(s, x, dy));
     }
+    assert.equal(vectorised, 4);
     // The references' gradients are those of their forward pass (finite differences, float64).
     const s: ConvShape = { n: 2, h: 5, w: 4, ci: 2, co: 3, kh: 3, kw: 3, stride: 2, pad: 1 };
     const { ho, wo } = convOut(s);

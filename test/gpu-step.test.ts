@@ -99,7 +99,7 @@ async function compare(c: Case): Promise<string[]> {
   try {
     step.setWeights(w0.manifest, w0.data);
     if (s) step.setExtra('ruwl.s', [1, 1, 0.001]);
-    step.step(x, labels, STEP);
+    await step.step(x, labels, STEP);
     const problems: string[] = [];
     const got = await step.losses(STEP, 1);
     for (const [k, i, v] of [['total', 0, total], ['L1', 1, parts.l1], ['L2', 2, parts.l2], ['L_BT', 3, parts.bt]] as const) {

@@ -59,7 +59,7 @@ const arg = (line: string, name: string) => line.split(' ').find((a) => a.starts
 test('slurm: stale stages are submitted at once, a sweep as one array after its upstream job; results come from the cache; a second run submits nothing', async (t) => {
   const c = cluster(t);
   const r = await c.e.run('p.yaml', {}, {}, POLL);
-  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => [x.id, x.error, x.logTail])));
   assert.deepEqual(states(r), { prep: 'done', 'head[n=1]': 'done', 'head[n=3]': 'done', side: 'done' });
   const [first, second, ...more] = c.sbatch();
   assert.deepEqual(more, [], 'two submissions: prep, and the sweep as one array');
@@ -102,7 +102,7 @@ test('slurm: a spec file whose name holds line breaks stays inside the job scrip
   const c = cluster(t, 'executor: slurm\nstages:\n  a:\n    run: [sh, -c, \'echo a > "$0"\', "${outputs.o}"]\n    outs: { o: out/a.txt }\n');
   writeFileSync(join(c.w, evil), readFileSync(join(c.w, 'p.yaml')));
   const r = await c.e.run(evil, {}, {}, POLL);
-  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => [x.id, x.error, x.logTail])));
   assert.equal(c.read('out/a.txt'), 'a\n');
   assert.ok(!existsSync(join(c.w, 'pwned')), 'the line after the break did not run');
 });
@@ -152,7 +152,7 @@ test('slurm: stopped while its jobs wait, the run stops its stages and cancels e
 test('slurm: a Slurm stage after a stale local one is submitted when reached, each variant alone, with no dependency; without a session it fails saying why', async (t) => {
   const c = cluster(t, SPEC.replace('executor: slurm\n', '').replace('  head:\n', '  head:\n    executor: slurm\n'));
   const r = await c.e.run('p.yaml', {}, {}, POLL);
-  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => x.error)));
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => [x.id, x.error, x.logTail])));
   // Each variant as the driver reaches it (its input made here), none waiting on a job.
   assert.deepEqual(c.sbatch().map((l) => [arg(l, 'job-name'), arg(l, 'dependency'), arg(l, 'array')]), [['pipeline:head', undefined, undefined], ['pipeline:head', undefined, undefined]]);
   assert.equal(c.read('out/head-3.txt'), 'HEL');

@@ -182,7 +182,7 @@ export class CompiledEngine implements TrainEngine {
       signal.throwIfAborted();
       fill(step, x1, x2, this.y);
       if (inFlight.length >= IN_FLIGHT) await inFlight.shift();
-      this.step.step(this.xs, this.y, first + step);
+      await this.step.step(this.xs, this.y, first + step);
       inFlight.push(this.step.done());
       onStep(first + step);
     }

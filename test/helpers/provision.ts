@@ -51,21 +51,21 @@ export function needs(name: NeedName): { skip: string | false } {
   return { skip: why };
 }
 
-/** Installs what is missing (as root with apt-get); otherwise says what to install. Returns the missing needs. */
-export function provision(out: NodeJS.WritableStream = process.stderr): NeedName[] {
-  const missing = (Object.keys(NEEDS) as NeedName[]).filter((k) => !NEEDS[k].present());
+/** Installs what is missing of `names` (as root with apt-get); otherwise says what to install. Returns the needs still missing. */
+export function provision(out: NodeJS.WritableStream = process.stderr, names = Object.keys(NEEDS) as NeedName[]): NeedName[] {
+  const missing = names.filter((k) => !NEEDS[k].present());
   if (!missing.length) return [];
   const packages = [...new Set(missing.flatMap((k) => NEEDS[k].packages))];
   const root = process.getuid?.() === 0;
   if (root && has('apt-get')) {
-    out.write(`pretest: installing Debian packages the tests need: ${packages.join(' ')}\n`);
+    out.write(`installing the Debian packages needed: ${packages.join(' ')}\n`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...packages], { stdio: 'inherit', env }) : update;
-    if (install.status === 0) return (Object.keys(NEEDS) as NeedName[]).filter((k) => !NEEDS[k].present());
-    out.write(`pretest: apt-get failed (exit ${install.status})\n`);
+    if (install.status === 0) return names.filter((k) => !NEEDS[k].present());
+    out.write(`apt-get failed (exit ${install.status})\n`);
   }
-  const still = (Object.keys(NEEDS) as NeedName[]).filter((k) => !NEEDS[k].present());
+  const still = names.filter((k) => !NEEDS[k].present());
   const lines = still.map((k) => `  ${NEEDS[k].usedBy}: apt-get install ${NEEDS[k].packages.join(' ')}`);
   out.write(`\n*** pretest: missing Debian packages; ${process.env.CI ? 'under CI these tests FAIL' : 'these tests will be SKIPPED'}:\n${lines.join('\n')}\n*** (run \`npm test\` as root to have them installed)\n\n`);
   return still;

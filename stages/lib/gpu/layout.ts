@@ -68,11 +68,15 @@ export function layoutOf(m: NetModel, extra: Array<{ name: string; size: number 
   const tensors: TensorSlot[] = [];
   let params = 0;
   let running = 0;
+  // Each tensor starts on a 16-byte boundary, so kernels can read it through vec4 views (the gaps
+  // hold zeros, which AdamW keeps at zero).
+  const align = (n: number) => Math.ceil(n / 4) * 4;
   const add = (name: string, shape: number[], trainable: boolean) => {
     const size = shape.reduce((a, b) => a * b, 1);
-    tensors.push({ name, shape, size, trainable, offset: trainable ? params : running });
-    if (trainable) params += size;
-    else running += size;
+    const offset = align(trainable ? params : running);
+    tensors.push({ name, shape, size, trainable, offset });
+    if (trainable) params = offset + size;
+    else running = offset + size;
   };
   const bn = (name: string, c: number) => {
     add(`${name}.gamma`, [c], true);

@@ -12,7 +12,7 @@ import { adamw, btCorrelation, btGrad, btSums, cccGrad, cccStats, combine, lossL
 import { bnApply, bnBackward, bnInference, bnStats, partialsSize, savedSize, type After, type BnLayer } from './norm.ts';
 import { globalPool, globalPoolBackward, headBackward, headForward, maxPoolBackward, maxPoolForward, maxPoolOut } from './pool.ts';
 import { resnetConvs } from '../tf/resnet.ts';
-import { BUF, type Kernel } from './wgsl.ts';
+import { BUF, vec4View, type Kernel } from './wgsl.ts';
 
 export interface TwinSpec {
   model: NetModel;
@@ -346,20 +346,32 @@ function gradWeights(g: Gemm, wName: string, offset: number): Gemm {
   return retarget(g, gradName(wName), BUF.grads, offset);
 }
 
-/** Rewrites reads/writes of buffer `from` as `to` at `offset` (a parameter's slice of the flat buffer). */
+/**
+ * Rewrites reads/writes of buffer `from` as `to` at `offset` (a parameter's slice of the flat
+ * buffer), and those through its vec4 view as `to`'s vec4 view at offset / 4 (offsets are multiples
+ * of 4: layoutOf aligns them).
+ */
 function retarget(g: Gemm, from: string, to: string, offset: number): Gemm {
+  const views: Array<[string, string, number]> = [
+    [from, to, offset],
+    [vec4View(from), vec4View(to), offset / 4],
+  ];
   return {
     partials: g.partials,
     kernels: g.kernels.map((k) => {
-      if (!k.buffers.includes(from)) return k;
-      const index = k.buffers.indexOf(from);
-      const has = k.buffers.includes(to);
-      let code = k.code.replace(new RegExp(`\\b${from}\\[`, 'g'), `${to}[${offset}u + `);
-      // Its binding line: dropped if the target is bound already, else renamed.
-      const decl = new RegExp(`@group\\(0\\) @binding\\(${index}\\) var<storage, (read|read_write)> ${from}: array<f32>;`);
-      if (has) throw new Error(`internal: ${k.name} binds ${to} already`);
-      code = code.replace(decl, (_all, access: string) => `@group(0) @binding(${index}) var<storage, ${access}> ${to}: array<f32>;`);
-      return { ...k, code, buffers: k.buffers.map((x) => (x === from ? to : x)) };
+      let { code, buffers } = k;
+      for (const [src, dst, at] of views) {
+        const index = buffers.indexOf(src);
+        if (index < 0) continue;
+        if (!Number.isInteger(at)) throw new Error(`internal: ${k.name} reads ${src} at an unaligned offset`);
+        if (buffers.includes(dst)) throw new Error(`internal: ${k.name} binds ${dst} already`);
+        code = code.replace(new RegExp(`\\b${src}\\[`, 'g'), `${dst}[${at}u + `);
+        // Its binding line, renamed.
+        const decl = new RegExp(`(@group\\(0\\) @binding\\(${index}\\) var<storage, (?:read|read_write)> )${src}(: array<)`);
+        code = code.replace(decl, `$1${dst}$2`);
+        buffers = buffers.map((x) => (x === src ? dst : x));
+      }
+      return { ...k, code, buffers };
     }),
   };
 }

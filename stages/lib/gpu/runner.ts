@@ -60,6 +60,14 @@ export class Runner {
     return b;
   }
 
+  /** A ring of `count` upload buffers of `floats` values each (see StagingRing); destroyed with the runner. */
+  stagingRing(floats: number, count: number): StagingRing {
+    const ring = new StagingRing(this.device, floats, count);
+    this.buffers.push(...ring.buffers);
+    return ring;
+  }
+
+  /** A one-off write (weights, moments): Dawn stages it. Per-step uploads go through a StagingRing. */
   write(b: GPUBuffer, data: Float32Array | Uint32Array, offsetFloats = 0): void {
     this.device.queue.writeBuffer(b, offsetFloats * 4, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -165,5 +173,43 @@ export class Runner {
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
     this.bytes = 0;
+  }
+}
+
+/**
+ * Per-step uploads through buffers the host writes while they are mapped, used in turn: a slot is
+ * filled, unmapped, copied from by the command buffer that needs it, and mapped again for writing,
+ * which completes once that command buffer has run. With more slots than steps in flight, the host
+ * fills the next batch while the GPU runs this one and never waits, and the batch is copied once
+ * (queue.writeBuffer would copy it again into staging memory Dawn allocates).
+ */
+export class StagingRing {
+  readonly buffers: GPUBuffer[];
+  private readonly ready: Array<Promise<unknown>>;
+  private next = 0;
+
+  constructor(private readonly device: GPUDevice, readonly floats: number, count: number) {
+    const size = Math.max(16, Math.ceil(floats / 4) * 16);
+    this.buffers = Array.from({ length: count }, () => device.createBuffer({ size, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true }));
+    this.ready = this.buffers.map(() => Promise.resolve());
+  }
+
+  /**
+   * Takes the next slot (waiting, if the GPU still reads it), has `fill` write it, then submits one
+   * command buffer that `encode` fills, copying from the slot (`from`) where it needs to.
+   */
+  async submit(fill: (view: Float32Array) => void, encode: (encoder: GPUCommandEncoder, from: GPUBuffer) => void): Promise<void> {
+    const k = this.next;
+    this.next = (k + 1) % this.buffers.length;
+    await this.ready[k];
+    const from = this.buffers[k]!;
+    fill(new Float32Array(from.getMappedRange(), 0, this.floats));
+    from.unmap();
+    const enc = this.device.createCommandEncoder();
+    encode(enc, from);
+    this.device.queue.submit([enc.finish()]);
+    const mapped = from.mapAsync(GPUMapMode.WRITE);
+    mapped.catch(() => undefined); // destroyed while mapping: only a later submit (which awaits it) cares
+    this.ready[k] = mapped;
   }
 }

@@ -8,8 +8,8 @@
 import type { Gpu } from './device.ts';
 import { INPUT, buildInference, buildTwin, type InferenceNet, type Net, type TwinSpec } from './net.ts';
 import { lossLayout, LOSSES, UPLOAD } from './loss.ts';
-import { Runner, type Dispatch } from './runner.ts';
-import { BUF } from './wgsl.ts';
+import { Runner, type Dispatch, type StagingRing } from './runner.ts';
+import { BUF, bufferOf } from './wgsl.ts';
 
 export interface WeightsManifestEntry {
   name: string;
@@ -24,12 +24,15 @@ export interface AdamOptions {
   beta2?: number;
 }
 
+/** Upload buffers per program: the steps the trainer keeps in flight (2), plus one being filled. */
+const STAGING = 3;
+
 export class CompiledTwinStep {
   readonly net: Net;
   readonly runner: Runner;
   readonly list: Dispatch[];
   private readonly buffers = new Map<string, GPUBuffer>();
-  private readonly upload: Float32Array;
+  private readonly staging: StagingRing;
   /** AdamW steps taken (bias corrections count from 1). */
   adamStep = 0;
 
@@ -50,8 +53,8 @@ export class CompiledTwinStep {
       ...n.tensors,
     ]);
     for (const [name, floats] of sizes) this.buffers.set(name, this.runner.buffer(floats));
-    this.list = n.kernels.map((k) => this.runner.dispatch(k, k.buffers.map((b) => this.buffer(b))));
-    this.upload = new Float32Array(n.upload.floats);
+    this.list = n.kernels.map((k) => this.runner.dispatch(k, k.buffers.map((b) => this.buffer(bufferOf(b)))));
+    this.staging = this.runner.stagingRing(n.upload.floats, STAGING);
   }
 
   buffer(name: string): GPUBuffer {
@@ -88,28 +91,33 @@ export class CompiledTwinStep {
   /**
    * One training step: `x` holds the batch's views one after the other ([G*B, T, M]), `labels`
    * [B, E]. `index` is the step's number (from 0, across epochs: it picks the dropout masks and
-   * the loss ring's slot). Returns once the work is submitted.
+   * the loss ring's slot). Resolves once the work is submitted (waiting only when STAGING steps
+   * are still running).
    */
-  step(x: Float32Array, labels: Float32Array, index: number): void {
+  async step(x: Float32Array, labels: Float32Array, index: number): Promise<void> {
     const n = this.net;
-    const u = this.upload;
     this.adamStep++;
     const b1 = this.opt.beta1 ?? 0.9;
     const b2 = this.opt.beta2 ?? 0.999;
-    u[UPLOAD.step] = index;
-    u[UPLOAD.seed] = this.seed;
-    u[UPLOAD.lr] = this.opt.lr;
-    u[UPLOAD.decay] = 1 - this.opt.lr * this.opt.weightDecay;
-    u[UPLOAD.bc1] = 1 - b1 ** this.adamStep;
-    u[UPLOAD.bc2] = 1 - b2 ** this.adamStep;
-    u.set(labels, n.upload.labels);
-    u.set(x, n.upload.input);
-    const device = this.runner.device;
-    device.queue.writeBuffer(this.buffer(BUF.upload), 0, u.buffer, u.byteOffset, u.byteLength);
-    const enc = device.createCommandEncoder();
-    enc.copyBufferToBuffer(this.buffer(BUF.upload), n.upload.input * 4, this.buffer(INPUT), 0, x.byteLength);
-    this.runner.encode(enc, this.list);
-    device.queue.submit([enc.finish()]);
+    const bc1 = 1 - b1 ** this.adamStep;
+    const bc2 = 1 - b2 ** this.adamStep;
+    await this.staging.submit(
+      (u) => {
+        u[UPLOAD.step] = index;
+        u[UPLOAD.seed] = this.seed;
+        u[UPLOAD.lr] = this.opt.lr;
+        u[UPLOAD.decay] = 1 - this.opt.lr * this.opt.weightDecay;
+        u[UPLOAD.bc1] = bc1;
+        u[UPLOAD.bc2] = bc2;
+        u.set(labels, n.upload.labels);
+        u.set(x, n.upload.input);
+      },
+      (enc, from) => {
+        enc.copyBufferToBuffer(from, 0, this.buffer(BUF.upload), 0, n.upload.input * 4);
+        enc.copyBufferToBuffer(from, n.upload.input * 4, this.buffer(INPUT), 0, x.byteLength);
+        this.runner.encode(enc, this.list);
+      },
+    );
   }
 
   /** Waits for the submitted steps. */
@@ -180,7 +188,7 @@ export class CompiledInference {
   readonly net: InferenceNet;
   private readonly buffers = new Map<string, GPUBuffer>();
   private readonly list: Dispatch[];
-  private readonly upload: Float32Array;
+  private readonly staging: StagingRing;
 
   constructor(readonly train: CompiledTwinStep, readonly batch: number, readonly frames: number) {
     const m = train.spec.model;
@@ -191,8 +199,8 @@ export class CompiledInference {
     this.buffers.set(BUF.scratch, r.buffer(this.net.scratch));
     this.buffers.set(BUF.upload, r.buffer(this.net.upload.floats));
     for (const [name, floats] of this.net.tensors) this.buffers.set(name, r.buffer(floats));
-    this.list = this.net.kernels.map((k) => r.dispatch(k, k.buffers.map((b) => this.buffers.get(b)!)));
-    this.upload = new Float32Array(this.net.upload.floats);
+    this.list = this.net.kernels.map((k) => r.dispatch(k, k.buffers.map((b) => this.buffers.get(bufferOf(b))!)));
+    this.staging = r.stagingRing(this.net.upload.floats, 2);
   }
 
   /** Predictions [clips, E] for clips given as [frames, mels] arrays (each at most `frames` long). */
@@ -203,19 +211,22 @@ export class CompiledInference {
     const r = this.train.runner;
     for (let first = 0; first < clips.length; first += this.batch) {
       const part = clips.slice(first, first + this.batch);
-      const u = this.upload;
-      u.fill(0);
-      part.forEach((clip, p) => {
-        const L = clip.length / m.mels;
-        if (L > this.frames) throw new Error(`a clip of ${L} frames is longer than this program's ${this.frames}`);
-        this.net.validRows.forEach((rows, k) => (u[this.net.upload.valid + k * this.batch + p] = rows(L)));
-        u.set(clip, this.net.upload.input + p * this.frames * m.mels);
-      });
-      r.write(this.buffers.get(BUF.upload)!, u);
-      const enc = r.device.createCommandEncoder();
-      enc.copyBufferToBuffer(this.buffers.get(BUF.upload)!, this.net.upload.input * 4, this.buffers.get(INPUT)!, 0, this.batch * this.frames * m.mels * 4);
-      r.encode(enc, this.list);
-      r.device.queue.submit([enc.finish()]);
+      for (const clip of part) if (clip.length / m.mels > this.frames) throw new Error(`a clip of ${clip.length / m.mels} frames is longer than this program's ${this.frames}`);
+      await this.staging.submit(
+        (u) => {
+          u.fill(0);
+          part.forEach((clip, p) => {
+            const L = clip.length / m.mels;
+            this.net.validRows.forEach((rows, k) => (u[this.net.upload.valid + k * this.batch + p] = rows(L)));
+            u.set(clip, this.net.upload.input + p * this.frames * m.mels);
+          });
+        },
+        (enc, from) => {
+          enc.copyBufferToBuffer(from, 0, this.buffers.get(BUF.upload)!, 0, this.net.upload.input * 4);
+          enc.copyBufferToBuffer(from, this.net.upload.input * 4, this.buffers.get(INPUT)!, 0, this.batch * this.frames * m.mels * 4);
+          r.encode(enc, this.list);
+        },
+      );
       const preds = await r.read(this.buffers.get(this.net.output)!, part.length * E);
       out.set(preds, first * E);
     }

@@ -27,6 +27,17 @@ export interface Buffer {
   write?: boolean;
 }
 
+/**
+ * The name under which a kernel reads buffer `name` as array<vec4<f32>> (four floats a load): a
+ * second, read-only binding of the same buffer. Whoever binds a kernel's buffers maps it back to
+ * the buffer with bufferOf().
+ */
+export const vec4View = (name: string): string => `${name}${VEC4}`;
+const VEC4 = '__vec4';
+
+/** The buffer a binding name refers to (a vec4 view's own buffer). */
+export const bufferOf = (binding: string): string => (binding.endsWith(VEC4) ? binding.slice(0, -VEC4.length) : binding);
+
 /** WGSL source and the names of the buffers it binds, in binding order. */
 export interface Kernel extends KernelSource {
   buffers: string[];
@@ -49,7 +60,7 @@ export function bindings(buffers: Buffer[]): string {
   // Kernels use short names (m, n, k, i, ...) for indices: a buffer named like one would be shadowed.
   const short = buffers.find((b) => !/^[A-Za-z_][A-Za-z0-9_]{2,}$/.test(b.name));
   if (short) throw new Error(`buffer name '${short.name}': use three or more characters (short names are the kernels' indices)`);
-  return buffers.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<f32>;`).join('\n');
+  return buffers.map((b, i) => `@group(0) @binding(${i}) var<storage, ${b.write ? 'read_write' : 'read'}> ${b.name}: array<${b.name.endsWith(VEC4) ? 'vec4<f32>' : 'f32'}>;`).join('\n');
 }
 
 /** Threads per workgroup of the 1-D kernels. */
