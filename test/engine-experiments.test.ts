@@ -46,7 +46,9 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.deepEqual(again.stages.map((s) => s.key), summary.stages.map((s) => s.key));
 
   assert.equal(ws.run('run', 'p.yaml', '--set', 'scale=3').code, 0);
-  const show = ws.run('exp', 'show', 'p.yaml', '--json');
+  // Asked with the same --set, the scale=3 runs are current (tests of the spec itself: below).
+  const S3 = ['--set', 'scale=3'];
+  const show = ws.run('exp', 'show', 'p.yaml', ...S3, '--json');
   assert.equal(show.code, 0, show.stderr);
   const table = JSON.parse(show.stdout) as { rows: ExpRow[]; params: string[]; metrics: string[]; best: Record<string, string>; direction: Record<string, string> };
   assert.deepEqual(table.rows.map((r) => [r.stage, r.current, r.metrics['loss.dev']]), [
@@ -66,21 +68,21 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.deepEqual(table.rows[0]!.changed, []);
   assert.deepEqual(table.rows[0]!.plots, { 'result/curve.csv': [{ epoch: 1, loss: 3 }, { epoch: 2, loss: 1 }] });
 
-  const text = ws.run('exp', 'show', 'p.yaml').stdout.split('\n');
-  assert.match(text[0]!, /^run\s+stage\s+date\s+lr\s+acc\s+loss\.dev\s+n\s+changed since$/);
-  assert.match(text.find((l) => l.startsWith(id('train[lr=0.1]', false)))!, /\(past\)\s+train\[lr=0\.1\]\s+\S+ \S+\s+0\.1\s+0\.1\s+2 \*/);
-  assert.match(ws.run('exp', 'show', 'p.yaml', '--only-changed').stdout, /^run\s+stage\s+date\s+lr\s+acc\s+loss\.dev\s+changed since$/m, '--only-changed drops a metric the same in every row');
-  const md = ws.run('exp', 'show', 'p.yaml', '--md', '--sort-by', 'loss.dev').stdout.split('\n');
-  assert.match(md[0]!, /^\| run \| stage \| date \| lr \| acc \| loss\.dev \| n \| changed since \|$/);
-  assert.deepEqual(md.slice(2, 6).map((l) => l.split(' | ')[5]), ['2 *', '2', '3', '3'], 'sorted best first (lower loss)');
-  const csv = ws.run('exp', 'show', 'p.yaml', '--csv').stdout.trim().split('\n');
-  assert.equal(csv[0], 'run,key,stage,current,committed_at,lr,acc,loss.dev,n');
+  const text = ws.run('exp', 'show', 'p.yaml', ...S3).stdout.split('\n');
+  assert.match(text[0]!, /^run\s+stage\s+date\s+from\s+commit\s+lr\s+acc\s+loss\.dev\s+n\s+changed since$/);
+  assert.match(text.find((l) => l.startsWith(id('train[lr=0.1]', false)))!, /\(past\)\s+train\[lr=0\.1\]\s+\S+ \S+\s+spec\s+-\s+0\.1\s+0\.1\s+2 \*/);
+  assert.match(ws.run('exp', 'show', 'p.yaml', ...S3, '--only-changed').stdout, /^run\s+stage\s+date\s+from\s+commit\s+lr\s+acc\s+loss\.dev\s+changed since$/m, '--only-changed drops a metric the same in every row');
+  const md = ws.run('exp', 'show', 'p.yaml', ...S3, '--md', '--sort-by', 'loss.dev').stdout.split('\n');
+  assert.match(md[0]!, /^\| run \| stage \| date \| from \| commit \| lr \| acc \| loss\.dev \| n \| changed since \|$/);
+  assert.deepEqual(md.slice(2, 6).map((l) => l.split(' | ')[7]), ['2 *', '2', '3', '3'], 'sorted best first (lower loss)');
+  const csv = ws.run('exp', 'show', 'p.yaml', ...S3, '--csv').stdout.trim().split('\n');
+  assert.equal(csv[0], 'run,key,stage,current,committed_at,sets,git_commit,git_dirty,names,lr,acc,loss.dev,n');
   assert.equal(csv.length, 5);
-  const bad = ws.run('exp', 'show', 'p.yaml', '--sort-by', 'accuracy');
+  const bad = ws.run('exp', 'show', 'p.yaml', ...S3, '--sort-by', 'accuracy');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--sort-by: no metric 'accuracy' \(metrics: acc, loss\.dev, n\)/);
 
-  const diff = JSON.parse(ws.run('exp', 'diff', 'p.yaml', 'train[lr=0.1]', 'train[lr=0.01]', '--json').stdout) as {
+  const diff = JSON.parse(ws.run('exp', 'diff', 'p.yaml', ...S3, 'train[lr=0.1]', 'train[lr=0.01]', '--json').stdout) as {
     params: Array<{ name: string; a: unknown; b: unknown }>;
     metrics: Array<{ name: string; a: number; b: number; delta: number; better: string }>;
     other: string[];
@@ -92,10 +94,10 @@ test('exp show and exp diff compare every variant and every past run from the ca
   assert.equal(diff.metrics[0]!.better, 'a');
   assert.equal(diff.other.length, 1);
   const past = id('train[lr=0.1]', false);
-  const d2 = ws.run('exp', 'diff', 'p.yaml', past, 'train[lr=0.1]');
+  const d2 = ws.run('exp', 'diff', 'p.yaml', ...S3, past, 'train[lr=0.1]');
   assert.equal(d2.code, 0, d2.stderr);
   assert.match(d2.stdout, /^loss\.dev\s+2\s+3\s+\+1\s+a$/m);
-  assert.match(ws.run('exp', 'diff', 'p.yaml', 'nope', past).stderr, /no run 'nope' in p\.yaml/);
+  assert.match(ws.run('exp', 'diff', 'p.yaml', ...S3, 'nope', past).stderr, /no run 'nope' in p\.yaml/);
   // Nothing reran: the records are as they were.
   assert.deepEqual((JSON.parse(ws.run('run', 'p.yaml', '--set', 'scale=3', '--json').stdout) as { stages: Array<{ state: string }> }).stages.map((s) => s.state), ['cached', 'cached', 'cached']);
 });

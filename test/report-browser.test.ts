@@ -12,11 +12,13 @@ import { CHROMIUM, NEEDS, needs } from './helpers/provision.ts';
 import { ROOT, Workspace } from './helpers/workspace.ts';
 import { tinyRrtnSpec } from './helpers/fixtures.ts';
 
-const SPEC = tinyRrtnSpec('{ mode: [vanilla, joint] }');
+// The training curves declared as series too, for `pipeline plots show`'s page.
+const SPEC = tinyRrtnSpec('{ mode: [vanilla, joint] }').replace('    uses: stages/twin-train.ts\n', '    uses: stages/twin-train.ts\n    plots: [result/metrics.jsonl]\n');
 
 interface Chart {
   id: string;
   width: number;
+  texts: string[];
   height: number;
   marks: number;
   legend: string[];
@@ -62,6 +64,7 @@ test('report.html renders in headless Chromium: no errors, every chart drawn wit
         marks: svg ? svg.querySelectorAll('.mark-line path, .mark-rect path, .mark-symbol path, .mark-rule line').length : 0,
         legend: [...(svg?.querySelectorAll('.role-legend-label text') ?? [])].map((x) => x.textContent ?? ''),
         axisTitles: [...(svg?.querySelectorAll('.role-axis-title text') ?? [])].map((x) => x.textContent ?? ''),
+        texts: [...(svg?.querySelectorAll('text') ?? [])].map((x) => x.textContent ?? ''),
         legendOverlapsPlot: overlaps,
       };
     }),
@@ -84,5 +87,26 @@ test('report.html renders in headless Chromium: no errors, every chart drawn wit
   assert.deepEqual(charts[0]!.axisTitles.filter((x) => x === 'epoch').length, 3);
   assert.ok(charts[0]!.axisTitles.includes('CCC (−1 to 1)'), "charts[0]!.axisTitles.includes('CCC (−1 to 1)')");
   assert.ok(charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI'), "charts[1]!.axisTitles.includes('dev CCC (−1 to 1), whiskers: 95 % CI')");
-  assert.ok(charts[1]!.axisTitles.includes('emotion'), "charts[1]!.axisTitles.includes('emotion')");
+  // One panel per emotion, titled, wrapped to fit the page (1,200 px wide here).
+  assert.ok(charts[1]!.texts.includes('emotion') && charts[1]!.texts.includes('Awe') && charts[1]!.texts.includes('Surprise'), charts[1]!.texts.join(' | '));
+  for (const c of charts) assert.ok(c.width <= 1100, `${c.id}: ${c.width} px wide, past the page's column`);
+  for (const c of charts) assert.ok(c.legend.every((l) => !l.endsWith('…')), `${c.id}: legend labels whole: ${c.legend.join(', ')}`);
+
+  // `pipeline plots show`: the same checks on its page (the runs' metrics.jsonl overlaid).
+  assert.ok(SPEC.includes('plots: [result/metrics.jsonl]'), 'the fixture still has the train stage this inserts plots into');
+  const p = ws.run('plots', 'show', 'p.yaml');
+  assert.equal(p.code, 0, p.stderr);
+  await page.goto(pathToFileURL(ws.path('plots.html')).href, { waitUntil: 'load' });
+  const plot = await page.$eval('figure.chart svg', (svg) => ({
+    width: svg.getBoundingClientRect().width,
+    lines: svg.querySelectorAll('.mark-line path').length,
+    texts: [...svg.querySelectorAll('text')].map((x) => x.textContent ?? ''),
+  }));
+  await page.screenshot({ path: join(ROOT, 'reports', 'plots-screenshot.png'), fullPage: true });
+  assert.deepEqual(errors, [], 'plots.html: no console errors or warnings');
+  assert.deepEqual(external, [], 'plots.html: no network requests');
+  assert.ok(plot.width > 300 && plot.width <= 1100, `plots.html: ${plot.width} px wide`);
+  for (const m of ['loss', 'devCcc', 'epoch']) assert.ok(plot.texts.includes(m), `plots.html: ${m} in ${plot.texts.join(' | ')}`);
+  for (const m of models) assert.ok(plot.texts.some((x) => x.endsWith(`train[${m}]`)), `plots.html: ${m} in the legend`);
+  assert.ok(plot.lines >= 2 * 4, `plots.html: ${plot.lines} lines`);
 });

@@ -4,6 +4,7 @@
 // `forgetAfterMs` is forgotten (saying so), and its runs become removable. With maxSize, every
 // byte the cache holds counts (objects, checkpoints, compiled modules, logs, memos), and removable
 // entries go oldest first only until the cache fits, keeping recent history for quick switch-backs.
+import { SavedNames } from './names.ts';
 import { existsSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -80,6 +81,8 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
     if (forgotten.has(index.split('/')[0]!)) continue; // (a dry run has not deleted them yet)
     for (const run of stages.values()) keepRuns.add(run.key);
   }
+  // Named experiments are kept whatever their age or workspace.
+  for (const e of await new SavedNames(store.root).all()) for (const key of Object.values(e.runs)) keepRuns.add(key);
   const runs = await store.runKeys();
   // Unused runs, oldest first: with maxSize they go one by one until the cache fits.
   const unused: Array<{ key: string; mtimeMs: number }> = [];

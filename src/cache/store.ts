@@ -11,6 +11,7 @@
 //   logs/<key>.log             the log of the run that produced a record
 //   tmp/                       private folders of stages in flight (stale ones are removed on the next run)
 //   checkpoints/<key>/         a stage's checkpoints, kept until that key succeeds (resume after a kill)
+//   names/<name>.json          runs kept under a name of the user's, past gc (names.ts)
 //
 // A run record is written last, after its outputs are in place: a record exists only for a run
 // that completed, so a crash at any point leaves nothing that claims to be complete.
@@ -30,6 +31,7 @@ import { killRecorded } from '../executors/groups.ts';
 import { lockDir, sessionId, sessionLive, withFileLock, type HeldLock, type Owner } from './lock.ts';
 import { hashBytes, hashFile } from './hash.ts';
 import { isRecord } from '../records.ts';
+import type { Provenance } from '../provenance.ts';
 import { CORRUPT, sayDropped, exists, fsyncDir, isErrno, linkOrCopy, listFiles, readSealed, tempName, unstorableEntry, writeFileAtomic, writeSealed } from '../fsutil.ts';
 
 /** The mtime every stored object has (2001-09-09): any other mtime means it was written since. */
@@ -77,6 +79,8 @@ export interface RunRecord {
   durationMs: number;
   /** When the record was written (ms since epoch): no object it uses may be modified after. */
   committedAt: number;
+  /** The `--set` values, git commit and name it ran with (records from before 2026-12 have none). */
+  provenance?: Provenance;
 }
 
 /** What downstream stages and the cache check need of a run: kept in the latest index too. */

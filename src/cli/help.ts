@@ -21,6 +21,8 @@ Commands:
   verify                  rehash the cache's contents and drop what is corrupt
   exp show <spec>         every run of the stages with metrics, side by side (variants and past runs)
   exp diff <spec> A B     params and metrics of two runs, with deltas
+  exp save NAME <spec>    keep the spec's current runs under NAME, past gc (exp forget NAME)
+  plots show <spec>       the runs' declared series overlaid in one HTML page (plots diff A B: two)
   init [dir]              start a new project (a spec, a TypeScript stage, a command stage)
   help <command>          the options of a command
   --version               the installed version
@@ -40,6 +42,7 @@ Named stages run with everything they need; a sweep's name runs all its variants
   -n, --dry-run         say what would run, run nothing
       --verify          rehash every cached output before trusting it (see \`pipeline verify\`)
       --json            print one JSON summary on stdout (stage states, keys, errors); the rest on stderr
+      --name NAME       save this run's results as experiment NAME (kept past gc; see \`exp save\`)
   -w, --watch           stay up: run again when the spec, a stage's code or an input changes
       --executor NAME   run every stage there: inline, process or slurm (default: what the spec says)
       --detach          with Slurm: submit every stale stage and return (\`pipeline status\` follows the jobs)
@@ -69,12 +72,19 @@ ${COMMON_HELP}`,
 ${COMMON_HELP}`,
   exp: `Usage: pipeline exp show <spec> [--json|--csv|--md] [--sort-by METRIC] [--only-changed]
        pipeline exp diff <spec> A B [--json]
+       pipeline exp save NAME <spec>
+       pipeline exp forget NAME
 
 show: one row per recorded run of each stage that declares \`metrics:\` (every variant of a sweep,
-and earlier runs still in the cache, marked past, with what changed since), columns = the params
-that differ between rows and the numbers of the metrics files; * marks the best of each metric
-(higher is better, lower for names like loss, error, p). Reads run records only: nothing reruns.
+and earlier runs still in the cache, marked past, with what changed since), columns = where its
+params came from (\`spec\`, or the --set values it ran with), the git commit it ran at (dirty:
+tracked files had uncommitted changes), the params that differ between rows and the numbers of the
+metrics files; * marks the best of each metric (as the spec's \`metrics:\` declares, else guessed
+from the name: lower for loss, error, p, ...). Current = the run the spec, with this command's
+--set values, is served from now. Reads run records only: nothing reruns.
 diff: A and B are run ids from \`exp show\` (key prefixes) or stage variants (their current run).
+save: keeps the spec's current runs under NAME: gc leaves them, \`exp show\` labels them
+(\`run --name NAME\` does the same for the runs it makes). forget: lets them go again.
 
       --json | --csv | --md   output format (default: an aligned table)
       --sort-by METRIC        best first by METRIC
@@ -86,6 +96,18 @@ Writes a new project into dir (default: the current folder), ready to run: pipel
 RRTN stages by package name, then your own), stages/summary.ts (a TypeScript stage importing the
 stage API from 'rrtn-pipeline'), scripts/report.sh (a command stage). Never replaces a file.
   -h, --help            this help`,
+  plots: `Usage: pipeline plots show <spec> [--out FILE] [--live | --watch]
+       pipeline plots diff <spec> A B [--out FILE]
+
+Overlays the series stages declare with \`plots:\` (JSON lists, JSON Lines, CSV) across recorded
+runs in one self-contained HTML page (charts rendered to SVG: no script, no network): a chart per
+series file, a panel per numeric column, a line per run, against epoch/step/iteration/x or the row
+number. show: every run \`exp show\` lists; diff: runs A and B (run ids or stage variants).
+
+  -o, --out FILE        the page, inside the workspace (default plots.html)
+      --live            with the stages running now (in any run on this cache): their series so far
+  -w, --watch           --live, redrawn every 5 s until Ctrl-C (the page reloads itself as often)
+${COMMON_HELP}`,
   gc: `Usage: pipeline gc [--dry-run] [--max-size SIZE] [--forget-after DURATION]
 
 Removes cached runs and objects that no latest run of any workspace using this cache needs (a cache

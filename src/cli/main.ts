@@ -8,6 +8,7 @@ import { cmdRun } from './run.ts';
 import { cmdStatus, cmdValidate, cmdDag } from './inspect.ts';
 import { cmdGc, cmdVerify } from './cache.ts';
 import { cmdExp } from './exp.ts';
+import { cmdPlots } from './plots.ts';
 import { cmdInit } from './init.ts';
 import { reportError } from './errors.ts';
 
@@ -31,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return cmdInit(rest);
       case 'exp':
         return await cmdExp(rest);
+      case 'plots':
+        return await cmdPlots(rest);
       case '--version':
       case '-V':
       case 'version':

@@ -1,5 +1,6 @@
 // `pipeline run`: the no-op fast path, the locked run with progress, Ctrl-C, headlines and the
 // snapshot for the next no-op check; `--json`; `--watch` (run again on each change).
+import { checkName, saveName } from '../cache/names.ts';
 import { availableParallelism } from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -83,6 +84,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
     watch: { type: 'boolean', short: 'w' },
     executor: { type: 'string' },
     detach: { type: 'boolean' },
+    name: { type: 'string' },
   });
   if (values.help) return help('run');
   if (values.watch) {
@@ -97,7 +99,8 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const targets = positionals.slice(1);
   const force = (values.force as string[] | undefined) ?? [];
   const sets = (values.set as string[] | undefined) ?? [];
-  const fullRun = !targets.length && !force.length && !values['force-all'] && !values.verify;
+  const name = values.name === undefined ? undefined : checkName(values.name as string);
+  const fullRun = !targets.length && !force.length && !values['force-all'] && !values.verify && name === undefined;
   const specAbs = positionals[0] ? inWorkspace(env.workspace, positionals[0]) : '';
   const snapshotFile = snapshotPath(env.store, env.workspace, relative(env.workspace, specAbs));
   if (fullRun && !values['dry-run'] && specAbs && !existsSync(join(env.store.root, 'lock'))) {
@@ -169,8 +172,14 @@ export async function cmdRun(argv: string[]): Promise<number> {
       reporter,
       signal: ac.signal,
       verify: !!values.verify,
+      name,
     });
     await reporter.close();
+    if (name !== undefined && summary.ok && !ac.signal.aborted) {
+      const runs = Object.fromEntries(pipeline.order.flatMap((id) => { const k = summary.results.get(id)?.key; return k ? [[id, k]] : []; }));
+      await saveName(env.store.root, { spec: pipeline.specRel, workspace: pipeline.workspace }, name, runs);
+      say(`saved as experiment '${name}' (${Object.keys(runs).length} runs; kept past gc; \`pipeline exp forget ${name}\` lets them go)\n`);
+    }
     const counts = new Map<string, number>();
     for (const r of summary.results.values()) counts.set(r.state, (counts.get(r.state) ?? 0) + 1);
     const parts = [...counts].map(([s, n]) => `${n} ${s}`).join(', ');

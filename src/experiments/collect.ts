@@ -3,9 +3,12 @@
 // between them and the numbers from their metrics files. Read from run records and stored
 // objects only: nothing reruns.
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runningStages } from '../cache/running.ts';
 import type { CachedRun, RunRecord, Store } from '../cache/store.ts';
 import { explainChange } from '../run/explain.ts';
 import type { Pipeline, StageNode } from '../spec/model.ts';
+import { readProvenance, type GitState } from '../provenance.ts';
 
 export interface ExpRow {
   /** The run's key, shortened (enough to name it in `exp diff`). */
@@ -13,9 +16,15 @@ export interface ExpRow {
   key: string;
   /** The stage variant that ran, e.g. `train[mode=joint,w3=0.001]`. */
   stage: string;
-  /** The latest run of this variant for this spec (what the workspace shows now). */
+  /** The run this variant of the spec (with the same --set values) is served from now: its key is the one the spec gives today. */
   current: boolean;
   committedAt: string;
+  /** The --set values it ran with ([] for the spec as written; null for records older than provenance). */
+  sets: string[] | null;
+  /** The workspace's git commit when it ran, and whether tracked files had uncommitted changes. */
+  git: GitState | null;
+  /** The name it was saved under (`run --name`, `exp save`). */
+  names: string[];
   /** Params flattened to dotted names (lists as JSON text), plus `seed`. */
   params: Record<string, unknown>;
   /** Numbers from the metrics files, flattened to dotted names. */
@@ -24,6 +33,8 @@ export interface ExpRow {
   changed: string[];
   /** `plots:` series by file (`output/path`): rows of a JSON list, JSON Lines or CSV. */
   plots: Record<string, unknown[]>;
+  /** A stage still running (liveRows): its series as written so far, no metrics yet. */
+  running?: boolean;
 }
 
 export interface ExpTable {
@@ -32,7 +43,7 @@ export interface ExpTable {
   /** Params whose values differ between rows. */
   params: string[];
   metrics: string[];
-  /** Metric -> id of the best row ('max' or 'min' is better, by its name). */
+  /** Metric -> id of the best row ('max' or 'min' is better: as the spec declares, else by its name). */
   best: Record<string, string>;
   direction: Record<string, 'max' | 'min'>;
 }
@@ -72,6 +83,26 @@ async function outputFile(store: Store, rec: CachedRun, output: string, inside: 
   return obj === undefined ? undefined : readFile(obj, 'utf8').catch(() => undefined);
 }
 
+/** One metrics file: its names as they are; several: prefixed by the file's name. */
+function metricsPrefix(node: StageNode, output: string, inside: string): string {
+  return node.metrics.length > 1 ? (inside || output).split('/').pop()!.replace(/\.json$/, '') : '';
+}
+
+/** The directions the spec declares (`metrics: [{ path, lower, higher }]`), as full-name patterns, first declared first. */
+function declaredDirections(nodes: Iterable<StageNode>): Array<[RegExp, 'max' | 'min']> {
+  const out: Array<[RegExp, 'max' | 'min']> = [];
+  const pattern = (prefix: string, name: string) => new RegExp(`^${(prefix ? `${prefix}.${name}` : name).split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  for (const node of nodes) {
+    node.metrics.forEach(([output, inside], i) => {
+      const d = node.metricDirections[i];
+      const prefix = metricsPrefix(node, output, inside);
+      for (const n of d?.lower ?? []) out.push([pattern(prefix, n), 'min']);
+      for (const n of d?.higher ?? []) out.push([pattern(prefix, n), 'max']);
+    });
+  }
+  return out;
+}
+
 async function readMetrics(store: Store, rec: RunRecord, node: StageNode): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [output, inside] of node.metrics) {
@@ -83,22 +114,29 @@ async function readMetrics(store: Store, rec: RunRecord, node: StageNode): Promi
     } catch {
       continue; // not JSON: nothing to tabulate
     }
-    // One metrics file: its names as they are; several: prefixed by the file's name.
-    const prefix = node.metrics.length > 1 ? (inside || output).split('/').pop()!.replace(/\.json$/, '') : '';
+    const prefix = metricsPrefix(node, output, inside);
     Object.assign(out, flatten(value, isNumber, prefix));
   }
   return out as Record<string, number>;
 }
 
-/** A series file's rows: a JSON list, JSON Lines, or CSV with a header (numbers as numbers). */
-export function parseSeries(text: string): unknown[] | undefined {
+/**
+ * A series file's rows: a JSON list, JSON Lines, or CSV with a header (numbers as numbers).
+ * `partial`: a file still being written, whose last line may be cut short (left out).
+ */
+export function parseSeries(text: string, partial = false): unknown[] | undefined {
   const t = text.trim();
   try {
     if (t.startsWith('[')) return JSON.parse(t) as unknown[];
-    if (t.startsWith('{')) return t.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown);
+    if (t.startsWith('{')) {
+      const lines = t.split('\n').filter((l) => l.trim());
+      if (partial && !text.endsWith('\n')) lines.pop();
+      return lines.map((l) => JSON.parse(l) as unknown);
+    }
   } catch {
     return undefined;
   }
+  if (partial && !text.endsWith('\n')) return parseSeries(text.slice(0, text.lastIndexOf('\n') + 1));
   const [head, ...lines] = t.split(/\r?\n/).filter((l) => l.length);
   if (!head) return [];
   const cols = head.split(',');
@@ -113,6 +151,27 @@ async function readPlots(store: Store, rec: RunRecord, node: StageNode): Promise
     if (rows) out[inside ? `${output}/${inside}` : output] = rows;
   }
   return out;
+}
+
+/**
+ * Stages of this spec and workspace running now (in any process on this cache), as rows with the
+ * declared series written so far: what `plots show --live` draws while a stage trains.
+ */
+export async function liveRows(p: Pipeline, cacheRoot: string): Promise<ExpRow[]> {
+  const rows: ExpRow[] = [];
+  for (const r of await runningStages(cacheRoot)) {
+    if (r.spec !== p.specRel || r.workspace !== p.workspace) continue;
+    const node = p.stages.get(r.stage);
+    if (!node?.plots.length) continue;
+    const plots: Record<string, unknown[]> = {};
+    for (const [output, inside] of node.plots) {
+      const text = await readFile(join(r.outDir, output, inside), 'utf8').catch(() => undefined);
+      const series = text === undefined ? undefined : parseSeries(text, true);
+      if (series) plots[inside ? `${output}/${inside}` : output] = series;
+    }
+    rows.push({ id: r.key.slice(0, 8), key: r.key, stage: r.stage, current: false, committedAt: r.startedAt, sets: null, git: null, names: [], params: {}, metrics: {}, changed: [], plots, running: true });
+  }
+  return rows;
 }
 
 /** The matrix values a variant id names (`train[lr=0.1,w=a]` -> { lr: 0.1, w: 'a' }): a command stage's only params. */
@@ -130,8 +189,12 @@ export function matrixOf(stageId: string): Record<string, unknown> {
   return out;
 }
 
-/** Every recorded run of the spec's stages that declare metrics. */
-export async function collectExperiments(p: Pipeline, store: Store): Promise<ExpTable> {
+/**
+ * Every recorded run of the spec's stages that declare metrics. `currentKeys` (stage -> the key the
+ * spec gives now, from `pipeline status`) says which runs are current; without it, the latest runs.
+ * `names`: run key -> the names it was saved under.
+ */
+export async function collectExperiments(p: Pipeline, store: Store, currentKeys?: Map<string, string>, names: Map<string, string[]> = new Map()): Promise<ExpTable> {
   const byKey = new Map<string, StageNode>();
   for (const n of p.stages.values()) if ((n.metrics.length || n.plots.length) && !byKey.has(n.key)) byKey.set(n.key, n);
   const latest = await store.readLatest(p.workspace, p.specRel);
@@ -141,18 +204,26 @@ export async function collectExperiments(p: Pipeline, store: Store): Promise<Exp
     if (rec && rec.spec === p.specRel && byKey.has(rec.stage.split('[')[0]!)) records.push(rec);
   }
   const currentOf = new Map<string, RunRecord>();
-  for (const rec of records) if (latest.get(rec.stage)?.key === rec.key) currentOf.set(rec.stage, rec);
+  for (const rec of records) if ((currentKeys ? currentKeys.get(rec.stage) : latest.get(rec.stage)?.key) === rec.key) currentOf.set(rec.stage, rec);
+  // Past runs are explained against the current one, or (a stale variant) the latest.
+  const baseOf = new Map(currentOf);
+  for (const rec of records) if (!baseOf.has(rec.stage) && latest.get(rec.stage)?.key === rec.key) baseOf.set(rec.stage, rec);
   const rows: ExpRow[] = [];
   for (const rec of records) {
     const node = p.stages.get(rec.stage) ?? byKey.get(rec.stage.split('[')[0]!)!;
     const cur = currentOf.get(rec.stage);
-    const changed = cur && cur.key !== rec.key ? (await explainChange(rec.fingerprint, cur.fingerprint, { manifest: (d) => store.readManifest(d) })).map((r) => r.text) : [];
+    const base = baseOf.get(rec.stage);
+    const changed = base && base.key !== rec.key ? (await explainChange(rec.fingerprint, base.fingerprint, { manifest: (d) => store.readManifest(d) })).map((r) => r.text) : [];
+    const prov = readProvenance(rec.provenance);
     rows.push({
       id: rec.key.slice(0, 8),
       key: rec.key,
       stage: rec.stage,
       current: cur?.key === rec.key,
       committedAt: new Date(rec.committedAt).toISOString(),
+      sets: prov ? prov.sets : null,
+      git: prov?.git ?? null,
+      names: [...new Set([...(names.get(rec.key) ?? []), ...(prov?.name ? [prov.name] : [])])],
       params: { ...matrixOf(rec.stage), ...flatten(rec.fingerprint.params, () => true), seed: rec.fingerprint.seed },
       metrics: await readMetrics(store, rec, node),
       changed,
@@ -167,8 +238,9 @@ export async function collectExperiments(p: Pipeline, store: Store): Promise<Exp
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))];
   const best: Record<string, string> = {};
   const direction: Record<string, 'max' | 'min'> = {};
+  const declared = declaredDirections(byKey.values());
   for (const m of metrics) {
-    direction[m] = metricDirection(m);
+    direction[m] = declared.find(([re]) => re.test(m))?.[1] ?? metricDirection(m);
     let top: ExpRow | undefined;
     for (const r of rows) {
       const v = r.metrics[m];

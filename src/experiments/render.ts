@@ -16,22 +16,32 @@ function columns(t: ExpTable, onlyChanged: boolean): { params: string[]; metrics
   return { params: t.params, metrics };
 }
 
+/** Where a run's params came from: the spec as written, or the --set values it ran with. */
+function origin(r: ExpRow): string {
+  if (r.sets === null) return '?';
+  if (!r.sets.length) return 'spec';
+  const text = r.sets.map((s) => `--set ${s}`).join(' ');
+  return text.length > 48 ? `${text.slice(0, 45)}...` : text;
+}
+
 export function renderShow(t: ExpTable, rows: ExpRow[], format: ExpFormat, onlyChanged: boolean): string {
   const { params, metrics } = columns(t, onlyChanged);
   if (format === 'json') return `${JSON.stringify({ ...t, rows, metrics }, null, 2)}\n`;
-  const head = ['run', 'stage', 'date', ...params, ...metrics, 'changed since'];
+  const head = ['run', 'stage', 'date', 'from', 'commit', ...params, ...metrics, 'changed since'];
   const cells = rows.map((r) => [
-    `${r.id}${r.current ? '' : ' (past)'}`,
+    `${r.id}${r.names.length ? ` [${r.names.join(', ')}]` : ''}${r.current ? '' : ' (past)'}`,
     r.stage,
     r.committedAt.slice(0, 16).replace('T', ' '),
+    origin(r),
+    r.git ? `${r.git.commit.slice(0, 7)}${r.git.dirty ? ' (dirty)' : ''}` : '-',
     ...params.map((p) => num(r.params[p])),
     ...metrics.map((m) => `${num(r.metrics[m])}${format !== 'csv' && t.best[m] === r.id ? ' *' : ''}`),
     r.changed.length ? `${r.changed.slice(0, 3).map((c) => (c.length > 60 ? `${c.slice(0, 57)}...` : c)).join('; ')}${r.changed.length > 3 ? `; +${r.changed.length - 3} more` : ''}` : '',
   ]);
   if (format === 'csv') {
     const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    const csvHead = ['run', 'key', 'stage', 'current', 'committed_at', ...params, ...metrics];
-    const csvRows = rows.map((r) => [r.id, r.key, r.stage, String(r.current), r.committedAt, ...params.map((p) => (r.params[p] === undefined ? '' : typeof r.params[p] === 'string' ? (r.params[p] as string) : JSON.stringify(r.params[p]))), ...metrics.map((m) => (r.metrics[m] === undefined ? '' : String(r.metrics[m])))]);
+    const csvHead = ['run', 'key', 'stage', 'current', 'committed_at', 'sets', 'git_commit', 'git_dirty', 'names', ...params, ...metrics];
+    const csvRows = rows.map((r) => [r.id, r.key, r.stage, String(r.current), r.committedAt, r.sets === null ? '' : JSON.stringify(r.sets), r.git?.commit ?? '', r.git ? String(r.git.dirty) : '', r.names.join(' '), ...params.map((p) => (r.params[p] === undefined ? '' : typeof r.params[p] === 'string' ? (r.params[p] as string) : JSON.stringify(r.params[p]))), ...metrics.map((m) => (r.metrics[m] === undefined ? '' : String(r.metrics[m])))]);
     return `${[csvHead, ...csvRows].map((l) => l.map(q).join(',')).join('\n')}\n`;
   }
   if (!rows.length) return `${t.spec}: no recorded runs of a stage with metrics (declare \`metrics:\` on a stage and run the spec)\n`;

@@ -18,6 +18,8 @@ import type { CachedRun, Store } from '../cache/store.ts';
 import { pipelineStatus } from './status.ts';
 import type { SlurmSession } from '../executors/slurm.ts';
 import { UsageError } from '../diagnostics.ts';
+import { gitState, type GitState } from '../provenance.ts';
+import { markRunning } from '../cache/running.ts';
 
 export interface RunOptions {
   /** Stage ids or spec keys (a key names all its variants); empty: every stage. */
@@ -32,6 +34,8 @@ export interface RunOptions {
   verify?: boolean;
   /** Where `executor: slurm` stages are submitted and followed. */
   slurm?: SlurmSession;
+  /** A name for this run's results (`run --name`): recorded with each run, and kept past gc. */
+  name?: string;
 }
 
 /** What one run shares between its stages. */
@@ -44,6 +48,9 @@ interface RunContext {
   published: Record<string, string>;
   verify: boolean;
   slurm?: SlurmSession;
+  /** What each run records of where it came from (its git state settles while the first stages run). */
+  git: Promise<GitState | undefined>;
+  name?: string;
 }
 
 export interface StageResult {
@@ -93,7 +100,9 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   const records = new Map<string, CachedRun | undefined>();
   const latest = await planner.store.readLatest(p.workspace, p.specRel);
   await planner.store.registerWorkspace(p.workspace);
-  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm };
+  // The commit as the run starts (the code it runs), recorded with each stage it computes.
+  const git = gitState(p.workspace);
+  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm, git, name: opts.name };
   const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the later ones take its result.
@@ -278,6 +287,8 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
   const timer = node.timeLimitMs === undefined ? undefined : setTimeout(() => limit.abort(new TimeLimitExceeded(node.timeLimitMs!)), node.timeLimitMs);
   const readViews: Array<{ rec: CachedRun; output: string; ref: OutputRef }> = [];
   try {
+    // Found by `plots show --live` while it runs (cache/running.ts).
+    await markRunning(tmp, { stage: node.id, spec: p.specRel, workspace: p.workspace, key: ev.key, startedAt: new Date(started).toISOString() });
     const job = await buildJob(node, planner, records, tmp, outDir, logFile, ev, readViews);
     let failure: unknown;
     await executorFor(node)
@@ -306,6 +317,7 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
       fingerprint: ev.fingerprint,
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
+      provenance: { sets: p.sets, ...((g) => (g ? { git: g } : {}))(await rc.git), ...(rc.name ? { name: rc.name } : {}) },
     }, logFile);
     for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
     await rm(store.checkpointPath(ev.key), { recursive: true, force: true }); // done: nothing to resume

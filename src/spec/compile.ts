@@ -189,6 +189,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         outs: {},
         overwrite: [],
         metrics: [],
+        metricDirections: [],
         plots: [],
         env: {},
         passEnv: [...stringsOf(raw.passEnv), ...stringsOf(st.passEnv)],
@@ -302,7 +303,8 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
       }
       for (const list of ['metrics', 'plots'] as const) {
         if (!Array.isArray(st[list])) continue;
-        (st[list] as unknown[]).forEach((item, i) => {
+        (st[list] as unknown[]).forEach((entry, i) => {
+          const item = list === 'metrics' && isRecord(entry) ? entry.path : entry;
           if (typeof item !== 'string') return;
           const [output, ...inside] = item.split('/');
           const rel = inside.join('/');
@@ -310,7 +312,16 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
             diags.push(src.diagnostic([...at, list, i], `'${item}' must start with one of the stage's outputs (${node.outputs.join(', ') || 'it has none'}): <output>/<file inside it>`));
           } else if (rel.split('/').some((seg) => seg === '..' || seg === '.') || item.endsWith('/')) {
             diags.push(src.diagnostic([...at, list, i], `'${item}' must name a file inside output '${output}'`));
-          } else node[list].push([output, rel]);
+          } else {
+            node[list].push([output, rel]);
+            if (list === 'metrics') {
+              const lower = isRecord(entry) ? stringsOf(entry.lower) : [];
+              const higher = isRecord(entry) ? stringsOf(entry.higher) : [];
+              const both = lower.filter((n) => higher.includes(n));
+              if (both.length) diags.push(src.diagnostic([...at, list, i], `metric${both.length > 1 ? 's' : ''} ${both.map((n) => `'${n}'`).join(', ')} declared both lower and higher is better: keep one`));
+              node.metricDirections.push({ lower, higher });
+            }
+          }
         });
       }
       if (isRecord(st.env)) {
@@ -411,6 +422,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
     order: topoOrder(nodes),
     envRead,
     absent,
+    sets: [...(opts.sets ?? [])],
   };
 }
 

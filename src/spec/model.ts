@@ -50,6 +50,8 @@ export interface StageNode {
   overwrite: string[];
   /** `metrics:` and `plots:`: files inside the stage's outputs, as [output, path inside ('' for a file output)]. */
   metrics: Array<[string, string]>;
+  /** For each `metrics:` file (same order), the metric names declared lower- or higher-is-better. */
+  metricDirections: Array<{ lower: string[]; higher: string[] }>;
   plots: Array<[string, string]>;
   env: Record<string, Template>;
   /** `passEnv:` (the spec's and the stage's): caller variables passed to the stage unkeyed. */
@@ -76,4 +78,6 @@ export interface Pipeline {
   envRead: Record<string, string | null>;
   /** Paths looked for and not found while compiling (a stage module found elsewhere). */
   absent: string[];
+  /** The `--set` overrides it was compiled with, as given (each run records them). */
+  sets: string[];
 }

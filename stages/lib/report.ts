@@ -4,6 +4,10 @@
 // CCC per epoch for every model, side by side; per-emotion dev CCC with 95 % CI whiskers for every
 // model. Axes carry titles with units, legends sit outside the plots.
 
+import { escapeHtml as esc, renderSvg, type VlSpec } from '../../src/experiments/svg.ts';
+
+export { renderSvg };
+
 export interface ReportModel {
   label: string;
   /** Per epoch: total training loss and dev mean CCC. */
@@ -19,17 +23,16 @@ export interface ReportInput {
   models: ReportModel[];
 }
 
-type VlSpec = Record<string, unknown>;
 
 const FONT = 'Helvetica, Arial, sans-serif';
-const CONFIG = { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, titleFontSize: 12, orient: 'right' }, view: { stroke: null } };
+const CONFIG = { font: FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, titleFontSize: 12, orient: 'right', labelLimit: 0 }, view: { stroke: null } };
 
-/** Three line charts side by side, one color per model, shared legend. */
 /** The same color for a model in every chart: the domain in the models' order. */
 function colorOf(models: ReportModel[]) {
   return { field: 'model', type: 'nominal', title: 'model', sort: models.map((m) => m.label), scale: { domain: models.map((m) => m.label) } };
 }
 
+/** Three line charts side by side, one color per model, the legend under them. */
 export function curvesSpec(models: ReportModel[]): VlSpec {
   const values = models.flatMap((m) => m.curve.flatMap((c) => [
     { model: m.label, epoch: c.epoch, measure: 'training loss (total)', value: c.loss },
@@ -57,42 +60,43 @@ export function curvesSpec(models: ReportModel[]): VlSpec {
       panel('dev mean CCC', 'CCC (−1 to 1)'),
     ],
     resolve: { scale: { color: 'shared' } },
-    config: CONFIG,
+    // The legend under the panels: model names at the side would push the row past the page.
+    config: { ...CONFIG, legend: { ...CONFIG.legend, orient: 'bottom', columns: Math.min(models.length, 4) } },
   };
 }
 
-/** Grouped bars per emotion, one per model, with the 95 % CI as a whisker. */
+/** Widest a chart may be: the page's column (body max-width 1100 px less padding). */
+export const PAGE_WIDTH = 1060;
+
+/**
+ * Per-emotion dev CCC: one small panel per emotion (bars, one per model, with the 95 % CI as a
+ * whisker), wrapped in rows so that the whole fits the page at any number of models: panels have a
+ * fixed width and the bars share it. The model legend goes under the panels (a long list of model
+ * names at the side would take the panels' width).
+ */
 export function perEmotionSpec(models: ReportModel[], emotions: string[]): VlSpec {
   const values = models.flatMap((m) => emotions.map((e) => ({ model: m.label, emotion: e, ccc: m.perEmotion[e]!.ccc, lo: m.perEmotion[e]!.ci95[0], hi: m.perEmotion[e]!.ci95[1] })));
-  const x = { field: 'emotion', type: 'nominal', title: 'emotion', sort: emotions, axis: { labelAngle: -30 } };
-  const offset = { field: 'model', type: 'nominal', sort: models.map((m) => m.label) };
+  const columns = Math.min(emotions.length, 5);
+  // Panel width: the page over the columns, less each panel's spacing and the shared y axis.
+  const width = Math.floor((PAGE_WIDTH - 70 - 16 * columns) / columns);
+  const x = { field: 'model', type: 'nominal', sort: models.map((m) => m.label), axis: null, scale: { paddingInner: 0.15 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
-    width: { step: 20 + 20 * models.length },
-    height: 260,
-    encoding: { x, xOffset: offset },
-    layer: [
-      { mark: { type: 'bar' }, encoding: { y: { field: 'ccc', type: 'quantitative', title: 'dev CCC (−1 to 1), whiskers: 95 % CI' }, color: colorOf(models) } },
-      { mark: { type: 'rule', color: '#222' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
-    ],
-    config: CONFIG,
+    columns,
+    facet: { field: 'emotion', type: 'nominal', sort: emotions, title: 'emotion', header: { labelFontSize: 12, titleFontSize: 12 } },
+    spacing: { row: 14, column: 16 },
+    spec: {
+      width,
+      height: 150,
+      encoding: { x },
+      layer: [
+        { mark: { type: 'bar' }, encoding: { y: { field: 'ccc', type: 'quantitative', title: 'dev CCC (−1 to 1), whiskers: 95 % CI' }, color: colorOf(models) } },
+        { mark: { type: 'rule', color: '#222' }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
+      ],
+    },
+    config: { ...CONFIG, legend: { ...CONFIG.legend, orient: 'bottom', columns: Math.min(models.length, 4), labelLimit: 0 } },
   };
-}
-
-/** Vega-Lite -> SVG text, in Node, with no canvas (text measured by estimate). */
-export async function renderSvg(spec: VlSpec): Promise<string> {
-  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
-  const view = new vega.View(vega.parse(vl.compile(spec as never).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 export async function renderReport(input: ReportInput): Promise<string> {

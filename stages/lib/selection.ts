@@ -6,7 +6,10 @@ import { createHash } from 'node:crypto';
 export interface Best {
   /** 0-based epoch, -1 before any. */
   epoch: number;
+  /** Mean dev CCC on the clips that pick the epoch (all dev clips, or the selection half). */
   ccc: number;
+  /** With `selectOn: half`: the same epoch's mean CCC on the other half, the honest score. */
+  heldout?: number;
 }
 
 export const NO_BEST: Best = { epoch: -1, ccc: -Infinity };
