@@ -72,6 +72,11 @@ export async function readSealed<T>(path: string): Promise<T | undefined | typeo
     if (isErrno(e, 'ENOENT')) return undefined;
     throw e;
   }
+  return parseSealed<T>(text);
+}
+
+/** A sealed file's text -> its value, or CORRUPT when it is not JSON or its seal does not match. */
+export async function parseSealed<T>(text: string): Promise<T | typeof CORRUPT> {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
     if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof v.seal !== 'string') return CORRUPT;

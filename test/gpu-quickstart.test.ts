@@ -14,7 +14,10 @@ const SMALL = ['--set', 'clips=160', '--set', 'epochs=2', '--set', 'crop=48', '-
 const VARIANTS = ['vanilla', 'joint', 'ruwl'].map((mode) => `train[mode=${mode},seed=10]`);
 
 function quickstart(): Workspace {
-  return new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
+  const ws = new Workspace({ 'pipelines/quickstart.yaml': readFileSync(join(ROOT, 'pipelines', 'quickstart.yaml'), 'utf8') });
+  // Three variants on lavapipe (2 at once) take about 2 min on 2 cores, more beside another test file.
+  ws.timeoutMs = 600_000;
+  return ws;
 }
 
 /** info.json of every training run in the cache, by stage and backend. */

@@ -26,7 +26,7 @@ export function checkName(name: string): string {
   return name;
 }
 
-function isSavedName(v: unknown): v is SavedName {
+export function isSavedName(v: unknown): v is SavedName {
   return isRecord(v) && typeof v.name === 'string' && typeof v.spec === 'string' && typeof v.workspace === 'string' && typeof v.savedAt === 'string' && isRecord(v.runs) && Object.values(v.runs).every((k) => typeof k === 'string' && /^[0-9a-f]{32}$/.test(k));
 }
 
@@ -35,6 +35,11 @@ export class SavedNames {
 
   private path(name: string): string {
     return join(this.cacheRoot, 'names', `${checkName(name)}.json`);
+  }
+
+  /** The sealed file of a name (what `exp push` sends as it is). */
+  file(name: string): string {
+    return this.path(name);
   }
 
   async save(entry: SavedName): Promise<void> {

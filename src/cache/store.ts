@@ -22,7 +22,7 @@
 // rehashes contents for the rest. Engine state read back (records, manifests, indexes) is checked
 // for shape and, for manifests, against their own digest: anything corrupt is dropped and rebuilt.
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, constants, mkdir, readdir, rename, rm, stat, unlink, link, utimes } from 'node:fs/promises';
+import { chmod, copyFile, constants, mkdir, open, readdir, rename, rm, stat, unlink, link, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, digestFresh, type FileEntry, type PathDigest } from './digests.ts';
@@ -48,7 +48,12 @@ function isCachedRun(v: unknown): v is CachedRun {
   return isRecord(v) && typeof v.key === 'string' && /^[0-9a-f]{32}$/.test(v.key) && typeof v.committedAt === 'number' && isRecord(v.outputs) && Object.values(v.outputs).every(isOutputDigest);
 }
 
-function isManifest(v: unknown): v is FileEntry[] {
+/** A run record fetched from elsewhere (a remote cache): well formed and filed under its own key. */
+export function isRunRecordFor(v: unknown, key: string): v is RunRecord {
+  return isCachedRun(v) && v.key === key && isRecord((v as Record<string, unknown>).fingerprint) && typeof (v as Record<string, unknown>).stage === 'string' && typeof (v as Record<string, unknown>).spec === 'string';
+}
+
+export function isManifest(v: unknown): v is FileEntry[] {
   return Array.isArray(v) && v.every((f) => isRecord(f) && typeof f.path === 'string' && typeof f.size === 'number' && typeof f.digest === 'string');
 }
 
@@ -567,6 +572,62 @@ export class Store {
       await rename(tmp, dest);
     }
     await fsyncDir(dirname(dest));
+  }
+
+  /** True when the object is in the store, untouched since it was stored (stat only). */
+  objectIntact(digest: string, size: number): boolean {
+    return objectProblem(this.objectPath(digest), size) === undefined;
+  }
+
+  /**
+   * Takes a file fetched from elsewhere whose content the caller has hashed to `digest` as a stored
+   * object: read-only, stamped, renamed into place (so never seen half-written).
+   */
+  async installObject(file: string, digest: string): Promise<void> {
+    await chmod(file, 0o444);
+    await utimes(file, OBJECT_MTIME, OBJECT_MTIME);
+    const obj = this.objectPath(digest);
+    await mkdir(dirname(obj), { recursive: true });
+    await rename(file, obj);
+  }
+
+  /**
+   * Stores bytes fetched from elsewhere whose digest the caller has checked: written read-only and
+   * stamped beside the object's name, synced, renamed into place (never seen half-written).
+   */
+  async installObjectBytes(bytes: Uint8Array, digest: string): Promise<void> {
+    const obj = this.objectPath(digest);
+    const dir = dirname(obj);
+    if (!this.madeDirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    const tmp = `${obj}.${tempName('obj')}`;
+    const fh = await open(tmp, 'wx', 0o444);
+    try {
+      await fh.writeFile(bytes);
+      await fh.utimes(OBJECT_MTIME, OBJECT_MTIME);
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    await rename(tmp, obj);
+  }
+
+  /** Object folders known to exist (installs skip their mkdir). */
+  private readonly madeDirs = new Set<string>();
+
+  /** Keeps a folder's file list fetched from elsewhere; the caller checked it against its digest. */
+  async installManifest(digest: string, entries: FileEntry[]): Promise<void> {
+    await writeFileAtomic(this.manifestPath(digest), JSON.stringify(entries));
+  }
+
+  /** Files a run record fetched from elsewhere (sealed bytes, checked by the caller): last, after its objects. */
+  async installRun(key: string, sealed: Uint8Array): Promise<void> {
+    await writeFileAtomic(this.runPath(key), sealed);
   }
 
   /** Every object in the store: digest -> path, size and mtime (for gc). */

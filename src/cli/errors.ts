@@ -6,6 +6,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { formatDiagnostic, SpecError, UsageError } from '../diagnostics.ts';
 import { isDiskFull } from '../fsutil.ts';
+import { RemoteError } from '../remote/remote.ts';
 
 /** Exit code of a permission problem (sysexits' EX_NOPERM). */
 export const EXIT_NO_PERMISSION = 77;
@@ -21,6 +22,10 @@ export function reportError(e: unknown): number {
   if (e instanceof UsageError) {
     process.stderr.write(`pipeline: ${e.message}\n`);
     return 2;
+  }
+  if (e instanceof RemoteError) {
+    process.stderr.write(`pipeline: ${e.message}\n`);
+    return 1;
   }
   if (isDiskFull(e)) {
     const err = e as NodeJS.ErrnoException;

@@ -1,14 +1,22 @@
 // `pipeline exp show` and `exp diff`: experiments compared from the run records; `exp save` and
 // `exp forget`: names that keep a spec's current runs past gc.
 import { UsageError } from '../diagnostics.ts';
-import { collectExperiments, sortByMetric, type ExpRow, type ExpTable } from '../experiments/collect.ts';
+import { collectExperiments, liveRows, sortByMetric, type ExpRow, type ExpTable } from '../experiments/collect.ts';
 import type { Planner } from '../run/plan.ts';
 import type { Store } from '../cache/store.ts';
 import { diffRows, renderDiff, renderShow } from '../experiments/render.ts';
 import { explainChange } from '../run/explain.ts';
 import { parse, openWorkspace, loadSpec } from './args.ts';
 import { HELP, help } from './help.ts';
-import { SavedNames, checkName, saveName } from '../cache/names.ts';
+import { SavedNames, checkName, isSavedName, saveName } from '../cache/names.ts';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { CORRUPT, parseSealed } from '../fsutil.ts';
+import { formatBytes } from '../remote/meter.ts';
+import { pullRuns } from '../remote/pull.ts';
+import { pushRuns } from '../remote/push.ts';
+import { BadObject, RemoteError, savedName } from '../remote/remote.ts';
+import { transferJobs, withRemote } from './remote.ts';
 import { pipelineStatus } from '../run/status.ts';
 
 /** The experiments of a spec, current = the run the spec (with the command's --set values) is served from now. */
@@ -35,9 +43,11 @@ export async function cmdExp(argv: string[]): Promise<number> {
     md: { type: 'boolean' },
     'sort-by': { type: 'string' },
     'only-changed': { type: 'boolean' },
+    live: { type: 'boolean' },
   });
   if (values.help || sub === '--help' || sub === '-h' || sub === undefined) return help('exp');
-  if (sub !== 'show' && sub !== 'diff' && sub !== 'save' && sub !== 'forget') throw new UsageError(`unknown exp command '${sub}' (show, diff, save or forget)\n\n${HELP.exp}`);
+  if (sub === 'push' || sub === 'pull') return expTransfer(sub, rest);
+  if (sub !== 'show' && sub !== 'diff' && sub !== 'save' && sub !== 'forget') throw new UsageError(`unknown exp command '${sub}' (show, diff, save, forget, push or pull)\n\n${HELP.exp}`);
   const formats = (['json', 'csv', 'md'] as const).filter((f) => values[f]);
   if (formats.length > 1) throw new UsageError(`choose one of --${formats.join(', --')}`);
   const env = await openWorkspace(values);
@@ -68,7 +78,12 @@ export async function cmdExp(argv: string[]): Promise<number> {
     if (positionals.length > 1) throw new UsageError(`exp show takes one spec\n\n${HELP.exp}`);
     const by = values['sort-by'] as string | undefined;
     if (by !== undefined && !table.metrics.includes(by)) throw new UsageError(`--sort-by: no metric '${by}' (metrics: ${table.metrics.join(', ') || 'none recorded'})`);
-    process.stdout.write(renderShow(table, by ? sortByMetric(table, by) : table.rows, formats[0] ?? 'table', !!values['only-changed']));
+    const rows = by ? sortByMetric(table, by) : table.rows;
+    // --live: stages of this spec running now (in any run on this cache), with their series so far.
+    const live = values.live ? await liveRows(planner.pipeline, env.store.root) : [];
+    for (const r of live) for (const m of Object.keys(r.metrics)) if (!table.metrics.includes(m)) table.metrics.push(m);
+    process.stdout.write(renderShow(table, [...rows, ...live], formats[0] ?? 'table', !!values['only-changed']));
+    if (values.live && !live.length && formats[0] === undefined) process.stdout.write('no stage of this spec is running now\n');
     return 0;
   }
   if (positionals.length !== 3) throw new UsageError(`exp diff needs a spec and two runs\n\n${HELP.exp}`);
@@ -78,4 +93,54 @@ export async function cmdExp(argv: string[]): Promise<number> {
   const other = (await explainChange(ra.fingerprint, rb.fingerprint, { manifest: (d) => env.store.readManifest(d) })).filter((r) => r.kind !== 'param' && r.kind !== 'seed').map((r) => r.text);
   process.stdout.write(renderDiff(diffRows(table, a!, b!, other), !!values.json));
   return 0;
+}
+
+/**
+ * `exp push [NAME...]`: named experiments (all saved ones when none is named) and their runs to the
+ * remote, each name's record after its runs. `exp pull [NAME...]`: from the remote (all it holds when
+ * none is named), each name saved here only once every run it keeps has arrived intact.
+ */
+async function expTransfer(sub: 'push' | 'pull', argv: string[]): Promise<number> {
+  const { values, positionals } = parse('exp', argv, { remote: { type: 'string', short: 'r' }, jobs: { type: 'string', short: 'j' } });
+  const jobs = transferJobs(values);
+  const env = await openWorkspace(values);
+  const names = new SavedNames(env.store.root);
+  return withRemote(values, env, `pipeline exp ${sub}`, async (remote, remoteName) => {
+    if (sub === 'push') {
+      const saved = await names.all();
+      const chosen = positionals.length ? positionals.map((n) => saved.find((s) => s.name === checkName(n)) ?? fail(`no saved experiment '${n}' in this cache (\`pipeline exp save ${n} <spec>\` or \`run --name ${n}\`)`)) : saved;
+      if (!chosen.length) throw new UsageError('no saved experiment to push (`pipeline exp save NAME <spec>` or `pipeline run --name NAME`)');
+      for (const e of chosen) {
+        const r = await pushRuns(env.store, remote, Object.values(e.runs), { jobs });
+        if (r.skipped.length) throw new RemoteError(`experiment '${e.name}' not pushed: ${r.skipped.map((s) => `run ${s.key.slice(0, 12)}: ${s.why}`).join('; ')}`);
+        // Last: the name, once every run it keeps is there.
+        await remote.putBytes(savedName(e.name), await readFile(names.file(e.name)));
+        process.stdout.write(`pushed experiment '${e.name}' to ${remoteName}: ${Object.keys(e.runs).length} runs (${r.sent.length} sent, ${r.had.length} already there; ${formatBytes(r.bytes)})\n`);
+      }
+      return 0;
+    }
+    const wanted = positionals.length ? positionals.map(checkName) : [...(await remote.list('names/')).keys()].flatMap((n) => /^names\/(.+)\.json$/.exec(n)?.[1] ?? []).filter((n) => { try { return checkName(n) === n; } catch { return false; } });
+    if (!wanted.length) throw new UsageError(`${remoteName} holds no named experiment (\`pipeline exp push NAME\` from where it was saved)`);
+    let failed = 0;
+    for (const name of wanted) {
+      const bytes = await remote.getBytes(savedName(name));
+      if (!bytes) throw new UsageError(`${remoteName} has no experiment '${name}'`);
+      const entry = await parseSealed<unknown>(bytes.toString('utf8'));
+      if (entry === CORRUPT || !isSavedName(entry) || entry.name !== name) throw new BadObject(`${savedName(name)} on ${remote.where} is damaged (its seal or shape is wrong): refused`);
+      const r = await pullRuns(env.store, remote, Object.values(entry.runs).filter((k) => !existsSync(env.store.runPath(k))), { jobs });
+      const bad = [...r.refused.map((x) => `run ${x.key.slice(0, 12)}: ${x.why}`), ...r.absent.map((k) => `run ${k.slice(0, 12)} is not on the remote`)];
+      if (bad.length) {
+        process.stderr.write(`experiment '${name}' not pulled: ${bad.join('; ')}\n`);
+        failed++;
+        continue;
+      }
+      await names.save(entry);
+      process.stdout.write(`pulled experiment '${name}' (${entry.spec}, saved ${entry.savedAt.slice(0, 16).replace('T', ' ')}${entry.git ? ` at ${entry.git.commit.slice(0, 7)}${entry.git.dirty ? ' (dirty)' : ''}` : ''}): ${Object.keys(entry.runs).length} runs, ${r.pulled.length} fetched (${formatBytes(r.bytes)}); \`pipeline exp show ${entry.spec}\` lists them\n`);
+    }
+    return failed ? 1 : 0;
+  });
+}
+
+function fail(text: string): never {
+  throw new UsageError(text);
 }

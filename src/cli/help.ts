@@ -23,12 +23,15 @@ Commands:
   exp diff <spec> A B     params and metrics of two runs, with deltas
   exp save NAME <spec>    keep the spec's current runs under NAME, past gc (exp forget NAME)
   plots show <spec>       the runs' declared series overlaid in one HTML page (plots diff A B: two)
+  remote add NAME URL     a remote cache: s3://bucket/prefix (--endpoint URL) or a shared folder
+  push [spec [stage...]]  send runs to the remote: the spec's current ones, or the whole cache
+  pull [spec [stage...]]  fetch from the remote what the spec needs (or everything it holds)
   init [dir]              start a new project (a spec, a TypeScript stage, a command stage)
   help <command>          the options of a command
   --version               the installed version
 
 Run \`pipeline help <command>\` (or \`pipeline <command> --help\`) for its options.
-Exit codes: 0 success, 1 a stage failed, 2 bad spec or usage, 70 internal error, 77 no permission to
+Exit codes: 0 success, 1 a stage failed (or a remote lacked, refused or could not be reached), 2 bad spec or usage, 70 internal error, 77 no permission to
 write the cache or workspace, 130 interrupted.`,
   run: `Usage: pipeline run <spec> [stage...] [options]
 
@@ -46,6 +49,9 @@ Named stages run with everything they need; a sweep's name runs all its variants
   -w, --watch           stay up: run again when the spec, a stage's code or an input changes
       --executor NAME   run every stage there: inline, process or slurm (default: what the spec says)
       --detach          with Slurm: submit every stale stage and return (\`pipeline status\` follows the jobs)
+      --pull            a stage the cache lacks is fetched from the remote when it has it (checked
+                        on arrival), computed otherwise
+  -r, --remote NAME     the remote --pull fetches from (default: the default remote)
 ${COMMON_HELP}`,
   verify: `Usage: pipeline verify
 
@@ -70,10 +76,12 @@ ${COMMON_HELP}`,
 
       --format F        mermaid (default) or dot
 ${COMMON_HELP}`,
-  exp: `Usage: pipeline exp show <spec> [--json|--csv|--md] [--sort-by METRIC] [--only-changed]
+  exp: `Usage: pipeline exp show <spec> [--json|--csv|--md] [--sort-by METRIC] [--only-changed] [--live]
        pipeline exp diff <spec> A B [--json]
        pipeline exp save NAME <spec>
        pipeline exp forget NAME
+       pipeline exp push [NAME...] [--remote R]
+       pipeline exp pull [NAME...] [--remote R]
 
 show: one row per recorded run of each stage that declares \`metrics:\` (every variant of a sweep,
 and earlier runs still in the cache, marked past, with what changed since), columns = where its
@@ -85,10 +93,55 @@ from the name: lower for loss, error, p, ...). Current = the run the spec, with 
 diff: A and B are run ids from \`exp show\` (key prefixes) or stage variants (their current run).
 save: keeps the spec's current runs under NAME: gc leaves them, \`exp show\` labels them
 (\`run --name NAME\` does the same for the runs it makes). forget: lets them go again.
+push: sends named experiments (every saved one when none is named) with their runs to the remote
+(\`pipeline remote add\`); pull: fetches them (every one the remote holds when none is named), each
+run checked on arrival, the name saved here once all its runs are in: then \`exp show\` lists them.
 
       --json | --csv | --md   output format (default: an aligned table)
       --sort-by METRIC        best first by METRIC
       --only-changed          leave out metrics that are the same in every row
+      --live                  with the stages running now (in any run on this cache): their
+                              metrics so far, and the last row of each declared series
+${COMMON_HELP}`,
+  remote: `Usage: pipeline remote add NAME URL [--endpoint URL] [--region R] [--default] [--cache]
+       pipeline remote list
+       pipeline remote remove NAME [--cache]
+
+A remote cache shares results between machines (a GPU box and a laptop): \`push\` sends runs,
+\`pull\` and \`run --pull\` fetch them. URL is s3://bucket/prefix (AWS S3, or any S3-compatible
+server with --endpoint http://host:port) or a folder (an NFS mount). Kept in
+.pipeline/remotes.json in the workspace (or, with --cache, remotes.json in the cache folder, for
+every workspace sharing it); never in a spec. Credentials come from the AWS environment
+(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE with ~/.aws/credentials, instance roles)
+and are never written anywhere.
+
+      --endpoint URL    an S3-compatible server (MinIO, Ceph, s3rver); path-style addressing
+      --region R        the bucket's region (default: AWS_REGION, else us-east-1)
+      --default         make it the remote push and pull use when none is named
+      --cache           configure it for the cache folder rather than this workspace
+${COMMON_HELP}`,
+  push: `Usage: pipeline push [spec [stage...]] [--remote NAME] [--jobs N]
+
+Sends runs to the remote: with a spec, the runs it is served from now (its cached stages, or the
+named ones with what they need); without one, every run in the local cache. Only what the remote
+lacks is sent (one listing settles a push with nothing new), N transfers at once: objects up to
+1 MiB in packs of up to 32 MiB (one request for many small files), larger ones alone, in parts from
+16 MiB; each object rehashed before it goes; each run's record goes last, after everything it
+names, so a push cut short is never visible as a run. Two machines may push at once.
+
+  -r, --remote NAME     the remote (default: the default one, or the only one)
+  -j, --jobs N          files sent at once (default 16)
+${COMMON_HELP}`,
+  pull: `Usage: pipeline pull [spec [stage...]] [--remote NAME] [--jobs N]
+
+With a spec: fetches from the remote each stage the local cache lacks, in dependency order (a
+stage's key is known once its upstream outputs are), and puts declared outs into the workspace, as
+a run would; computes nothing (\`pipeline run --pull\` computes what the remote lacks). Without a
+spec: fetches every run the remote holds. Every record, file list and object is checked on arrival
+against its digest: a damaged one is refused and named, never served.
+
+  -r, --remote NAME     the remote (default: the default one, or the only one)
+  -j, --jobs N          with a spec: stages looked up at once; without: files fetched at once (16)
 ${COMMON_HELP}`,
   init: `Usage: pipeline init [dir]
 

@@ -1,4 +1,5 @@
-// The `pipeline` command line: dispatches to each command. Exit codes: 0 success, 1 a stage failed,
+// The `pipeline` command line: dispatches to each command. Exit codes: 0 success, 1 a stage failed
+// (or a remote refused, lacked or could not be reached),
 // 2 bad spec or usage, 70 internal error (one line, the trace in a file), 77 no permission to write
 // the cache or workspace, 130 interrupted.
 import { UsageError } from '../diagnostics.ts';
@@ -9,6 +10,7 @@ import { cmdStatus, cmdValidate, cmdDag } from './inspect.ts';
 import { cmdGc, cmdVerify } from './cache.ts';
 import { cmdExp } from './exp.ts';
 import { cmdPlots } from './plots.ts';
+import { cmdPull, cmdPush, cmdRemote } from './remote.ts';
 import { cmdInit } from './init.ts';
 import { reportError } from './errors.ts';
 
@@ -34,6 +36,12 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdExp(rest);
       case 'plots':
         return await cmdPlots(rest);
+      case 'remote':
+        return await cmdRemote(rest);
+      case 'push':
+        return await cmdPush(rest);
+      case 'pull':
+        return await cmdPull(rest);
       case '--version':
       case '-V':
       case 'version':

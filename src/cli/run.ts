@@ -14,7 +14,12 @@ import { startReaper } from '../executors/groups.ts';
 import { onPath, saveDetached, SlurmSession } from '../executors/slurm.ts';
 import type { Planner } from '../run/plan.ts';
 import { pickReporter } from '../run/progress.ts';
-import { resolveStageNames, runPipeline, selectedStages, staleStages } from '../run/scheduler.ts';
+import { resolveStageNames, runPipeline, selectedStages, staleStages, type RemoteFetch } from '../run/scheduler.ts';
+import { connectRemote } from '../remote/config.ts';
+import { pullRuns } from '../remote/pull.ts';
+import { RemoteError, type Remote } from '../remote/remote.ts';
+import { TRANSFER_JOBS } from '../remote/meter.ts';
+import type { Store } from '../cache/store.ts';
 import { pipelineStatus } from '../run/status.ts';
 import { inWorkspace } from '../paths.ts';
 import { STOP_SIGNALS, quitBySignal, type Values, parse, openWorkspace, loadSpec, sayWaiting, workspaceRoot } from './args.ts';
@@ -85,6 +90,10 @@ export async function cmdRun(argv: string[]): Promise<number> {
     executor: { type: 'string' },
     detach: { type: 'boolean' },
     name: { type: 'string' },
+    pull: { type: 'boolean' },
+    remote: { type: 'string', short: 'r' },
+    // `pipeline pull <spec>` is a run that fetches and never computes.
+    'pull-only': { type: 'boolean' },
   });
   if (values.help) return help('run');
   if (values.watch) {
@@ -145,6 +154,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
   const started = Date.now();
   let lock: HeldLock | undefined;
   let slurm: SlurmSession | undefined;
+  let remote: { name: string; remote: Remote } | undefined;
   try {
     try {
       lock = await acquireLease(env.store.root, `pipeline run ${positionals.join(' ')}`, {
@@ -160,8 +170,11 @@ export async function cmdRun(argv: string[]): Promise<number> {
     startReaper();
     await dropSnapshot(snapshotFile);
     if (values.detach) return await detachRun(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
+    if (values.pull || values['pull-only']) remote = await connectRemote(values.remote as string | undefined, env.workspace, env.store.root);
+    else if (values.remote !== undefined) throw new UsageError('--remote names where `run --pull` fetches from: add --pull');
     const reporter = await pickReporter();
-    slurm = await slurmSession(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
+    // Fetching only (`pipeline pull <spec>`): nothing is computed, so nothing is submitted either.
+    slurm = values['pull-only'] ? undefined : await slurmSession(planner, positionals[0]!, sets, values['force-all'] ? pipeline.order : resolveStageNames(pipeline, force), targets);
     const summary = await runPipeline(planner, {
       slurm,
       targets,
@@ -173,6 +186,8 @@ export async function cmdRun(argv: string[]): Promise<number> {
       signal: ac.signal,
       verify: !!values.verify,
       name,
+      fetch: remote && fetchFrom(env.store, remote.remote, remote.name),
+      fetchOnly: !!values['pull-only'],
     });
     await reporter.close();
     if (name !== undefined && summary.ok && !ac.signal.aborted) {
@@ -227,6 +242,8 @@ export async function cmdRun(argv: string[]): Promise<number> {
       });
     }
     say(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
+    const absent = pipeline.order.filter((id) => { const r = summary.results.get(id); return r?.state === 'absent' && !r.error?.startsWith('needs '); });
+    if (absent.length) process.stderr.write(`not on ${remote?.name ?? 'the remote'}: ${absent.join(', ')} (and what needs ${absent.length > 1 ? 'them' : 'it'}): run the spec here (\`pipeline run --pull ${positionals[0]}\` computes only what is missing), or push ${absent.length > 1 ? 'them' : 'it'} from where ${absent.length > 1 ? 'they' : 'it'} ran\n`);
     for (const f of headlines) say(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
     if (values.json) writeRunJson(pipeline.name, pipeline.specRel, summary.ok && !ac.signal.aborted, started, pipeline.order.flatMap((id) => {
       const r = summary.results.get(id);
@@ -239,10 +256,29 @@ export async function cmdRun(argv: string[]): Promise<number> {
     // Jobs of stages this run will not follow (it stopped, a stage failed) are cancelled.
     const cancelled = await slurm?.finish().catch(() => []);
     if (cancelled?.length) process.stderr.write(`cancelled Slurm job${cancelled.length > 1 ? 's' : ''} ${cancelled.join(', ')}\n`);
+    remote?.remote.close();
     await env.digests.save().catch(() => undefined);
     if (lock) await env.store.dropOwnTemp();
     await lock?.release();
   }
+}
+
+/**
+ * `run --pull`: a stage run fetched from a remote by key. What the remote lacks is computed; what
+ * it holds damaged is refused and computed; a remote that cannot be reached is said once per stage.
+ */
+function fetchFrom(store: Store, remote: Remote, name: string): RemoteFetch {
+  return async (key, progress) => {
+    try {
+      const r = await pullRuns(store, remote, [key], { jobs: TRANSFER_JOBS, out: progress });
+      if (r.pulled.length) return { state: 'pulled' };
+      if (r.refused.length) return { state: 'refused', why: `refused what ${name} holds: ${r.refused[0]!.why}` };
+      return { state: 'absent' };
+    } catch (e) {
+      if (e instanceof RemoteError) return { state: 'unreachable', why: e.message };
+      throw e;
+    }
+  };
 }
 
 /** `run --json`: one object on stdout (stage states in run order; undefined fields left out). */

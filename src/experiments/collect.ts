@@ -9,6 +9,7 @@ import type { CachedRun, RunRecord, Store } from '../cache/store.ts';
 import { explainChange } from '../run/explain.ts';
 import type { Pipeline, StageNode } from '../spec/model.ts';
 import { readProvenance, type GitState } from '../provenance.ts';
+import { isRecord } from '../records.ts';
 
 export interface ExpRow {
   /** The run's key, shortened (enough to name it in `exp diff`). */
@@ -33,8 +34,10 @@ export interface ExpRow {
   changed: string[];
   /** `plots:` series by file (`output/path`): rows of a JSON list, JSON Lines or CSV. */
   plots: Record<string, unknown[]>;
-  /** A stage still running (liveRows): its series as written so far, no metrics yet. */
+  /** A stage still running (liveRows): its series as written so far, metrics if any yet. */
   running?: boolean;
+  /** A running stage: since when, and the last row of each of its series. */
+  progress?: string;
 }
 
 export interface ExpTable {
@@ -155,24 +158,39 @@ async function readPlots(store: Store, rec: RunRecord, node: StageNode): Promise
 
 /**
  * Stages of this spec and workspace running now (in any process on this cache), as rows with the
- * declared series written so far: what `plots show --live` draws while a stage trains.
+ * declared series written so far (what `plots show --live` draws while a stage trains), any metrics
+ * file already written, and `progress`: the last row of each series (what `exp show --live` shows).
  */
 export async function liveRows(p: Pipeline, cacheRoot: string): Promise<ExpRow[]> {
   const rows: ExpRow[] = [];
   for (const r of await runningStages(cacheRoot)) {
     if (r.spec !== p.specRel || r.workspace !== p.workspace) continue;
     const node = p.stages.get(r.stage);
-    if (!node?.plots.length) continue;
+    if (!node || (!node.plots.length && !node.metrics.length)) continue;
     const plots: Record<string, unknown[]> = {};
     for (const [output, inside] of node.plots) {
       const text = await readFile(join(r.outDir, output, inside), 'utf8').catch(() => undefined);
       const series = text === undefined ? undefined : parseSeries(text, true);
       if (series) plots[inside ? `${output}/${inside}` : output] = series;
     }
-    rows.push({ id: r.key.slice(0, 8), key: r.key, stage: r.stage, current: false, committedAt: r.startedAt, sets: null, git: null, names: [], params: {}, metrics: {}, changed: [], plots, running: true });
+    const metrics: Record<string, number> = {};
+    for (const [output, inside] of node.metrics) {
+      const text = await readFile(join(r.outDir, output, inside), 'utf8').catch(() => undefined);
+      try {
+        if (text !== undefined) Object.assign(metrics, flatten(JSON.parse(text), isNumber, metricsPrefix(node, output, inside)));
+      } catch {
+        // being written: read next time
+      }
+    }
+    const last = Object.values(plots).flatMap((rows) => (rows.length && isRecord(rows.at(-1)) ? [rows.at(-1) as Record<string, unknown>] : []));
+    const progress = last.map((row) => Object.entries(row).filter(([, v]) => isNumber(v)).slice(0, 6).map(([k, v]) => `${k} ${fmtLive(v as number)}`).join(', ')).join('; ');
+    const params = flatten(node.params, () => true) as Record<string, unknown>;
+    rows.push({ id: r.key.slice(0, 8), key: r.key, stage: r.stage, current: false, committedAt: r.startedAt, sets: null, git: null, names: [], params, metrics: metrics as Record<string, number>, changed: [], plots, running: true, progress: `running since ${r.startedAt.slice(11, 19)}${progress ? `: ${progress}` : ''}` });
   }
   return rows;
 }
+
+const fmtLive = (v: number): string => String(Number(v.toPrecision(4)));
 
 /** The matrix values a variant id names (`train[lr=0.1,w=a]` -> { lr: 0.1, w: 'a' }): a command stage's only params. */
 export function matrixOf(stageId: string): Record<string, unknown> {

@@ -27,16 +27,16 @@ function origin(r: ExpRow): string {
 export function renderShow(t: ExpTable, rows: ExpRow[], format: ExpFormat, onlyChanged: boolean): string {
   const { params, metrics } = columns(t, onlyChanged);
   if (format === 'json') return `${JSON.stringify({ ...t, rows, metrics }, null, 2)}\n`;
-  const head = ['run', 'stage', 'date', 'from', 'commit', ...params, ...metrics, 'changed since'];
+  const head = ['run', 'stage', 'date', 'from', 'commit', ...params, ...metrics, rows.some((r) => r.running) ? 'changed since / progress' : 'changed since'];
   const cells = rows.map((r) => [
-    `${r.id}${r.names.length ? ` [${r.names.join(', ')}]` : ''}${r.current ? '' : ' (past)'}`,
+    `${r.id}${r.names.length ? ` [${r.names.join(', ')}]` : ''}${r.running ? ' (running)' : r.current ? '' : ' (past)'}`,
     r.stage,
     r.committedAt.slice(0, 16).replace('T', ' '),
     origin(r),
     r.git ? `${r.git.commit.slice(0, 7)}${r.git.dirty ? ' (dirty)' : ''}` : '-',
     ...params.map((p) => num(r.params[p])),
     ...metrics.map((m) => `${num(r.metrics[m])}${format !== 'csv' && t.best[m] === r.id ? ' *' : ''}`),
-    r.changed.length ? `${r.changed.slice(0, 3).map((c) => (c.length > 60 ? `${c.slice(0, 57)}...` : c)).join('; ')}${r.changed.length > 3 ? `; +${r.changed.length - 3} more` : ''}` : '',
+    r.progress ?? (r.changed.length ? `${r.changed.slice(0, 3).map((c) => (c.length > 60 ? `${c.slice(0, 57)}...` : c)).join('; ')}${r.changed.length > 3 ? `; +${r.changed.length - 3} more` : ''}` : ''),
   ]);
   if (format === 'csv') {
     const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);

@@ -2,7 +2,10 @@
 // with its own progress line / done / failed). Elsewhere (pipes, CI): plain timestamped lines.
 import type { Listr, ListrTaskWrapper } from 'listr2';
 
-export type StageState = 'cached' | 'done' | 'failed' | 'blocked' | 'stopped';
+export type StageState = 'cached' | 'pulled' | 'done' | 'failed' | 'blocked' | 'stopped' | 'absent';
+
+/** States whose stage has its result (dependents may run). */
+export const hasResult = (s: StageState): boolean => s === 'cached' || s === 'pulled' || s === 'done';
 
 export interface Reporter {
   /** Stages this run will look at, in order. */
@@ -23,10 +26,12 @@ function fmtProgress(fraction: number | undefined, message?: string): string {
 
 const STATE_LABEL: Record<StageState, string> = {
   cached: 'cached',
+  pulled: 'pulled from the remote',
   done: 'done',
   failed: 'FAILED',
   blocked: 'not run (an upstream stage failed)',
   stopped: 'stopped',
+  absent: 'not in the cache or on the remote',
 };
 
 /** Plain lines: one when a stage starts, finishes, and at most every 2 s of progress per stage. */
@@ -52,7 +57,7 @@ export class LineReporter implements Reporter {
     this.line(`  ${id}: ${text}`);
   }
   finish(id: string, state: StageState, detail?: string): void {
-    const mark = state === 'failed' ? '✖' : state === 'cached' || state === 'done' ? '✔' : '•';
+    const mark = state === 'failed' ? '✖' : hasResult(state) ? '✔' : '•';
     this.line(`${mark} ${id} ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`);
   }
   message(text: string): void {
@@ -134,7 +139,7 @@ export class ListrReporter implements Reporter {
     this.setTitle(id, `${id}: ${STATE_LABEL[state]}${detail ? ` (${detail})` : ''}`);
     if (state === 'failed') d.reject(new Error(detail ?? 'failed'));
     else {
-      if (state === 'blocked' || state === 'stopped') d.skip = d.title;
+      if (state === 'blocked' || state === 'stopped' || state === 'absent') d.skip = d.title;
       d.resolve();
     }
   }

@@ -12,7 +12,7 @@ import { executorFor } from '../executors/index.ts';
 import { DiskFull, StageFailure, type StageJob } from '../executors/types.ts';
 import { withUpstream } from './graph.ts';
 import { Planner, renderTemplate, type Evaluated } from './plan.ts';
-import type { Reporter, StageState } from './progress.ts';
+import { hasResult, type Reporter, type StageState } from './progress.ts';
 import type { OutputRef, Pipeline, StageNode } from '../spec/model.ts';
 import type { CachedRun, Store } from '../cache/store.ts';
 import { pipelineStatus } from './status.ts';
@@ -36,7 +36,18 @@ export interface RunOptions {
   slurm?: SlurmSession;
   /** A name for this run's results (`run --name`): recorded with each run, and kept past gc. */
   name?: string;
+  /** `run --pull`: a stage the local cache lacks is looked for on a remote before it is computed. */
+  fetch?: RemoteFetch;
+  /** `pipeline pull <spec>`: what neither the cache nor the remote has is not computed ('absent'). */
+  fetchOnly?: boolean;
 }
+
+/**
+ * Fetches one stage run by key from a remote cache into the local one (the remote's own door is
+ * src/remote/; the scheduler knows only this). 'refused' and 'unreachable' say why in `why`: the
+ * stage is then computed here (or, fetching only, reported), never served from what was refused.
+ */
+export type RemoteFetch = (key: string, progress: (text: string, fraction: number) => void) => Promise<{ state: 'pulled' | 'absent' } | { state: 'refused' | 'unreachable'; why: string }>;
 
 /** What one run shares between its stages. */
 interface RunContext {
@@ -51,6 +62,8 @@ interface RunContext {
   /** What each run records of where it came from (its git state settles while the first stages run). */
   git: Promise<GitState | undefined>;
   name?: string;
+  fetch?: RemoteFetch;
+  fetchOnly: boolean;
 }
 
 export interface StageResult {
@@ -102,7 +115,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   await planner.store.registerWorkspace(p.workspace);
   // The commit as the run starts (the code it runs), recorded with each stage it computes.
   const git = gitState(p.workspace);
-  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm, git, name: opts.name };
+  const rc: RunContext = { planner, records, latest, reporter: opts.reporter, published: await planner.store.readPublished(p.workspace), verify: !!opts.verify, slurm: opts.slurm, git, name: opts.name, fetch: opts.fetch, fetchOnly: !!opts.fetchOnly };
   const publishedBefore = { ...rc.published };
   const running = new Map<string, { promise: Promise<void>; abort: AbortController }>();
   // Stages with the same fingerprint are the same computation: the later ones take its result.
@@ -134,9 +147,10 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
       const [r, d] = todo.pop()!;
       if (results.has(r.id)) continue;
       finish(r, d);
-      const ok = r.state === 'cached' || r.state === 'done';
+      const ok = hasResult(r.state);
       for (const dep of dependents.get(r.id)!) {
-        if (!ok) todo.push([{ id: dep, state: 'blocked' }, undefined]);
+        // Fetching only, what follows a stage the remote lacks cannot be known: absent too.
+        if (!ok) todo.push(r.state === 'absent' ? [{ id: dep, state: 'absent', error: `needs ${r.id}` }, `needs ${r.id}`] : [{ id: dep, state: 'blocked' }, undefined]);
         else if (waiting.set(dep, waiting.get(dep)! - 1).get(dep) === 0) queue.push(dep);
       }
     }
@@ -175,7 +189,7 @@ export async function runPipeline(planner: Planner, opts: RunOptions): Promise<R
   await digests.save();
   await planner.store.writePublished(p.workspace, Object.fromEntries(Object.entries(rc.published).filter(([rel, d]) => publishedBefore[rel] !== d)));
   await planner.store.writeLatest(p.workspace, p.specRel, new Map([...results.values()].flatMap((r) => (r.record ? [[r.id, r.record] as const] : []))));
-  const ok = [...results.values()].every((r) => r.state === 'cached' || r.state === 'done');
+  const ok = [...results.values()].every((r) => hasResult(r.state));
   return { ok, results };
 }
 
@@ -211,12 +225,21 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
   const missing = Object.entries(ev.fingerprint.inputs).filter(([, d]) => d === 'missing').map(([rel]) => rel);
   if (missing.length) return { id: node.id, state: 'failed', key: ev.key, error: `input ${missing.map((m) => `'${m}'`).join(', ')} does not exist in the workspace` };
 
+  let fetched: 'pulled' | 'absent' | string | undefined;
   const served = async (): Promise<StageResult | undefined> => {
     const last = rc.latest.get(node.id);
     const rec = last?.key === ev.key ? last : await store.readRun(ev.key);
-    if (!rec || !(await store.hasOutputs(rec, rc.verify))) return undefined;
-    await publishOuts(node, rec, rc);
-    return { id: node.id, state: 'cached', key: rec.key, record: rec };
+    if (rec && (await store.hasOutputs(rec, rc.verify))) {
+      await publishOuts(node, rec, rc);
+      return { id: node.id, state: fetched === 'pulled' ? 'pulled' : 'cached', key: rec.key, record: rec };
+    }
+    // Not here: from the remote, once a run (what it fetches is checked before it is installed).
+    if (!rc.fetch || fetched !== undefined) return undefined;
+    reporter.status(node.id, 'looking on the remote');
+    const got = await rc.fetch(ev.key, (text, fraction) => reporter.progress(node.id, fraction, text));
+    fetched = 'why' in got ? got.why : got.state;
+    if ('why' in got) reporter.message(`${node.id}: ${got.why}${rc.fetchOnly ? '' : '; computing it here'}`);
+    return got.state === 'pulled' ? served() : undefined;
   };
   // A stage this run submitted is followed to its job's end, even if its result is already in
   // the cache (the job's own, committed before we looked): it is reported done, not cached.
@@ -224,6 +247,10 @@ async function runEvaluated(node: StageNode, ev: Evaluated, rc: RunContext, forc
   if (!force && !ownJob) {
     const hit = await served();
     if (hit) return hit;
+  }
+  if (rc.fetchOnly) {
+    if (!force && !ownJob) return { id: node.id, state: 'absent', key: ev.key, error: fetched === 'absent' || fetched === undefined ? undefined : fetched };
+    return { id: node.id, state: 'failed', key: ev.key, error: 'a forced stage cannot be pulled' };
   }
   if (node.executor === 'slurm') return followSlurmJob(node, rc, signal, served);
   // One process computes a key at a time (users and Slurm jobs share the cache): a run that

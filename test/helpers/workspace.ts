@@ -21,6 +21,8 @@ export interface CliResult {
 
 export class Workspace {
   readonly dir: string;
+  /** How long one CLI call may take (training on a software GPU under a parallel test file takes longer). */
+  timeoutMs = 120_000;
   constructor(files: Record<string, string> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'pipeline-test-'));
     this.write('package.json', '{"type":"module"}\n');
@@ -46,7 +48,7 @@ export class Workspace {
   runEnv(vars: Record<string, string | undefined>, ...args: string[]): CliResult {
     const env: Record<string, string | undefined> = { ...process.env, CI: 'true', ...vars };
     for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
-    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env, timeout: 120_000 });
+    const r = spawnSync(process.execPath, [CLI, ...args], { cwd: this.dir, encoding: 'utf8', env, timeout: this.timeoutMs });
     return result(r.status ?? exitStatus(r.signal), r.stdout, r.stderr);
   }
   /** Starts the CLI without waiting (own process group, so a test can kill it and its children). */

@@ -1,0 +1,121 @@
+// Progress of a transfer: files and bytes done of the total, and the rate. On a terminal, one line
+// redrawn at most 10 times a second; elsewhere (pipes, CI), a line every 2 s and one at the end;
+// or handed to a callback (a run's stage line shows it).
+
+/** Files moved at once by default: enough to hide a round trip's latency, few enough for one NIC. */
+export const TRANSFER_JOBS = 16;
+
+/** Where progress goes: a stream, or a function given the line and the fraction done. */
+export type ProgressSink = NodeJS.WriteStream | ((text: string, fraction: number) => void);
+
+export class Meter {
+  private bytes = 0;
+  private files = 0;
+  private readonly t0 = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly verb: string,
+    private totalFiles: number,
+    private totalBytes: number,
+    private readonly out: ProgressSink = process.stderr,
+  ) {
+    this.tty = typeof out !== 'function' && !!out.isTTY && !process.env.CI;
+    if (totalFiles) this.startTimer();
+  }
+
+  private startTimer(): void {
+    this.timer ??= setInterval(() => this.draw(false), this.tty ? 100 : 2000);
+  }
+
+  /** More to move, found on the way (a pull learns what a run needs once its record arrives). */
+  grow(files: number, bytes: number): void {
+    this.totalFiles += files;
+    this.totalBytes += bytes;
+    if (this.totalFiles) this.startTimer();
+  }
+
+  addBytes(n: number): void {
+    this.bytes += n;
+  }
+
+  fileDone(): void {
+    this.files++;
+  }
+
+  /** Bytes a second so far. */
+  get rate(): number {
+    return this.bytes / Math.max(1e-3, (Date.now() - this.t0) / 1000);
+  }
+
+  get seconds(): number {
+    return (Date.now() - this.t0) / 1000;
+  }
+
+  private line(withPercent = true): string {
+    const pct = this.totalBytes && withPercent ? ` ${Math.floor((100 * this.bytes) / this.totalBytes)}%` : '';
+    return `${this.verb}: ${this.files}/${this.totalFiles} files, ${formatBytes(this.bytes)} of ${formatBytes(this.totalBytes)}${pct}, ${formatBytes(this.rate)}/s`;
+  }
+
+  private draw(last: boolean): void {
+    if (typeof this.out === 'function') this.out(this.line(false), this.totalBytes ? this.bytes / this.totalBytes : 1);
+    else if (this.tty) this.out.write(`\r\x1b[2K${this.line()}${last ? '\n' : ''}`);
+    else this.out.write(`${this.line()}\n`);
+  }
+
+  /** The last line (when there was anything to move). */
+  end(): void {
+    if (this.timer) clearInterval(this.timer);
+    if (this.totalFiles) this.draw(true);
+    this.timer = undefined;
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${Math.round(n)} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+/** A gate letting at most `n` tasks run at once (tasks may be added while others run). */
+export function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    // A finishing task hands its place to the next in line, so no newcomer slips in between.
+    if (running >= n) await new Promise<void>((r) => waiting.push(r));
+    else running++;
+    try {
+      return await task();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
+
+/** Runs `work` on each item, at most `limit` at once; the first failure is thrown once all have settled. */
+export async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { e: unknown } | undefined;
+  const lane = async () => {
+    while (next < items.length && !failure) {
+      const item = items[next++]!;
+      try {
+        await work(item);
+      } catch (e) {
+        failure ??= { e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.e;
+}

@@ -1,0 +1,99 @@
+// Packs: the small objects of a push sent as a few large remote files instead of one request
+// each. A cache holds many small files (a run's features, checkpoint shards, metrics); a request
+// per file made push and pull slower than copying the same bytes in bulk, because a remote answers
+// requests, not bytes. Objects keep their digests: each is hashed on arrival like a loose one.
+//
+//   packs/<digest>.pack   objects' bytes back to back, named by the digest of the whole
+//   packs/<run key>.idx   where a run's packed objects are: [[object digest, pack, offset, size], ...]
+//
+// A pull of one run reads its index and fetches only the byte ranges of its own objects (adjacent
+// ones in one request); an object several runs share is packed once, and each run's index points
+// at it. Objects already on the remote loose are not packed again. (Objects in packs of an
+// earlier push are not looked up: a later push may pack such an object again.)
+import { isRecord } from '../records.ts';
+
+/** Objects up to this size are packed; larger ones go loose (in parts, if large enough). */
+export const PACK_OBJECT_MAX = 1 << 20;
+/** A pack holds up to this many bytes (memory per transfer is bounded by it). */
+export const PACK_BYTES = 32 << 20;
+/** Ranges of one pack closer than this are fetched as one request (the gap's bytes are cheaper than a request). */
+export const RANGE_GAP = 256 << 10;
+
+export const packName = (digest: string): string => `packs/${digest}.pack`;
+export const indexName = (key: string): string => `packs/${key}.idx`;
+
+/** Where a packed object is: the pack's number in the push (its name once built), offset and size. */
+export interface Placement {
+  pack: number;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Lays out a push's small objects in packs, run by run (a run's objects stay adjacent, so a pull
+ * of one run needs few ranges), each object once. Returns the packs' contents and each object's place.
+ */
+export function layoutPacks(runs: Array<Array<[string, number]>>): { packs: Array<Array<[string, number]>>; placed: Map<string, Placement> } {
+  const packs: Array<Array<[string, number]>> = [];
+  const placed = new Map<string, Placement>();
+  let bytes = PACK_BYTES;
+  for (const run of runs) {
+    for (const [digest, size] of run) {
+      if (placed.has(digest)) continue;
+      if (bytes + size > PACK_BYTES) {
+        packs.push([]);
+        bytes = 0;
+      }
+      placed.set(digest, { pack: packs.length - 1, offset: bytes, size });
+      packs.at(-1)!.push([digest, size]);
+      bytes += size;
+    }
+  }
+  return { packs, placed };
+}
+
+/** One entry of a run's index: the object, the pack's digest, its offset and size there. */
+export type IndexEntry = [string, string, number, number];
+
+/** A run's index as read back, or undefined when it is not one (its objects are then fetched loose, or refused). */
+export function parseIndex(text: string): IndexEntry[] | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(v) || !Array.isArray(v.objects)) return undefined;
+  const ok = v.objects.every((e: unknown) => Array.isArray(e) && e.length === 4 && typeof e[0] === 'string' && /^[0-9a-f]{32}$/.test(e[0]) && typeof e[1] === 'string' && /^[0-9a-f]{32}$/.test(e[1]) && Number.isInteger(e[2]) && e[2] >= 0 && Number.isInteger(e[3]) && e[3] >= 0);
+  return ok ? (v.objects as IndexEntry[]) : undefined;
+}
+
+/** A byte range of one pack to fetch, and the objects in it. */
+export interface PackRange {
+  pack: string;
+  start: number;
+  /** Exclusive. */
+  end: number;
+  objects: Array<{ digest: string; offset: number; size: number }>;
+}
+
+/** The wanted entries grouped into ranges: by pack, in offset order, neighbours within RANGE_GAP merged, each at most PACK_BYTES. */
+export function packRanges(entries: IndexEntry[]): PackRange[] {
+  const byPack = new Map<string, IndexEntry[]>();
+  for (const e of entries) byPack.set(e[1], [...(byPack.get(e[1]) ?? []), e]);
+  const out: PackRange[] = [];
+  for (const [pack, list] of byPack) {
+    list.sort((a, b) => a[2] - b[2]);
+    let cur: PackRange | undefined;
+    for (const [digest, , offset, size] of list) {
+      if (cur && offset - cur.end <= RANGE_GAP && offset + size - cur.start <= PACK_BYTES) {
+        cur.end = Math.max(cur.end, offset + size);
+        cur.objects.push({ digest, offset, size });
+      } else {
+        cur = { pack, start: offset, end: offset + size, objects: [{ digest, offset, size }] };
+        out.push(cur);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,191 @@
+// Fetching runs from a remote cache into the local one. Nothing fetched is trusted: a record must
+// carry its seal and be filed under its own fingerprint's key, a manifest must hash to its name,
+// and every object is hashed on arrival against its digest before it becomes a stored object. A
+// bad one is refused and named (with the runs that need it), never served. A run's record is
+// installed last, after every object and manifest of its outputs: a pull cut short leaves objects
+// only, which the next one reuses.
+//
+// One pool of transfers serves every run at once: a run's objects are asked for as soon as its
+// record (and its folders' file lists) arrive, so the transfers never wait at a phase boundary.
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fingerprintKey } from '../cache/fingerprint.ts';
+import { hashBytes, hashFile } from '../cache/hash.ts';
+import { dirDigest } from '../cache/digests.ts';
+import type { FileEntry } from '../cache/digests.ts';
+import { isManifest, isRunRecordFor, type OutputDigest, type Store } from '../cache/store.ts';
+import { CORRUPT, parseSealed, tempName } from '../fsutil.ts';
+import { Meter, eachLimited, limiter } from './meter.ts';
+import { logName, manifestName, objectName, runName, type Remote } from './remote.ts';
+import { indexName, packName, packRanges, parseIndex, type PackRange } from './pack.ts';
+import { IN_MEMORY, type TransferOptions } from './push.ts';
+
+/** Objects of one pack written at once (each a create, write, sync and rename: latency, not bandwidth). */
+const INSTALLS_AT_ONCE = 8;
+
+export interface PullResult {
+  /** Runs installed now. */
+  pulled: string[];
+  /** Runs the remote does not have. */
+  absent: string[];
+  /** Runs refused: what on the remote is bad. */
+  refused: Array<{ key: string; why: string }>;
+  objects: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** Fetches the runs `keys` (those the local cache lacks); what the remote lacks or holds damaged is reported, not thrown. */
+export async function pullRuns(store: Store, remote: Remote, keys: string[], opts: TransferOptions): Promise<PullResult> {
+  const t0 = Date.now();
+  const result: PullResult = { pulled: [], absent: [], refused: [], objects: 0, bytes: 0, seconds: 0 };
+  const slot = limiter(opts.jobs);
+  const meter = new Meter(`pull from ${remote.where}`, 0, 0, opts.out);
+  await mkdir(store.tmpDir, { recursive: true });
+  // Each manifest and object is fetched once however many runs need it; the answer is why it is bad, or undefined.
+  const manifests = new Map<string, Promise<string | undefined>>();
+  const objects = new Map<string, Promise<string | undefined>>();
+
+  const manifest = (digest: string) => {
+    let p = manifests.get(digest);
+    if (!p) manifests.set(digest, (p = fetchManifest(store, remote, digest, slot)));
+    return p;
+  };
+  const object = (digest: string, size: number) => {
+    let p = objects.get(digest);
+    if (!p) {
+      meter.grow(1, size);
+      result.objects++;
+      result.bytes += size;
+      objects.set(digest, (p = slot(() => fetchObject(store, remote, digest, size, meter))));
+    }
+    return p;
+  };
+
+  /**
+   * The run's index of packed objects (what its push packed), when the remote has one: each object
+   * the run still lacks is fetched by byte range from its pack (neighbours in one request) and
+   * joins the memo, so `object` below finds it. Why the index is bad, or undefined.
+   */
+  const fromPacks = async (key: string, wanted: Map<string, number>): Promise<string | undefined> => {
+    const text = await slot(() => remote.getBytes(indexName(key)));
+    if (!text) return undefined;
+    const entries = parseIndex(text.toString('utf8'));
+    if (!entries) return `${indexName(key)} on ${remote.where} is damaged: refused`;
+    const mine = entries.filter(([d, , , size]) => wanted.get(d) === size && !objects.has(d));
+    for (const range of packRanges(mine)) {
+      const size = range.objects.reduce((a, o) => a + o.size, 0);
+      meter.grow(range.objects.length, size);
+      result.objects += range.objects.length;
+      result.bytes += size;
+      const done = slot(() => fetchRange(store, remote, range, meter));
+      for (const o of range.objects) objects.set(o.digest, done.then((problems) => problems.get(o.digest)));
+    }
+    return undefined;
+  };
+
+  const pullOne = async (key: string): Promise<void> => {
+    const sealed = await slot(() => remote.getBytes(runName(key)));
+    if (!sealed) return void result.absent.push(key);
+    const rec = await parseSealed<unknown>(sealed.toString('utf8'));
+    if (rec === CORRUPT || !isRunRecordFor(rec, key)) return void result.refused.push({ key, why: `${runName(key)} is damaged (its seal or shape is wrong)` });
+    if ((await fingerprintKey(rec.fingerprint)) !== key) return void result.refused.push({ key, why: `${runName(key)} is filed under a key its fingerprint does not have` });
+    const outs = Object.values(rec.outputs) as OutputDigest[];
+    const listProblems = (await Promise.all(outs.filter((o) => o.kind === 'dir').map((o) => manifest(o.digest)))).filter((w) => w !== undefined);
+    if (listProblems.length) return void result.refused.push({ key, why: listProblems[0]! });
+    const files = (await Promise.all(outs.map((o) => store.outputObjectSizes(o)))).flat();
+    const wanted = new Map(files.filter(([d, size]) => !store.objectIntact(d, size)));
+    const packProblem = wanted.size ? await fromPacks(key, wanted) : undefined;
+    if (packProblem) return void result.refused.push({ key, why: packProblem });
+    const problems = (await Promise.all(files.map(([d, size]) => (store.objectIntact(d, size) ? undefined : object(d, size))))).filter((w) => w !== undefined);
+    if (problems.length) return void result.refused.push({ key, why: problems[0]! });
+    // Its log, best effort; then the record, once every object of it is in and intact.
+    await slot(() => fetchLog(store, remote, key));
+    if (!(await store.hasOutputs(rec))) return void result.refused.push({ key, why: 'its outputs did not arrive intact' });
+    await store.installRun(key, sealed);
+    result.pulled.push(key);
+  };
+  try {
+    await Promise.all([...new Set(keys)].map(pullOne));
+  } finally {
+    meter.end();
+  }
+  return { ...result, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** A folder output's file list, checked against the digest it is named by; why it is bad, or undefined once it is in. */
+/** One byte range of a pack: each object in it hashed, then written; digest -> why it is bad (absent when it is in). */
+async function fetchRange(store: Store, remote: Remote, range: PackRange, meter: Meter): Promise<Map<string, string>> {
+  const problems = new Map<string, string>();
+  const buf = await remote.getRange(packName(range.pack), range.start, range.end);
+  const good: Array<{ digest: string; bytes: Buffer }> = [];
+  for (const o of range.objects) {
+    const bytes = buf?.subarray(o.offset - range.start, o.offset - range.start + o.size);
+    if (!bytes) problems.set(o.digest, `${packName(range.pack)} is missing on ${remote.where}`);
+    else if (bytes.length !== o.size || (await hashBytes(bytes)) !== o.digest) problems.set(o.digest, `${objectName(o.digest)} in ${packName(range.pack)} on ${remote.where} does not match its digest (${bytes.length} bytes, ${o.size} recorded): refused`);
+    else good.push({ digest: o.digest, bytes });
+  }
+  // Written several at once: each is a create, write, sync and rename (latency, not bandwidth).
+  await eachLimited(good, INSTALLS_AT_ONCE, async ({ digest, bytes }) => {
+    await store.installObjectBytes(bytes, digest);
+    meter.addBytes(bytes.length);
+    meter.fileDone();
+  });
+  return problems;
+}
+
+async function fetchManifest(store: Store, remote: Remote, digest: string, slot: <T>(f: () => Promise<T>) => Promise<T>): Promise<string | undefined> {
+  if (await store.readManifest(digest)) return undefined;
+  const bytes = await slot(() => remote.getBytes(manifestName(digest)));
+  let m: unknown;
+  try {
+    m = bytes && JSON.parse(bytes.toString('utf8'));
+  } catch {
+    m = undefined;
+  }
+  if (!bytes) return `${manifestName(digest)} is missing on ${remote.where}`;
+  if (!isManifest(m) || (await dirDigest(m)).digest !== digest) return `${manifestName(digest)} on ${remote.where} does not match its digest: refused`;
+  await store.installManifest(digest, m as FileEntry[]);
+  return undefined;
+}
+
+/** One object, hashed on arrival; why it is bad, or undefined once it is a stored object. */
+async function fetchObject(store: Store, remote: Remote, digest: string, size: number, meter: Meter): Promise<string | undefined> {
+  const bad = (got: { digest: string; size: number } | undefined) =>
+    !got ? `${objectName(digest)} is missing on ${remote.where}` : got.digest !== digest || got.size !== size ? `${objectName(digest)} on ${remote.where} does not match its digest (${got.size} bytes, ${size} recorded): refused` : undefined;
+  if (size <= IN_MEMORY) {
+    // Small objects (most of a cache) arrive as one buffer, hashed before they touch the disk.
+    const bytes = await remote.getBytes(objectName(digest));
+    if (bytes) meter.addBytes(bytes.length);
+    const why = bad(bytes && { digest: await hashBytes(bytes), size: bytes.length });
+    if (why) return why;
+    await store.installObjectBytes(bytes!, digest);
+  } else {
+    const tmp = join(store.tmpDir, tempName('pull'));
+    try {
+      const got = await remote.get(objectName(digest), tmp, (n) => meter.addBytes(n));
+      const why = bad(got ? await hashFile(tmp) : undefined);
+      if (why) return why;
+      await store.installObject(tmp, digest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  meter.fileDone();
+  return undefined;
+}
+
+/** The log of the run that produced a record, when the remote has it (nothing depends on it). */
+async function fetchLog(store: Store, remote: Remote, key: string): Promise<void> {
+  const tmp = join(store.tmpDir, tempName('log'));
+  try {
+    if (await remote.get(logName(key), tmp, () => undefined)) {
+      await mkdir(join(store.root, 'logs'), { recursive: true });
+      await rename(tmp, store.logPath(key));
+    }
+  } catch {
+    // a log is a convenience: its absence or a failed fetch changes nothing
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}

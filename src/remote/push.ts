@@ -1,0 +1,130 @@
+// Sending runs to a remote cache. Content-addressed: one listing of the remote's run records
+// settles a push with nothing new (a record there means everything it names was sent before it);
+// for the rest, one listing of its objects, and only the objects it lacks go, many at once, each
+// rehashed first so a damaged local copy is never sent under a good name: large ones loose, small
+// ones in packs (pack.ts) with an index per run. Records go last, after every object, pack, index,
+// manifest and log of theirs: a push cut short leaves only unnamed files behind, and no run. Two
+// machines pushing at once write content-named files and indexes that each point at packs already there.
+import { readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { hashBytes, hashFile } from '../cache/hash.ts';
+import type { RunRecord, Store } from '../cache/store.ts';
+import { Meter, eachLimited, type ProgressSink } from './meter.ts';
+import { PACK_OBJECT_MAX, indexName, layoutPacks, packName, type IndexEntry } from './pack.ts';
+import { logName, manifestName, objectName, objectsIn, runKeysIn, runName, RemoteError, type Remote } from './remote.ts';
+
+/** Objects up to this size move as one buffer (hashed from the same bytes); larger ones stream from and to files. */
+export const IN_MEMORY = 8 << 20;
+
+export interface PushResult {
+  /** Runs sent now. */
+  sent: string[];
+  /** Runs the remote had already. */
+  had: string[];
+  /** Runs not sent, and why (not in the local cache, damaged there). */
+  skipped: Array<{ key: string; why: string }>;
+  objects: number;
+  bytes: number;
+  seconds: number;
+}
+
+export interface TransferOptions {
+  /** Files moved at once. */
+  jobs: number;
+  /** Where progress goes (default stderr). */
+  out?: ProgressSink;
+}
+
+export async function pushRuns(store: Store, remote: Remote, keys: string[], opts: TransferOptions): Promise<PushResult> {
+  const t0 = Date.now();
+  const onRemote = runKeysIn(await remote.list('runs/'));
+  const wanted = [...new Set(keys)];
+  const result: PushResult = { sent: [], had: wanted.filter((k) => onRemote.has(k)), skipped: [], objects: 0, bytes: 0, seconds: 0 };
+  const todo: RunRecord[] = [];
+  for (const key of wanted.filter((k) => !onRemote.has(k))) {
+    const rec = await store.readRun(key);
+    if (!rec) result.skipped.push({ key, why: 'not in the local cache' });
+    else if (!(await store.hasOutputs(rec))) result.skipped.push({ key, why: 'its outputs are missing from the local cache, or damaged there (rerun the stage)' });
+    else todo.push(rec);
+  }
+  if (!todo.length) return { ...result, seconds: (Date.now() - t0) / 1000 };
+
+  const [objects, manifests] = await Promise.all([remote.list('objects/').then(objectsIn), remote.list('manifests/')]);
+  // What each run needs sent.
+  const needs = new Map<string, Array<[string, number]>>();
+  const sendManifests = new Set<string>();
+  for (const rec of todo) {
+    const mine = new Map<string, number>();
+    for (const out of Object.values(rec.outputs)) {
+      if (out.kind === 'dir' && !manifests.has(manifestName(out.digest))) sendManifests.add(out.digest);
+      for (const [d, size] of await store.outputObjectSizes(out)) if (objects.get(d) !== size) mine.set(d, size);
+    }
+    needs.set(rec.key, [...mine]);
+  }
+  // Small objects go in packs (laid out run by run), large ones loose.
+  const { packs, placed } = layoutPacks([...needs.values()].map((list) => list.filter(([, size]) => size <= PACK_OBJECT_MAX)));
+  const loose = new Map([...needs.values()].flat().filter(([d]) => !placed.has(d)));
+  const count = loose.size + placed.size;
+  const total = [...loose.values(), ...[...placed.values()].map((p) => p.size)].reduce((a, b) => a + b, 0);
+  const meter = new Meter(`push to ${remote.where}`, count, total, opts.out);
+  const damaged = (path: string) => new RemoteError(`the local object ${path} does not match its digest: nothing of its runs was sent; run \`pipeline verify\` (it drops the damaged copy) and rerun the stage`);
+  /** An object's bytes, read once and checked against its digest before they go anywhere. */
+  const readChecked = async (digest: string, size: number): Promise<Buffer> => {
+    const bytes = await readFile(store.objectPath(digest));
+    if (bytes.length !== size || (await hashBytes(bytes)) !== digest) throw damaged(store.objectPath(digest));
+    return bytes;
+  };
+  const packNames: string[] = new Array(packs.length);
+  type Item = { loose: [string, number] } | { pack: number } | { manifest: string } | { log: string };
+  const items: Item[] = [...packs.keys()].map((pack): Item => ({ pack })).concat([...loose].map((o) => ({ loose: o })), [...sendManifests].map((manifest) => ({ manifest })), todo.map((r) => ({ log: r.key })));
+  try {
+    await eachLimited(items, opts.jobs, async (item) => {
+      if ('pack' in item) {
+        const list = packs[item.pack]!;
+        const contents: Buffer[] = new Array(list.length);
+        await eachLimited([...list.keys()], 8, async (i) => {
+          contents[i] = await readChecked(...list[i]!);
+        });
+        const bytes = Buffer.concat(contents);
+        packNames[item.pack] = await hashBytes(bytes);
+        await remote.putBytes(packName(packNames[item.pack]!), bytes);
+        meter.addBytes(bytes.length);
+        for (let i = 0; i < list.length; i++) meter.fileDone();
+      } else if ('loose' in item) {
+        const [digest, size] = item.loose;
+        if (size <= IN_MEMORY) {
+          await remote.putBytes(objectName(digest), await readChecked(digest, size));
+          meter.addBytes(size);
+        } else {
+          const path = store.objectPath(digest);
+          const h = await hashFile(path);
+          if (h.digest !== digest || h.size !== size) throw damaged(path);
+          await remote.put(objectName(digest), path, size, (n) => meter.addBytes(n));
+        }
+        meter.fileDone();
+      } else if ('manifest' in item) {
+        await remote.putBytes(manifestName(item.manifest), await readFile(store.manifestPath(item.manifest)));
+      } else {
+        const log = store.logPath(item.log);
+        const st = statSync(log, { throwIfNoEntry: false });
+        if (st?.isFile()) await remote.put(logName(item.log), log, st.size, () => undefined);
+      }
+    });
+  } finally {
+    meter.end();
+  }
+  // Each run's index of its packed objects, once every pack is in.
+  await eachLimited([...needs].filter(([, list]) => list.some(([d]) => placed.has(d))), opts.jobs, async ([key, list]) => {
+    const objects: IndexEntry[] = list.flatMap(([d]) => {
+      const at = placed.get(d);
+      return at ? [[d, packNames[at.pack]!, at.offset, at.size] as IndexEntry] : [];
+    });
+    await remote.putBytes(indexName(key), Buffer.from(JSON.stringify({ objects })));
+  });
+  // Last: each record, once everything it names is there.
+  await eachLimited(todo, opts.jobs, async (rec) => {
+    await remote.putBytes(runName(rec.key), await readFile(store.runPath(rec.key)));
+    result.sent.push(rec.key);
+  });
+  return { ...result, objects: count, bytes: total, seconds: (Date.now() - t0) / 1000 };
+}
