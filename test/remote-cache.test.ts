@@ -72,6 +72,8 @@ for (const kind of ['folder', 's3'] as const) {
     const push = run(a, 'push', 'p.yaml');
     assert.equal(push.code, 0, push.stderr);
     assert.match(push.stdout, /push to origin: 3 runs sent \(\d+ objects, /);
+    // The progress line (every 2 s off a terminal, and at the end): files, bytes of the total, rate.
+    assert.match(push.stderr, /^push to .*: (\d+)\/\1 files, [\d.]+ [kM]?B of [\d.]+ [kM]?B 100%, [\d.]+ [kM]?B\/s$/m);
     const names = [...files().keys()];
     assert.equal(names.filter((n) => n.startsWith('runs/')).length, 3);
     assert.ok(names.some((n) => n.startsWith('manifests/')), 'the folder output\'s file list went too');
@@ -82,6 +84,7 @@ for (const kind of ['folder', 's3'] as const) {
     const pull = run(b, 'pull', 'p.yaml');
     assert.equal(pull.code, 0, pull.stderr);
     assert.deepEqual([...pull.states.values()], ['pulled', 'pulled', 'pulled']);
+    assert.match(pull.stderr, /  big: 100% pull from .*: 1\/1 files, [\d.]+ [kM]?B of [\d.]+ [kM]?B, [\d.]+ [kM]?B\/s$/m, 'each stage\'s fetch shows on its line');
     assert.equal(b.read('results/total.txt'), a.read('results/total.txt'), 'the published output arrived');
     const rerun = run(b, 'run', 'p.yaml');
     assert.equal(rerun.code, 0);
@@ -197,6 +200,25 @@ test('small objects travel in packs: a run pulled alone finds the objects it sha
   assert.deepEqual(Object.fromEntries(pull.states), { y: 'pulled' });
   assert.equal(b.read('out/y/s3.txt'), 'shared 3\n');
   assert.equal(b.read('out/y/own.txt'), 'own\n');
+
+  // A later run with the same shared files: a later push sends only its own file, and its index
+  // points at the earlier pack, where a pull of it alone finds them.
+  const more = `${twins}  z:
+    run: [sh, -c, 'mkdir -p "$0" && for i in 1 2 3 4; do echo "shared $i" > "$0/s$i.txt"; done && echo z > "$0/z.txt"', '\${outputs.d}']
+    outs: { d: out/z }
+`;
+  for (const w of [a, b]) w.write('p.yaml', more);
+  assert.equal(run(a, 'run', 'p.yaml').code, 0);
+  const later = run(a, 'push', 'p.yaml');
+  assert.equal(later.code, 0, later.stderr);
+  assert.match(later.stdout, /1 run sent \(1 objects, 2 B,/, 'only z.txt');
+  const c = new Workspace({ 'p.yaml': more });
+  t.after(() => c.dispose());
+  assert.equal(c.run('remote', 'add', 'origin', JSON.parse(a.read('.pipeline/remotes.json')).remotes.origin.url).code, 0);
+  const alone = c.run('pull', 'p.yaml', 'z');
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.equal(c.read('out/z/s4.txt'), 'shared 4\n');
+  assert.equal(c.read('out/z/z.txt'), 'z\n');
 });
 
 test('a push killed part-way leaves no run visible on the remote; the next push completes it', async (t) => {

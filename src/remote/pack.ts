@@ -4,12 +4,14 @@
 // requests, not bytes. Objects keep their digests: each is hashed on arrival like a loose one.
 //
 //   packs/<digest>.pack   objects' bytes back to back, named by the digest of the whole
+//   packs/<digest>.list   what a pack holds: [[object digest, offset, size], ...] (sent after it)
 //   packs/<run key>.idx   where a run's packed objects are: [[object digest, pack, offset, size], ...]
 //
 // A pull of one run reads its index and fetches only the byte ranges of its own objects (adjacent
 // ones in one request); an object several runs share is packed once, and each run's index points
-// at it. Objects already on the remote loose are not packed again. (Objects in packs of an
-// earlier push are not looked up: a later push may pack such an object again.)
+// at it. A push sends neither what the remote holds loose nor what any pack there holds: it reads
+// the packs' lists (each once per cache: a list never changes, it is kept under
+// <cache>/remote-packs/) and points the new runs' indexes at the packs already there.
 import { isRecord } from '../records.ts';
 
 /** Objects up to this size are packed; larger ones go loose (in parts, if large enough). */
@@ -94,6 +96,30 @@ export function packRanges(entries: IndexEntry[]): PackRange[] {
         out.push(cur);
       }
     }
+  }
+  return out;
+}
+
+/** A pack's list as read back (object digest, offset, size), or undefined when it is not one. */
+export function parseList(text: string): Array<[string, number, number]> | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const ok = Array.isArray(v) && v.every((e: unknown) => Array.isArray(e) && e.length === 3 && typeof e[0] === 'string' && /^[0-9a-f]{32}$/.test(e[0]) && Number.isInteger(e[1]) && e[1] >= 0 && Number.isInteger(e[2]) && e[2] >= 0);
+  return ok ? (v as Array<[string, number, number]>) : undefined;
+}
+
+export const listName = (digest: string): string => `packs/${digest}.list`;
+
+/** Pack digests in a listing of `packs/` that have their list (a pack whose list is missing was cut short: not used). */
+export function listedPacks(names: Iterable<string>): string[] {
+  const out: string[] = [];
+  for (const n of names) {
+    const m = /^packs\/([0-9a-f]{32})\.list$/.exec(n);
+    if (m) out.push(m[1]!);
   }
   return out;
 }

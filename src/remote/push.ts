@@ -6,11 +6,13 @@
 // manifest and log of theirs: a push cut short leaves only unnamed files behind, and no run. Two
 // machines pushing at once write content-named files and indexes that each point at packs already there.
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../fsutil.ts';
 import { statSync } from 'node:fs';
 import { hashBytes, hashFile } from '../cache/hash.ts';
 import type { RunRecord, Store } from '../cache/store.ts';
 import { Meter, eachLimited, type ProgressSink } from './meter.ts';
-import { PACK_OBJECT_MAX, indexName, layoutPacks, packName, type IndexEntry } from './pack.ts';
+import { PACK_OBJECT_MAX, indexName, layoutPacks, listName, listedPacks, packName, parseList, type IndexEntry } from './pack.ts';
 import { logName, manifestName, objectName, objectsIn, runKeysIn, runName, RemoteError, type Remote } from './remote.ts';
 
 /** Objects up to this size move as one buffer (hashed from the same bytes); larger ones stream from and to files. */
@@ -49,17 +51,26 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
   }
   if (!todo.length) return { ...result, seconds: (Date.now() - t0) / 1000 };
 
-  const [objects, manifests] = await Promise.all([remote.list('objects/').then(objectsIn), remote.list('manifests/')]);
-  // What each run needs sent.
+  const [objects, manifests, packFiles] = await Promise.all([remote.list('objects/').then(objectsIn), remote.list('manifests/'), remote.list('packs/')]);
+  // Objects packed by earlier pushes: where they are (each pack's list read once per cache).
+  const inPacks = await packCatalog(store, remote, listedPacks(packFiles.keys()), opts.jobs);
+  // What each run needs sent, and what of it earlier packs hold.
   const needs = new Map<string, Array<[string, number]>>();
+  const packedBefore = new Map<string, IndexEntry[]>();
   const sendManifests = new Set<string>();
   for (const rec of todo) {
     const mine = new Map<string, number>();
+    const before: IndexEntry[] = [];
     for (const out of Object.values(rec.outputs)) {
       if (out.kind === 'dir' && !manifests.has(manifestName(out.digest))) sendManifests.add(out.digest);
-      for (const [d, size] of await store.outputObjectSizes(out)) if (objects.get(d) !== size) mine.set(d, size);
+      for (const [d, size] of await store.outputObjectSizes(out)) {
+        const at = inPacks.get(d);
+        if (at && at[3] === size) before.push(at);
+        else if (objects.get(d) !== size) mine.set(d, size);
+      }
     }
     needs.set(rec.key, [...mine]);
+    packedBefore.set(rec.key, before);
   }
   // Small objects go in packs (laid out run by run), large ones loose.
   const { packs, placed } = layoutPacks([...needs.values()].map((list) => list.filter(([, size]) => size <= PACK_OBJECT_MAX)));
@@ -86,8 +97,11 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
           contents[i] = await readChecked(...list[i]!);
         });
         const bytes = Buffer.concat(contents);
-        packNames[item.pack] = await hashBytes(bytes);
-        await remote.putBytes(packName(packNames[item.pack]!), bytes);
+        const digest = (packNames[item.pack] = await hashBytes(bytes));
+        await remote.putBytes(packName(digest), bytes);
+        // Its list after it: a list always names a pack that is there.
+        let offset = 0;
+        await remote.putBytes(listName(digest), Buffer.from(JSON.stringify(list.map(([d, size]) => [d, (offset += size) - size, size]))));
         meter.addBytes(bytes.length);
         for (let i = 0; i < list.length; i++) meter.fileDone();
       } else if ('loose' in item) {
@@ -113,13 +127,16 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
   } finally {
     meter.end();
   }
-  // Each run's index of its packed objects, once every pack is in.
-  await eachLimited([...needs].filter(([, list]) => list.some(([d]) => placed.has(d))), opts.jobs, async ([key, list]) => {
-    const objects: IndexEntry[] = list.flatMap(([d]) => {
-      const at = placed.get(d);
-      return at ? [[d, packNames[at.pack]!, at.offset, at.size] as IndexEntry] : [];
-    });
-    await remote.putBytes(indexName(key), Buffer.from(JSON.stringify({ objects })));
+  // Each run's index of its packed objects (in this push's packs and earlier ones), once every pack is in.
+  await eachLimited([...needs], opts.jobs, async ([key, list]) => {
+    const objects: IndexEntry[] = [
+      ...packedBefore.get(key)!,
+      ...list.flatMap(([d]) => {
+        const at = placed.get(d);
+        return at ? [[d, packNames[at.pack]!, at.offset, at.size] as IndexEntry] : [];
+      }),
+    ];
+    if (objects.length) await remote.putBytes(indexName(key), Buffer.from(JSON.stringify({ objects })));
   });
   // Last: each record, once everything it names is there.
   await eachLimited(todo, opts.jobs, async (rec) => {
@@ -127,4 +144,26 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
     result.sent.push(rec.key);
   });
   return { ...result, objects: count, bytes: total, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Object digest -> where a pack on the remote holds it, from the lists of `packs`. A list never
+ * changes (its pack is named by content), so each is fetched once and kept under
+ * <cache>/remote-packs/; one that is not a list is left out (its objects are sent again).
+ */
+async function packCatalog(store: Store, remote: Remote, packs: string[], jobs: number): Promise<Map<string, IndexEntry>> {
+  const out = new Map<string, IndexEntry>();
+  const dir = join(store.root, 'remote-packs');
+  await eachLimited(packs, jobs, async (pack) => {
+    const kept = join(dir, `${pack}.list`);
+    let text = await readFile(kept, 'utf8').catch(() => undefined);
+    let list = text === undefined ? undefined : parseList(text);
+    if (!list) {
+      text = (await remote.getBytes(listName(pack)))?.toString('utf8');
+      list = text === undefined ? undefined : parseList(text);
+      if (list) await writeFileAtomic(kept, text!);
+    }
+    for (const [d, offset, size] of list ?? []) out.set(d, [d, pack, offset, size]);
+  });
+  return out;
 }
