@@ -141,7 +141,7 @@ spec: fetches every run the remote holds. Every record, file list and object is 
 against its digest: a damaged one is refused and named, never served.
 
   -r, --remote NAME     the remote (default: the default one, or the only one)
-  -j, --jobs N          with a spec: stages looked up at once; without: files fetched at once (16)
+  -j, --jobs N          with a spec: stages fetched at once (8); without: transfers at once (16)
 ${COMMON_HELP}`,
   init: `Usage: pipeline init [dir]
 

@@ -11,7 +11,8 @@ import { acquireLease } from '../cache/lock.ts';
 import { pipelineStatus } from '../run/status.ts';
 import { resolveStageNames, selectedStages } from '../run/scheduler.ts';
 import { configPath, connectRemote, normalizeEntry, readConfig, writeConfig, type Scope } from '../remote/config.ts';
-import { formatBytes, TRANSFER_JOBS } from '../remote/meter.ts';
+import { formatBytes } from '../remote/meter.ts';
+import { TRANSFER_JOBS } from '../remote/pool.ts';
 import { pushRuns, type PushResult } from '../remote/push.ts';
 import { pullRuns, type PullResult } from '../remote/pull.ts';
 import { runKeysIn, type Remote } from '../remote/remote.ts';
@@ -19,6 +20,9 @@ import { loadSpec, openWorkspace, parse, sayWaiting, type Env, type Values } fro
 import { HELP, help } from './help.ts';
 import { cmdRun } from './run.ts';
 
+
+/** Stages `pull <spec>` fetches at once by default (each with its own transfers). */
+const PULL_STAGES = 8;
 
 const TRANSFER_OPTIONS = {
   remote: { type: 'string', short: 'r' },
@@ -141,7 +145,8 @@ export async function cmdPull(argv: string[]): Promise<number> {
   const { values, positionals } = parse('pull', argv, TRANSFER_OPTIONS);
   if (values.help) return help('pull');
   transferJobs(values);
-  if (positionals.length) return cmdRun([...argv, '--pull', '--pull-only']);
+  // Fetching only, stages wait on the network, not the cores: several more at once than a run.
+  if (positionals.length) return cmdRun([...argv, '--pull', '--pull-only', ...(values.jobs === undefined ? ['--jobs', String(PULL_STAGES)] : [])]);
   const jobs = transferJobs(values);
   const env = await openWorkspace(values);
   return withRemote(values, env, 'pipeline pull', async (remote, name) => {

@@ -18,7 +18,7 @@ import { resolveStageNames, runPipeline, selectedStages, staleStages, type Remot
 import { connectRemote } from '../remote/config.ts';
 import { pullRuns } from '../remote/pull.ts';
 import { RemoteError, type Remote } from '../remote/remote.ts';
-import { TRANSFER_JOBS } from '../remote/meter.ts';
+import { TRANSFER_JOBS } from '../remote/pool.ts';
 import type { Store } from '../cache/store.ts';
 import { pipelineStatus } from '../run/status.ts';
 import { inWorkspace } from '../paths.ts';

@@ -2,9 +2,6 @@
 // redrawn at most 10 times a second; elsewhere (pipes, CI), a line every 2 s and one at the end;
 // or handed to a callback (a run's stage line shows it).
 
-/** Files moved at once by default: enough to hide a round trip's latency, few enough for one NIC. */
-export const TRANSFER_JOBS = 16;
-
 /** Where progress goes: a stream, or a function given the line and the fraction done. */
 export type ProgressSink = NodeJS.WriteStream | ((text: string, fraction: number) => void);
 
@@ -26,7 +23,8 @@ export class Meter {
   }
 
   private startTimer(): void {
-    this.timer ??= setInterval(() => this.draw(false), this.tty ? 100 : 2000);
+    // unref: a transfer that ends without end() (an error on the way) must not keep the process up.
+    this.timer ??= setInterval(() => this.draw(false), this.tty ? 100 : 2000).unref();
   }
 
   /** More to move, found on the way (a pull learns what a run needs once its record arrives). */
@@ -82,40 +80,4 @@ export function formatBytes(n: number): string {
     i++;
   }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
-}
-
-/** A gate letting at most `n` tasks run at once (tasks may be added while others run). */
-export function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    // A finishing task hands its place to the next in line, so no newcomer slips in between.
-    if (running >= n) await new Promise<void>((r) => waiting.push(r));
-    else running++;
-    try {
-      return await task();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else running--;
-    }
-  };
-}
-
-/** Runs `work` on each item, at most `limit` at once; the first failure is thrown once all have settled. */
-export async function eachLimited<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { e: unknown } | undefined;
-  const lane = async () => {
-    while (next < items.length && !failure) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (e) {
-        failure ??= { e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.e;
 }

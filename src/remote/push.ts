@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../fsutil.ts';
 import { statSync } from 'node:fs';
 import { hashBytes, hashFile } from '../cache/hash.ts';
 import type { RunRecord, Store } from '../cache/store.ts';
-import { Meter, eachLimited, type ProgressSink } from './meter.ts';
+import { Meter, type ProgressSink } from './meter.ts';
+import { eachLimited } from './pool.ts';
 import { PACK_OBJECT_MAX, indexName, layoutPacks, listName, listedPacks, packName, parseList, type IndexEntry } from './pack.ts';
 import { logName, manifestName, objectName, objectsIn, runKeysIn, runName, RemoteError, type Remote } from './remote.ts';
 
