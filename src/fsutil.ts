@@ -212,3 +212,13 @@ export async function linkOrCopy(src: string, dest: string): Promise<void> {
 export function tempName(prefix: string): string {
   return `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`;
 }
+
+/** A folder's entries; none when it does not exist (or is not a folder). */
+export async function readdirIfExists(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (e) {
+    if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return [];
+    throw e;
+  }
+}

@@ -61,17 +61,17 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
   const sendManifests = new Set<string>();
   for (const rec of todo) {
     const mine = new Map<string, number>();
-    const before: IndexEntry[] = [];
+    const before = new Map<string, IndexEntry>();
     for (const out of Object.values(rec.outputs)) {
       if (out.kind === 'dir' && !manifests.has(manifestName(out.digest))) sendManifests.add(out.digest);
       for (const [d, size] of await store.outputObjectSizes(out)) {
         const at = inPacks.get(d);
-        if (at && at[3] === size) before.push(at);
+        if (at && at[3] === size) before.set(d, at);
         else if (objects.get(d) !== size) mine.set(d, size);
       }
     }
     needs.set(rec.key, [...mine]);
-    packedBefore.set(rec.key, before);
+    packedBefore.set(rec.key, [...before.values()]);
   }
   // Small objects go in packs (laid out run by run), large ones loose.
   const { packs, placed } = layoutPacks([...needs.values()].map((list) => list.filter(([, size]) => size <= PACK_OBJECT_MAX)));
