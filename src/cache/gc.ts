@@ -117,7 +117,7 @@ export async function collectGarbage(store: Store, opts: GcOptions): Promise<GcR
   const checkpoints = await entriesByAge(join(store.root, 'checkpoints'));
   const modules = await entriesByAge(join(store.root, 'modules'));
   let other = 0;
-  for (const d of ['checkpoints', 'modules', 'logs', 'specs', 'runs', 'manifests', 'latest', 'snapshots', 'published', 'workspaces']) other += await bytesUnder(join(store.root, d));
+  for (const d of ['checkpoints', 'modules', 'logs', 'specs', 'runs', 'manifests', 'latest', 'snapshots', 'published', 'workspaces', 'names', 'remote-packs']) other += await bytesUnder(join(store.root, d));
   let total = [...objects.values()].reduce((sum, o) => sum + o.size, 0) + other;
   const over = () => opts.maxSize !== undefined && total > opts.maxSize;
   let otherFreed = 0;
