@@ -33,19 +33,22 @@ after(async () => {
   await s3?.stop();
 });
 
-/** Two machines: workspaces with the same spec, each with its own cache, sharing a remote. */
+/** Two machines: workspaces with the same spec, each with its own cache, sharing a remote (`another` makes one more). */
 function machines(t: { after(f: () => void): void }, kind: 'folder' | 's3', size = 4096, prefix = `p${Math.random().toString(36).slice(2, 8)}/a b+c`) {
-  const a = new Workspace({ 'p.yaml': SPEC(size) });
-  const b = new Workspace({ 'p.yaml': SPEC(size) });
   const remoteDir = new Workspace();
-  t.after(() => [a, b, remoteDir].forEach((w) => w.dispose()));
+  t.after(() => remoteDir.dispose());
   const env = kind === 's3' ? s3.env : {};
   const url = kind === 's3' ? `s3://cache/${prefix}` : remoteDir.path('remote');
   if (kind === 'folder') remoteDir.write('remote/.keep', '');
-  for (const w of [a, b]) {
+  const another = (spec = SPEC(size)): Workspace => {
+    const w = new Workspace({ 'p.yaml': spec });
+    t.after(() => w.dispose());
     const add = w.runEnv(env, 'remote', 'add', 'origin', url, ...(kind === 's3' ? ['--endpoint', s3.endpoint] : []));
     assert.equal(add.code, 0, add.stderr);
-  }
+    return w;
+  };
+  const a = another();
+  const b = another();
   const run = (w: Workspace, ...args: string[]): CliResult => w.runEnv(env, ...args);
   /** The remote's files: name -> path (s3rver keeps an object's bytes in `<name>._S3rver_object`). */
   const files = (): Map<string, string> => {
@@ -61,7 +64,7 @@ function machines(t: { after(f: () => void): void }, kind: 'folder' | 's3', size
     walk(root, '');
     return out;
   };
-  return { a, b, run, files, env };
+  return { a, b, another, run, files, env };
 }
 
 for (const kind of ['folder', 's3'] as const) {
@@ -129,7 +132,7 @@ test('run --pull fetches what the remote has and computes only the rest; without
 for (const kind of ['folder', 's3'] as const) {
 test(`${kind} remote: what it holds damaged is refused and named, never served: an object, a run record; run --pull computes instead`, (t) => {
   // big's 2 MB output goes loose (packs take objects up to 1 MiB).
-  const { a, b, run, files, env } = machines(t, kind, 2_000_000);
+  const { a, b, another, run, files, env } = machines(t, kind, 2_000_000);
   assert.equal(run(a, 'run', 'p.yaml').code, 0);
   assert.equal(run(a, 'push', 'p.yaml').code, 0);
   // One of make's files (small: sent in a pack) and big's one file (sent loose), each rewritten
@@ -165,10 +168,7 @@ test(`${kind} remote: what it holds damaged is refused and named, never served: 
   assert.match(b.read('results/total.txt'), /^file 1 a\nfile 2 a\nfile 3 a\n/);
 
   // A run record edited on the remote (its seal no longer matches) is refused too.
-  const c = new Workspace({ 'p.yaml': SPEC(2_000_000) });
-  t.after(() => c.dispose());
-  const origin = JSON.parse(a.read('.pipeline/remotes.json')).remotes.origin as { url: string; endpoint?: string };
-  assert.equal(c.runEnv(env, 'remote', 'add', 'origin', origin.url, ...(origin.endpoint ? ['--endpoint', origin.endpoint] : [])).code, 0);
+  const c = another();
   const recFile = files().get(`runs/${rec.key}.json`)!;
   writeFileSync(recFile, readFileSync(recFile, 'utf8').replace('"durationMs":', '"durationMs":1'));
   const tampered = c.runEnv(env, 'pull', 'p.yaml');
@@ -178,7 +178,7 @@ test(`${kind} remote: what it holds damaged is refused and named, never served: 
 }
 
 test('small objects travel in packs: a run pulled alone finds the objects it shares with another run, by its own index', (t) => {
-  const { a, b, run, files } = machines(t, 'folder');
+  const { a, b, another, run, files } = machines(t, 'folder');
   const twins = `stages:
   x:
     run: [sh, -c, 'mkdir -p "$0" && for i in 1 2 3 4; do echo "shared $i" > "$0/s$i.txt"; done', '\${outputs.d}']
@@ -212,9 +212,7 @@ test('small objects travel in packs: a run pulled alone finds the objects it sha
   const later = run(a, 'push', 'p.yaml');
   assert.equal(later.code, 0, later.stderr);
   assert.match(later.stdout, /1 run sent \(1 objects, 2 B,/, 'only z.txt');
-  const c = new Workspace({ 'p.yaml': more });
-  t.after(() => c.dispose());
-  assert.equal(c.run('remote', 'add', 'origin', JSON.parse(a.read('.pipeline/remotes.json')).remotes.origin.url).code, 0);
+  const c = another(more);
   const alone = c.run('pull', 'p.yaml', 'z');
   assert.equal(alone.code, 0, alone.stderr);
   assert.equal(c.read('out/z/s4.txt'), 'shared 4\n');
@@ -244,13 +242,10 @@ test('a push killed part-way leaves no run visible on the remote; the next push 
 
 for (const kind of ['folder', 's3'] as const) {
   test(`${kind} remote: two machines pushing the same results at once corrupt nothing`, async (t) => {
-    const { a, b, run, env } = machines(t, kind, 3_000_000);
+    const { a, b, another, run, env } = machines(t, kind, 3_000_000);
     assert.equal(run(a, 'run', 'p.yaml').code, 0);
     // A second machine with the same results: a copy of A's cache (same keys, same bytes).
-    const c = new Workspace({ 'p.yaml': SPEC(3_000_000) });
-    t.after(() => c.dispose());
-    const remoteArgs = JSON.parse(a.read('.pipeline/remotes.json')).remotes.origin as { url: string; endpoint?: string };
-    assert.equal(c.runEnv(env, 'remote', 'add', 'origin', remoteArgs.url, ...(remoteArgs.endpoint ? ['--endpoint', remoteArgs.endpoint] : [])).code, 0);
+    const c = another();
     cpSync(a.path('cache'), c.path('cache'), { recursive: true, preserveTimestamps: true });
     const [one, two] = await Promise.all([a.startEnv(env, 'push', '--jobs', '4').done, c.startEnv(env, 'push', '--jobs', '3').done]);
     assert.equal(one.code, 0, one.stderr);

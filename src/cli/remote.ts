@@ -136,7 +136,7 @@ function pushLine(name: string, r: PushResult): string {
   return `push to ${name}: ${r.sent.length} run${r.sent.length === 1 ? '' : 's'} sent (${r.objects} objects, ${formatBytes(r.bytes)}, ${formatBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s); ${r.had.length} already there; ${r.seconds.toFixed(2)} s`;
 }
 
-export function pullLine(name: string, r: PullResult): string {
+function pullLine(name: string, r: PullResult): string {
   return `pull from ${name}: ${r.pulled.length} run${r.pulled.length === 1 ? '' : 's'} fetched (${r.objects} objects, ${formatBytes(r.bytes)}, ${formatBytes(r.bytes / Math.max(r.seconds, 1e-3))}/s) in ${r.seconds.toFixed(2)} s`;
 }
 
@@ -144,10 +144,9 @@ export function pullLine(name: string, r: PullResult): string {
 export async function cmdPull(argv: string[]): Promise<number> {
   const { values, positionals } = parse('pull', argv, TRANSFER_OPTIONS);
   if (values.help) return help('pull');
-  transferJobs(values);
+  const jobs = transferJobs(values);
   // Fetching only, stages wait on the network, not the cores: several more at once than a run.
   if (positionals.length) return cmdRun([...argv, '--pull', '--pull-only', ...(values.jobs === undefined ? ['--jobs', String(PULL_STAGES)] : [])]);
-  const jobs = transferJobs(values);
   const env = await openWorkspace(values);
   return withRemote(values, env, 'pipeline pull', async (remote, name) => {
     const local = new Set(await env.store.runKeys());

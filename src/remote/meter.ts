@@ -47,10 +47,6 @@ export class Meter {
     return this.bytes / Math.max(1e-3, (Date.now() - this.t0) / 1000);
   }
 
-  get seconds(): number {
-    return (Date.now() - this.t0) / 1000;
-  }
-
   private line(withPercent = true): string {
     const pct = this.totalBytes && withPercent ? ` ${Math.floor((100 * this.bytes) / this.totalBytes)}%` : '';
     return `${this.verb}: ${this.files}/${this.totalFiles} files, ${formatBytes(this.bytes)} of ${formatBytes(this.totalBytes)}${pct}, ${formatBytes(this.rate)}/s`;

@@ -52,12 +52,16 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
     if (!p) manifests.set(digest, (p = fetchManifest(store, remote, digest, slot)));
     return p;
   };
+  /** Objects about to come, for the progress line and the result. */
+  const expect = (files: number, bytes: number) => {
+    meter.grow(files, bytes);
+    result.objects += files;
+    result.bytes += bytes;
+  };
   const object = (digest: string, size: number) => {
     let p = objects.get(digest);
     if (!p) {
-      meter.grow(1, size);
-      result.objects++;
-      result.bytes += size;
+      expect(1, size);
       objects.set(digest, (p = slot(() => fetchObject(store, remote, digest, size, meter))));
     }
     return p;
@@ -75,10 +79,7 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
     if (!entries) return `${indexName(key)} on ${remote.where} is damaged: refused`;
     const mine = entries.filter(([d, , , size]) => wanted.get(d) === size && !objects.has(d));
     for (const range of packRanges(mine)) {
-      const size = range.objects.reduce((a, o) => a + o.size, 0);
-      meter.grow(range.objects.length, size);
-      result.objects += range.objects.length;
-      result.bytes += size;
+      expect(range.objects.length, range.objects.reduce((a, o) => a + o.size, 0));
       const done = slot(() => fetchRange(store, remote, range, meter));
       for (const o of range.objects) objects.set(o.digest, done.then((problems) => problems.get(o.digest)));
     }
@@ -98,7 +99,8 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
     const wanted = new Map(files.filter(([d, size]) => !store.objectIntact(d, size)));
     const packProblem = wanted.size ? await fromPacks(key, wanted) : undefined;
     if (packProblem) return void result.refused.push({ key, why: packProblem });
-    const problems = (await Promise.all(files.map(([d, size]) => (store.objectIntact(d, size) ? undefined : object(d, size))))).filter((w) => w !== undefined);
+    // What the packs did not bring is fetched loose (object() finds the packed ones in the memo).
+    const problems = (await Promise.all([...wanted].map(([d, size]) => object(d, size)))).filter((w) => w !== undefined);
     if (problems.length) return void result.refused.push({ key, why: problems[0]! });
     // Its log, best effort; then the record, once every object of it is in and intact.
     await slot(() => fetchLog(store, remote, key));
@@ -114,7 +116,6 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
   return { ...result, seconds: (Date.now() - t0) / 1000 };
 }
 
-/** A folder output's file list, checked against the digest it is named by; why it is bad, or undefined once it is in. */
 /** One byte range of a pack: each object in it hashed, then written; digest -> why it is bad (absent when it is in). */
 async function fetchRange(store: Store, remote: Remote, range: PackRange, meter: Meter): Promise<Map<string, string>> {
   const problems = new Map<string, string>();
@@ -135,6 +136,7 @@ async function fetchRange(store: Store, remote: Remote, range: PackRange, meter:
   return problems;
 }
 
+/** A folder output's file list, checked against the digest it is named by; why it is bad, or undefined once it is in. */
 async function fetchManifest(store: Store, remote: Remote, digest: string, slot: <T>(f: () => Promise<T>) => Promise<T>): Promise<string | undefined> {
   if (await store.readManifest(digest)) return undefined;
   const bytes = await slot(() => remote.getBytes(manifestName(digest)));

@@ -12,6 +12,7 @@
 // when the environment does not hold a key pair itself (the chain's own first link).
 import { createHash, createHmac } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -71,6 +72,13 @@ interface Answer {
   status: number;
   body?: Buffer;
   code?: string;
+}
+
+interface RequestOptions {
+  query?: Record<string, string>;
+  body?: { bytes: Uint8Array } | { file: string; size: number };
+  to?: { dest: string; onBytes: (n: number) => void };
+  range?: string;
 }
 
 type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
@@ -134,7 +142,7 @@ export class S3Remote implements Remote {
     let token: string | undefined;
     do {
       const query: Record<string, string> = { 'list-type': '2', prefix: this.key(prefix), ...(token ? { 'continuation-token': token } : {}) };
-      const res = await this.request('GET', this.base.pathname, query, `list ${prefix}`);
+      const res = await this.request('GET', this.base.pathname, `list ${prefix}`, { query });
       const xml = res.body!.toString('utf8');
       for (const m of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
         const key = /<Key>([\s\S]*?)<\/Key>/.exec(m[1]!)?.[1];
@@ -148,7 +156,7 @@ export class S3Remote implements Remote {
 
   async put(name: string, file: string, size: number, onBytes: (n: number) => void): Promise<void> {
     if (size < MULTIPART_FROM) {
-      await this.request('PUT', this.objectPath(name), {}, `send ${name}`, { file, size });
+      await this.request('PUT', this.objectPath(name), `send ${name}`, { body: { file, size } });
       onBytes(size);
       return;
     }
@@ -171,21 +179,21 @@ export class S3Remote implements Remote {
   }
 
   async putBytes(name: string, body: Uint8Array): Promise<void> {
-    await this.request('PUT', this.objectPath(name), {}, `send ${name}`, { bytes: body });
+    await this.request('PUT', this.objectPath(name), `send ${name}`, { body: { bytes: body } });
   }
 
   async get(name: string, dest: string, onBytes: (n: number) => void): Promise<boolean> {
-    const res = await this.request('GET', this.objectPath(name), {}, `fetch ${name}`, undefined, { dest, onBytes });
+    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`, { to: { dest, onBytes } });
     return res.status !== 404;
   }
 
   async getBytes(name: string): Promise<Buffer | undefined> {
-    const res = await this.request('GET', this.objectPath(name), {}, `fetch ${name}`);
+    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`);
     return res.status === 404 ? undefined : res.body;
   }
 
   async getRange(name: string, start: number, end: number): Promise<Buffer | undefined> {
-    const res = await this.request('GET', this.objectPath(name), {}, `fetch ${name}`, undefined, undefined, `bytes=${start}-${end - 1}`);
+    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`, { range: `bytes=${start}-${end - 1}` });
     if (res.status === 404) return undefined;
     // A server that ignores Range answers the whole object (200): cut here.
     return res.status === 206 ? res.body : res.body!.subarray(start, end);
@@ -199,9 +207,10 @@ export class S3Remote implements Remote {
   /**
    * One signed request, tried up to ATTEMPTS times on transient failures (connection, 5xx, 429).
    * A GET of a missing object answers status 404; any other failure is a RemoteError in the user's
-   * terms. `to`: the body is streamed into a file instead of memory.
+   * terms. `to`: the answer's body is streamed into a file instead of memory; `range`: a Range header.
    */
-  private async request(method: 'GET' | 'PUT', path: string, query: Record<string, string>, what: string, body?: { bytes: Uint8Array } | { file: string; size: number }, to?: { dest: string; onBytes: (n: number) => void }, range?: string): Promise<Answer> {
+  private async request(method: 'GET' | 'PUT', path: string, what: string, opts: RequestOptions = {}): Promise<Answer> {
+    const { query = {}, body, to, range } = opts;
     for (let attempt = 1; ; attempt++) {
       let res: Answer;
       try {
@@ -236,7 +245,7 @@ export class S3Remote implements Remote {
     }
   }
 
-  private send(method: string, path: string, headers: Record<string, string>, body: { bytes: Uint8Array } | { file: string; size: number } | undefined, to: { dest: string; onBytes: (n: number) => void } | undefined): Promise<Answer> {
+  private send(method: string, path: string, headers: Record<string, string>, body: RequestOptions['body'], to: RequestOptions['to']): Promise<Answer> {
     const lib = this.base.protocol === 'https:' ? https : http;
     return new Promise<Answer>((resolve, reject) => {
       const req = lib.request({ method, hostname: this.base.hostname, port: this.base.port || undefined, path, headers, agent: this.agent, timeout: 120_000 }, (res) => {
@@ -268,7 +277,7 @@ export class S3Remote implements Remote {
       } else req.end(body?.bytes);
     }).catch(async (e: unknown) => {
       // A retried streamed GET starts its file again.
-      if (to) await import('node:fs/promises').then((fs) => fs.rm(to.dest, { force: true }));
+      if (to) await rm(to.dest, { force: true });
       throw e;
     });
   }
