@@ -53,10 +53,15 @@ export const CORRUPT = Symbol('corrupt');
  * Written atomically. `seal` is a reserved key of the value.
  */
 export async function writeSealed(path: string, value: object): Promise<void> {
+  await writeFileAtomic(path, await sealedText(value));
+}
+
+/** A value as a sealed file holds it (what writeSealed writes). */
+export async function sealedText(value: object): Promise<string> {
   const { seal: _drop, ...rest } = value as Record<string, unknown>;
   const body = JSON.stringify(rest);
   const seal = `{"seal":"${await hashBytes(body)}"`;
-  await writeFileAtomic(path, body === '{}' ? `${seal}}` : `${seal},${body.slice(1)}`);
+  return body === '{}' ? `${seal}}` : `${seal},${body.slice(1)}`;
 }
 
 /**

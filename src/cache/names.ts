@@ -7,6 +7,7 @@ import { UsageError } from '../diagnostics.ts';
 import { CORRUPT, readSealed, writeSealed } from '../fsutil.ts';
 import { gitState, type GitState } from '../provenance.ts';
 import { isRecord } from '../records.ts';
+import { hasControlDeep } from '../text.ts';
 
 export interface SavedName {
   name: string;
@@ -27,7 +28,8 @@ export function checkName(name: string): string {
 }
 
 export function isSavedName(v: unknown): v is SavedName {
-  return isRecord(v) && typeof v.name === 'string' && typeof v.spec === 'string' && typeof v.workspace === 'string' && typeof v.savedAt === 'string' && isRecord(v.runs) && Object.values(v.runs).every((k) => typeof k === 'string' && /^[0-9a-f]{32}$/.test(k));
+  // No control character anywhere: a name fetched from a remote is printed (see text.ts).
+  return isRecord(v) && typeof v.name === 'string' && typeof v.spec === 'string' && typeof v.workspace === 'string' && typeof v.savedAt === 'string' && isRecord(v.runs) && Object.values(v.runs).every((k) => typeof k === 'string' && /^[0-9a-f]{32}$/.test(k)) && !hasControlDeep(v);
 }
 
 export class SavedNames {

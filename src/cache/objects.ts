@@ -3,7 +3,7 @@
 // manifest (manifests/<digest>.json, checked against its own digest when read). A cache hit checks
 // each object by stat alone (a regular file, the recorded size, the stamp: a write through any
 // hardlink moves the mtime); `verify` rehashes contents for the rest.
-import { chmod, mkdir, open, rename, rm, stat, link, utimes } from 'node:fs/promises';
+import { chmod, constants, copyFile, mkdir, open, rename, rm, stat, link, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { lstatSync, readFileSync } from 'node:fs';
 import { dirDigest, type FileEntry, type PathDigest } from './digests.ts';
@@ -41,16 +41,29 @@ export class ObjectStore {
    * with OBJECT_MTIME. An object already stored under the same digest is replaced by these fresh,
    * just-hashed bytes (unless it is this very file): a damaged copy that passed the stat checks
    * never outlives a rerun of a stage that produces it.
+   *
+   * A file with other links (a stage that staged data with `ln`, `cp -al`, os.link) shares its
+   * inode with a file elsewhere, maybe outside the workspace: it is copied into the store, and
+   * neither its mode nor its times are touched (chmod and utimes act on the inode, so on the
+   * user's original too). Returns true when such a file was copied: the output as the stage left
+   * it then still holds the shared inode, and must not become a view (see Store.commit).
    */
-  async ingest(path: string, d: PathDigest): Promise<void> {
+  async ingest(path: string, d: PathDigest): Promise<boolean> {
+    let shared = false;
     const files: Array<[string, string, number]> = d.kind === 'file' ? [[path, d.digest, d.size]] : d.manifest!.map((f) => [join(path, f.path), f.digest, f.size]);
     for (const [file, digest, size] of files) {
+      const obj = this.objectPath(digest);
+      const st = lstatSync(file);
+      const had = lstatSync(obj, { throwIfNoEntry: false });
+      if (had && had.ino === st.ino && had.dev === st.dev && !objectProblem(obj, size)) continue; // this very object
+      if (st.nlink > 1) {
+        await this.ingestCopy(file, digest, size);
+        shared = true;
+        continue;
+      }
       await chmod(file, 0o444);
       await utimes(file, OBJECT_MTIME, OBJECT_MTIME);
-      const obj = this.objectPath(digest);
-      const had = lstatSync(obj, { throwIfNoEntry: false });
       if (had) {
-        if (had.ino === lstatSync(file).ino && !objectProblem(obj, size)) continue;
         if (!had.isFile()) await rm(obj, { recursive: true, force: true });
         const tmp = `${obj}.${tempName('obj')}`;
         await linkOrCopy(file, tmp);
@@ -68,6 +81,24 @@ export class ObjectStore {
       }
     }
     if (d.kind === 'dir') await this.saveManifest(d);
+    return shared;
+  }
+
+  /** A copy of a file shared with another path, checked against its digest (the original may change meanwhile), stored as the object. */
+  private async ingestCopy(file: string, digest: string, size: number): Promise<void> {
+    const obj = this.objectPath(digest);
+    await mkdir(dirname(obj), { recursive: true });
+    const tmp = `${obj}.${tempName('obj')}`;
+    try {
+      await copyFile(file, tmp, constants.COPYFILE_FICLONE);
+      const h = await hashFile(tmp);
+      if (h.digest !== digest || h.size !== size) throw new Error(`${file} changed while it was stored (it is linked to another file, which was written meanwhile): rerun the stage`);
+      await chmod(tmp, 0o444);
+      await utimes(tmp, OBJECT_MTIME, OBJECT_MTIME);
+      await rename(tmp, obj);
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
   /** Keeps a folder's file list by digest (outputs, and inputs so status can name changed files). */

@@ -37,7 +37,7 @@ import type { CachedRun, LatestPointer, OutputDigest, RunRecord, WorkspaceEntry 
 import { sayDropped, exists, readdirIfExists, tempName, unstorableEntry, writeSealed } from '../fsutil.ts';
 
 export { OBJECT_MTIME_MS } from './objects.ts';
-export { isCachedRun, isManifest, isRunRecordFor, workspaceId } from './entries.ts';
+export { isCachedRun, isManifest, isRunRecordFor, manifestProblem, workspaceId } from './entries.ts';
 export type { CachedRun, LatestPointer, OutputDigest, RunRecord, WorkspaceEntry } from './entries.ts';
 
 export class Store {
@@ -121,10 +121,15 @@ export class Store {
       if (why) throw new Error(`output '${name}' cannot be stored: ${why.replace(`${outDir}/`, '')}`);
       const d = await digestFresh(p);
       digests[name] = { kind: d.kind as 'file' | 'dir', digest: d.digest, size: d.size, files: d.files };
-      await this.objects.ingest(p, d);
+      // An output holding a file linked from elsewhere was stored as a copy: its view is built from the objects.
+      if (await this.objects.ingest(p, d)) await rm(p, { recursive: true, force: true });
     }
     const stored = { key: base.key, outputs: digests, committedAt: 0 };
     for (const name of outputs) {
+      if (!(await exists(join(outDir, name)))) {
+        await this.views.ensureView(stored, name);
+        continue;
+      }
       const view = this.views.viewPath(stored, name);
       if (await exists(view)) {
         if (!(await this.views.viewProblems(stored, name)).length) continue; // the same bytes, maybe being read: kept

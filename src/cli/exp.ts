@@ -15,7 +15,7 @@ import { CORRUPT, parseSealed } from '../fsutil.ts';
 import { formatBytes } from '../remote/meter.ts';
 import { pullRuns } from '../remote/pull.ts';
 import { pushRuns } from '../remote/push.ts';
-import { BadObject, RemoteError, savedName } from '../remote/remote.ts';
+import { BadObject, MAX_BYTES, RemoteError, savedName } from '../remote/remote.ts';
 import { transferJobs, withRemote } from './remote.ts';
 import { pipelineStatus } from '../run/status.ts';
 
@@ -123,7 +123,7 @@ async function expTransfer(sub: 'push' | 'pull', argv: string[]): Promise<number
     if (!wanted.length) throw new UsageError(`${remoteName} holds no named experiment (\`pipeline exp push NAME\` from where it was saved)`);
     let failed = 0;
     for (const name of wanted) {
-      const bytes = await remote.getBytes(savedName(name));
+      const bytes = await remote.getBytes(savedName(name), MAX_BYTES.name);
       if (!bytes) throw new UsageError(`${remoteName} has no experiment '${name}'`);
       const entry = await parseSealed<unknown>(bytes.toString('utf8'));
       if (entry === CORRUPT || !isSavedName(entry) || entry.name !== name) throw new BadObject(`${savedName(name)} on ${remote.where} is damaged (its seal or shape is wrong): refused`);

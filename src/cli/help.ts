@@ -106,6 +106,12 @@ ${COMMON_HELP}`,
   remote: `Usage: pipeline remote add NAME URL [--endpoint URL] [--region R] [--default] [--cache]
        pipeline remote list
        pipeline remote remove NAME [--cache]
+       pipeline remote key                   this user's public key (results you push are signed with it)
+       pipeline remote trust NAME:KEY        accept results signed by that key (a teammate's, a CI's)
+       pipeline remote untrust NAME[:KEY]    stop accepting them
+       pipeline remote verify [--remote NAME] [--repair]
+                                             check every run on the remote as a pull would;
+                                             --repair removes what is bad and sends good copies again
 
 A remote cache shares results between machines (a GPU box and a laptop): \`push\` sends runs,
 \`pull\` and \`run --pull\` fetch them. URL is s3://bucket/prefix (AWS S3, or any S3-compatible
@@ -114,6 +120,10 @@ server with --endpoint http://host:port) or a folder (an NFS mount). Kept in
 every workspace sharing it); never in a spec. Credentials come from the AWS environment
 (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE with ~/.aws/credentials, instance roles)
 and are never written anywhere.
+
+Results on a remote are signed: a pull accepts a run only when it is signed by your own key or a
+key you trust (kept in ~/.config/rrtn-pipeline/, never in a workspace, cache or remote). Anyone who
+can write the bucket can delete or damage what is there, never make you accept a result.
 
       --endpoint URL    an S3-compatible server (MinIO, Ceph, s3rver); path-style addressing
       --region R        the bucket's region (default: AWS_REGION, else us-east-1)

@@ -17,6 +17,9 @@ import { pushRuns, type PushResult } from '../remote/push.ts';
 import { pullRuns, type PullResult } from '../remote/pull.ts';
 import { runKeysIn, type Remote } from '../remote/remote.ts';
 import { loadSpec, openWorkspace, parse, sayWaiting, type Env, type Values } from './args.ts';
+import { printable } from '../text.ts';
+import { checkPublicKey, setTrusted, signingKey, trustedKeys } from '../remote/trust.ts';
+import { verifyRemote } from '../remote/verify.ts';
 import { HELP, help } from './help.ts';
 import { cmdRun } from './run.ts';
 
@@ -42,9 +45,14 @@ export async function cmdRemote(argv: string[]): Promise<number> {
     region: { type: 'string' },
     default: { type: 'boolean' },
     cache: { type: 'boolean' },
+    remote: { type: 'string', short: 'r' },
+    repair: { type: 'boolean' },
+    jobs: { type: 'string', short: 'j' },
   });
   if (values.help || sub === undefined || sub === '--help' || sub === '-h') return help('remote');
+  if (sub === 'key' || sub === 'trust' || sub === 'untrust') return cmdTrust(sub, positionals);
   const env = await openWorkspace(values);
+  if (sub === 'verify') return cmdVerifyRemote(values, env);
   const scope: Scope = values.cache ? 'cache' : 'workspace';
   const file = configPath(scope, env.workspace, env.store.root);
   if (sub === 'add') {
@@ -52,7 +60,7 @@ export async function cmdRemote(argv: string[]): Promise<number> {
     const [name, url] = positionals as [string, string];
     const entry = normalizeEntry(name, url, { endpoint: values.endpoint as string | undefined, region: values.region as string | undefined }, env.workspace);
     const config = readConfig(file);
-    const replaced = name in config.remotes;
+    const replaced = Object.hasOwn(config.remotes, name);
     config.remotes[name] = entry;
     if (values.default || Object.keys(config.remotes).length === 1) config.default = name;
     await writeConfig(file, config);
@@ -63,7 +71,7 @@ export async function cmdRemote(argv: string[]): Promise<number> {
   if (sub === 'remove') {
     if (positionals.length !== 1) throw new UsageError(`remote remove takes a name\n\n${HELP.remote}`);
     const config = readConfig(file);
-    if (!(positionals[0]! in config.remotes)) throw new UsageError(`no remote '${positionals[0]}' in ${file}`);
+    if (!Object.hasOwn(config.remotes, positionals[0]!)) throw new UsageError(`no remote '${printable(positionals[0]!)}' in ${file}`);
     delete config.remotes[positionals[0]!];
     if (config.default === positionals[0]) delete config.default;
     await writeConfig(file, config);
@@ -79,7 +87,52 @@ export async function cmdRemote(argv: string[]): Promise<number> {
     process.stdout.write(lines.length ? `${lines.join('\n')}\n` : 'no remote is configured (`pipeline remote add NAME URL`)\n');
     return 0;
   }
-  throw new UsageError(`unknown remote command '${sub}' (add, list or remove)\n\n${HELP.remote}`);
+  throw new UsageError(`unknown remote command '${printable(sub)}' (add, list, remove, key, trust, untrust or verify)\n\n${HELP.remote}`);
+}
+
+/** `remote key`, `remote trust NAME:KEY`, `remote untrust NAME[:KEY]`: whose results this user accepts (trust.ts). */
+async function cmdTrust(sub: 'key' | 'trust' | 'untrust', positionals: string[]): Promise<number> {
+  if (sub === 'key') {
+    if (positionals.length) throw new UsageError(`remote key takes no argument\n\n${HELP.remote}`);
+    process.stdout.write(`${signingKey().publicKey}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(`remote ${sub} takes one key (NAME:KEY, as \`pipeline remote key\` prints it)\n\n${HELP.remote}`);
+  const keys = trustedKeys();
+  if (sub === 'trust') {
+    const key = checkPublicKey(positionals[0]!);
+    if (key === signingKey().publicKey) process.stdout.write('that is your own key: your results are always accepted\n');
+    else if (keys.includes(key)) process.stdout.write(`already trusted: ${key}\n`);
+    else {
+      await setTrusted([...keys, key]);
+      process.stdout.write(`trusted: results signed by ${key.split(':')[0]} are accepted from now on\n`);
+    }
+    return 0;
+  }
+  const arg = positionals[0]!.trim();
+  const left = keys.filter((k) => k !== arg && k.split(':')[0] !== arg);
+  if (left.length === keys.length) throw new UsageError(`no trusted key '${printable(arg)}' (trusted: ${keys.map((k) => k.split(':')[0]).join(', ') || 'none but your own'})`);
+  await setTrusted(left);
+  process.stdout.write(`no longer trusted: ${keys.length - left.length} key${keys.length - left.length === 1 ? '' : 's'} named ${printable(arg.split(':')[0]!)}\n`);
+  return 0;
+}
+
+/** `remote verify [--repair]`: exit 0 when every run on the remote would be accepted, 1 otherwise (after --repair too: what was found is said). */
+async function cmdVerifyRemote(values: Values, env: Env): Promise<number> {
+  const jobs = transferJobs(values);
+  return withRemote(values, env, 'pipeline remote verify', async (remote, name) => {
+    const r = await verifyRemote(env.store, remote, { jobs, repair: !!values.repair });
+    const bad = r.badRuns.size + r.badObjects.size + r.badPacks.size + r.badManifests.size;
+    process.stdout.write(`verify ${name}: ${r.runs} runs, ${r.objects} objects checked; ${bad ? `${r.badRuns.size} runs cannot be served, ${r.badObjects.size} loose objects, ${r.badPacks.size} packs and ${r.badManifests.size} file lists damaged` : 'all intact'}\n`);
+    for (const [key, why] of r.badRuns) process.stdout.write(`  run ${key.slice(0, 12)}: ${why}\n`);
+    for (const p of r.badPacks) process.stdout.write(`  pack ${p}: holds bytes that do not match what its list or an index says\n`);
+    for (const o of r.badObjects) process.stdout.write(`  object ${o}: missing or does not match its digest\n`);
+    for (const m of r.badManifests) process.stdout.write(`  file list ${m}: not a file list, or does not match its digest\n`);
+    if (values.repair && bad) {
+      process.stdout.write(`repaired: ${r.resent.length} run${r.resent.length === 1 ? '' : 's'} sent again from this cache; ${r.removed.length} record${r.removed.length === 1 ? '' : 's'} removed (no good copy here: push ${r.removed.length === 1 ? 'it' : 'them'} from where ${r.removed.length === 1 ? 'it' : 'they'} ran, or rerun)\n`);
+    } else if (bad) process.stdout.write('run `pipeline remote verify --repair` to take what is bad off the remote and send good copies again\n');
+    return bad ? 1 : 0;
+  });
 }
 
 /**

@@ -186,7 +186,7 @@ export async function cmdRun(argv: string[]): Promise<number> {
       signal: ac.signal,
       verify: !!values.verify,
       name,
-      fetch: remote && fetchFrom(env.store, remote.remote, remote.name),
+      fetch: remote && fetchFrom(env.store, remote.remote, remote.name, ac.signal),
       fetchOnly: !!values['pull-only'],
     });
     await reporter.close();
@@ -242,7 +242,11 @@ export async function cmdRun(argv: string[]): Promise<number> {
       });
     }
     say(`${pipeline.name}: ${summary.results.size} stages: ${parts} in ${((Date.now() - started) / 1000).toFixed(2)} s\n`);
-    const absent = pipeline.order.filter((id) => { const r = summary.results.get(id); return r?.state === 'absent' && !r.error?.startsWith('needs '); });
+    const notFetched = pipeline.order.filter((id) => { const r = summary.results.get(id); return r?.state === 'absent' && !r.error?.startsWith('needs '); });
+    // Refused (damaged, or signed by no key trusted here: said on the stage's line) apart from absent.
+    const refused = notFetched.filter((id) => summary.results.get(id)!.error !== undefined);
+    const absent = notFetched.filter((id) => summary.results.get(id)!.error === undefined);
+    if (refused.length) process.stderr.write(`refused from ${remote?.name ?? 'the remote'}: ${refused.join(', ')} (and what needs ${refused.length > 1 ? 'them' : 'it'}; why is said above): \`pipeline run --pull ${positionals[0]}\` computes ${refused.length > 1 ? 'them' : 'it'} here\n`);
     if (absent.length) process.stderr.write(`not on ${remote?.name ?? 'the remote'}: ${absent.join(', ')} (and what needs ${absent.length > 1 ? 'them' : 'it'}): run the spec here (\`pipeline run --pull ${positionals[0]}\` computes only what is missing), or push ${absent.length > 1 ? 'them' : 'it'} from where ${absent.length > 1 ? 'they' : 'it'} ran\n`);
     for (const f of headlines) say(`\n${readFileSync(f, 'utf8').trimEnd()}\n`);
     if (values.json) writeRunJson(pipeline.name, pipeline.specRel, summary.ok && !ac.signal.aborted, started, pipeline.order.flatMap((id) => {
@@ -267,10 +271,10 @@ export async function cmdRun(argv: string[]): Promise<number> {
  * `run --pull`: a stage run fetched from a remote by key. What the remote lacks is computed; what
  * it holds damaged is refused and computed; a remote that cannot be reached is said once per stage.
  */
-function fetchFrom(store: Store, remote: Remote, name: string): RemoteFetch {
+function fetchFrom(store: Store, remote: Remote, name: string, signal: AbortSignal): RemoteFetch {
   return async (key, progress) => {
     try {
-      const r = await pullRuns(store, remote, [key], { jobs: TRANSFER_JOBS, out: progress });
+      const r = await pullRuns(store, remote, [key], { jobs: TRANSFER_JOBS, out: progress, signal });
       if (r.pulled.length) return { state: 'pulled' };
       if (r.refused.length) return { state: 'refused', why: `refused what ${name} holds: ${r.refused[0]!.why}` };
       return { state: 'absent' };

@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { UsageError } from '../diagnostics.ts';
 import { isErrno, writeFileAtomic } from '../fsutil.ts';
 import { isRecord } from '../records.ts';
+import { printable } from '../text.ts';
 import { FolderRemote } from './folder.ts';
 import { RemoteError, type Remote } from './remote.ts';
 
@@ -29,11 +30,23 @@ export function configPath(scope: Scope, workspace: string, cacheRoot: string): 
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function checkEntry(v: unknown): v is RemoteEntry {
-  return isRecord(v) && typeof v.url === 'string' && (v.endpoint === undefined || typeof v.endpoint === 'string') && (v.region === undefined || typeof v.region === 'string');
+/** A remotes file's entry checked as `remote add` checks what it is given; the entry, or why not. */
+function checkEntry(name: string, v: unknown): RemoteEntry | string {
+  if (!NAME.test(name)) return `'${printable(name).slice(0, 80)}' is not a usable remote name (letters, digits, '.', '_' and '-', starting with a letter or digit)`;
+  if (!isRecord(v) || typeof v.url !== 'string' || (v.endpoint !== undefined && typeof v.endpoint !== 'string') || (v.region !== undefined && typeof v.region !== 'string')) return `remote '${name}' is not {"url": ..., "endpoint"?: ..., "region"?: ...}`;
+  if (!v.url.startsWith('s3://') && !isAbsolute(v.url)) return `remote '${name}': a folder remote's path must be absolute, got '${printable(v.url).slice(0, 200)}'`;
+  try {
+    return normalizeEntry(name, v.url, { endpoint: v.endpoint as string | undefined, region: v.region as string | undefined }, '/');
+  } catch (e) {
+    return `remote '${name}': ${(e as Error).message}`;
+  }
 }
 
-/** One config file; a damaged one is an error naming it (it is the user's, not engine state to rebuild). */
+/**
+ * One config file; a damaged one is an error naming it (it is the user's, not engine state to
+ * rebuild). Every entry is checked as `remote add` checks it: the file may have been edited by
+ * hand, or come with a repository. Names are looked up as own keys only (`constructor` is no remote).
+ */
 export function readConfig(path: string): RemoteConfig {
   let text: string;
   try {
@@ -48,10 +61,17 @@ export function readConfig(path: string): RemoteConfig {
   } catch (e) {
     throw new UsageError(`${path} is not valid JSON (${(e as Error).message}): fix it, or remove it and add the remotes again`);
   }
-  if (!isRecord(v) || !isRecord(v.remotes) || !Object.values(v.remotes).every(checkEntry) || (v.default !== undefined && typeof v.default !== 'string')) {
+  if (!isRecord(v) || !isRecord(v.remotes) || (v.default !== undefined && typeof v.default !== 'string')) {
     throw new UsageError(`${path} is not a remotes file ({"default": NAME, "remotes": {NAME: {"url": ...}}}): fix it, or remove it and add the remotes again`);
   }
-  return v as unknown as RemoteConfig;
+  const remotes: Record<string, RemoteEntry> = {};
+  for (const [name, raw] of Object.entries(v.remotes)) {
+    const entry = checkEntry(name, raw);
+    if (typeof entry === 'string') throw new UsageError(`${path}: ${entry}: fix it, or remove it and add the remote again`);
+    remotes[name] = entry;
+  }
+  if (v.default !== undefined && !Object.hasOwn(remotes, v.default)) throw new UsageError(`${path}: the default remote '${printable(v.default).slice(0, 80)}' is not among its remotes: fix "default", or set it with \`pipeline remote add NAME URL --default\``);
+  return { ...(v.default !== undefined ? { default: v.default } : {}), remotes };
 }
 
 export async function writeConfig(path: string, config: RemoteConfig): Promise<void> {
@@ -93,8 +113,8 @@ export function pickRemote(name: string | undefined, workspace: string, cacheRoo
     if (!names.length) throw new UsageError('no remote is configured: add one with `pipeline remote add origin s3://BUCKET/PREFIX [--endpoint URL]` or `pipeline remote add origin /shared/folder`');
     throw new UsageError(`several remotes are configured (${names.join(', ')}) and none is the default: name one with --remote, or \`pipeline remote add NAME URL --default\``);
   }
-  const entry = all[chosen];
-  if (!entry) throw new UsageError(`no remote '${chosen}' (configured: ${names.join(', ') || 'none'}; see \`pipeline remote list\`)`);
+  const entry = Object.hasOwn(all, chosen) ? all[chosen] : undefined;
+  if (!entry) throw new UsageError(`no remote '${printable(chosen)}' (configured: ${names.join(', ') || 'none'}; see \`pipeline remote list\`)`);
   return { name: chosen, entry };
 }
 

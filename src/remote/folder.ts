@@ -1,11 +1,14 @@
 // A remote cache in a plain folder (an NFS mount, a USB disk). Every file is written beside its
 // final name and renamed into place after an fsync, so a reader (or a second machine pushing the
 // same object) never sees half a file; temp files a killed push left are skipped by listings.
+// What is read is untrusted (anyone who can write the folder can put anything there): only regular
+// files are opened, without following a link and without blocking (a FIFO put where a record was
+// would otherwise hang the reader past Ctrl-C), and never more bytes than the caller allows.
 import { constants } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fsyncDir, isErrno, tempName, writeFileAtomic } from '../fsutil.ts';
-import { RemoteError, type Listing, type Remote } from './remote.ts';
+import { fsyncDir, isErrno, specialKind, tempName, writeFileAtomic } from '../fsutil.ts';
+import { BadObject, RemoteError, type Listing, type Remote } from './remote.ts';
 
 const TEMP = /\.part-\d+-[0-9a-f]+$/;
 
@@ -70,41 +73,90 @@ export class FolderRemote implements Remote {
     await writeFileAtomic(join(this.root, name), body);
   }
 
-  async get(name: string, dest: string, onBytes: (n: number) => void): Promise<boolean> {
+  /** The file `name` opened for reading if it is a regular file; undefined when absent; BadObject when it is something else. */
+  private async openRegular(name: string): Promise<{ fh: FileHandle; size: number } | undefined> {
+    let fh: FileHandle;
     try {
-      await copyFile(join(this.root, name), dest, constants.COPYFILE_FICLONE);
+      fh = await open(join(this.root, name), constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     } catch (e) {
-      if (isErrno(e, 'ENOENT')) return false;
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) return undefined;
+      if (isErrno(e, 'ELOOP')) throw new BadObject(`${name} on ${this.where} is a symbolic link, not a file: refused`);
       throw e;
     }
-    onBytes((await stat(dest)).size);
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      await fh.close();
+      throw new BadObject(`${name} on ${this.where} is ${specialKind(st) ?? 'a folder'}, not a file: refused`);
+    }
+    return { fh, size: st.size };
+  }
+
+  async get(name: string, dest: string, onBytes: (n: number) => void, max: number): Promise<boolean> {
+    const f = await this.openRegular(name);
+    if (!f) return false;
+    try {
+      if (f.size > max) throw new BadObject(`${name} on ${this.where} holds ${f.size} bytes, more than the ${max} expected: refused`);
+      // Copied from the file just checked (its descriptor's own path), not by name again: a name
+      // swapped for a FIFO meanwhile is not what gets read. A reflink where the filesystem has them.
+      await copyFile(`/proc/self/fd/${f.fh.fd}`, dest, constants.COPYFILE_FICLONE).catch(async () => {
+        const out = await open(dest, 'wx');
+        try {
+          const buf = Buffer.allocUnsafe(1 << 20);
+          for (let pos = 0; ; ) {
+            const { bytesRead } = await f.fh.read(buf, 0, buf.length, pos);
+            if (!bytesRead) break;
+            await out.write(buf, 0, bytesRead);
+            pos += bytesRead;
+          }
+        } finally {
+          await out.close();
+        }
+      });
+    } finally {
+      await f.fh.close();
+    }
+    const size = (await stat(dest)).size;
+    if (size > max) throw new BadObject(`${name} on ${this.where} grew past the ${max} bytes expected while it was read: refused`);
+    onBytes(size);
     return true;
   }
 
-  async getBytes(name: string): Promise<Buffer | undefined> {
+  async getBytes(name: string, max: number): Promise<Buffer | undefined> {
+    const f = await this.openRegular(name);
+    if (!f) return undefined;
     try {
-      return await readFile(join(this.root, name));
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return undefined;
-      throw e;
+      if (f.size > max) throw new BadObject(`${name} on ${this.where} holds ${f.size} bytes, more than the ${max} it may: refused`);
+      // Read up to one byte past the size seen: a file that grows meanwhile is caught, not read without end.
+      const buf = Buffer.allocUnsafe(f.size + 1);
+      let got = 0;
+      for (;;) {
+        const { bytesRead } = await f.fh.read(buf, got, buf.length - got, got);
+        if (!bytesRead) break;
+        got += bytesRead;
+        if (got > f.size) throw new BadObject(`${name} on ${this.where} grew while it was read: refused`);
+      }
+      return buf.subarray(0, got);
+    } finally {
+      await f.fh.close();
     }
   }
 
   async getRange(name: string, start: number, end: number): Promise<Buffer | undefined> {
-    let fh;
-    try {
-      fh = await open(join(this.root, name), 'r');
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return undefined;
-      throw e;
-    }
+    const f = await this.openRegular(name);
+    if (!f) return undefined;
     try {
       const buf = Buffer.alloc(end - start);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+      const { bytesRead } = await f.fh.read(buf, 0, buf.length, start);
       return buf.subarray(0, bytesRead);
     } finally {
-      await fh.close();
+      await f.fh.close();
     }
+  }
+
+  async remove(name: string): Promise<void> {
+    await unlink(join(this.root, name)).catch((e: unknown) => {
+      if (!isErrno(e, 'ENOENT')) throw e;
+    });
   }
 
   close(): void {}

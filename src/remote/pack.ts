@@ -12,6 +12,8 @@
 // at it. A push sends neither what the remote holds loose nor what any pack there holds: it reads
 // the packs' lists (each once per cache: a list never changes, it is kept under
 // <cache>/remote-packs/) and points the new runs' indexes at the packs already there.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { isRecord } from '../records.ts';
 
 /** Objects up to this size are packed; larger ones go loose (in parts, if large enough). */
@@ -122,4 +124,12 @@ export function listedPacks(names: Iterable<string>): string[] {
     if (m) out.push(m[1]!);
   }
   return out;
+}
+
+/** Where the lists of packs read from remotes are kept (a list never changes: its pack is named by content). */
+export const catalogPath = (cacheRoot: string, pack: string): string => join(cacheRoot, 'remote-packs', `${pack}.list`);
+
+/** Forgets a pack's kept list (a pull found bad bytes in the pack: its list is no longer believed). */
+export async function dropCatalogued(cacheRoot: string, pack: string): Promise<void> {
+  await rm(catalogPath(cacheRoot, pack), { force: true });
 }

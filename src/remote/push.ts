@@ -5,16 +5,20 @@
 // ones in packs (pack.ts) with an index per run. Records go last, after every object, pack, index,
 // manifest and log of theirs: a push cut short leaves only unnamed files behind, and no run. Two
 // machines pushing at once write content-named files and indexes that each point at packs already there.
+// Each record leaves signed with this user's key (trust.ts): what another machine accepts from the
+// remote is what a key it trusts vouched for, not whatever someone with write access put there.
+// What a pull or `remote verify` found damaged on the remote (damage.ts) is sent again.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../fsutil.ts';
+import { CORRUPT, parseSealed, sealedText, writeFileAtomic } from '../fsutil.ts';
 import { statSync } from 'node:fs';
 import { hashBytes, hashFile } from '../cache/hash.ts';
 import type { RunRecord, Store } from '../cache/store.ts';
+import { readDamage, updateDamage } from './damage.ts';
 import { Meter, type ProgressSink } from './meter.ts';
 import { eachLimited } from './pool.ts';
-import { PACK_OBJECT_MAX, indexName, layoutPacks, listName, listedPacks, packName, parseList, type IndexEntry } from './pack.ts';
-import { logName, manifestName, objectName, objectsIn, runKeysIn, runName, RemoteError, type Remote } from './remote.ts';
+import { PACK_OBJECT_MAX, catalogPath, indexName, layoutPacks, listName, listedPacks, packName, parseList, type IndexEntry } from './pack.ts';
+import { BadObject, logName, manifestName, MAX_BYTES, objectName, objectsIn, runKeysIn, runName, RemoteError, type Remote } from './remote.ts';
+import { signedByMe, signRecord } from './trust.ts';
 
 /** Objects up to this size move as one buffer (hashed from the same bytes); larger ones stream from and to files. */
 export const IN_MEMORY = 8 << 20;
@@ -36,11 +40,18 @@ export interface TransferOptions {
   jobs: number;
   /** Where progress goes (default stderr). */
   out?: ProgressSink;
+  /** Stops the transfer between files (one Ctrl-C). */
+  signal?: AbortSignal;
+  /** Runs to send again although the remote has their records (`remote verify --repair`). */
+  resend?: Set<string>;
 }
 
 export async function pushRuns(store: Store, remote: Remote, keys: string[], opts: TransferOptions): Promise<PushResult> {
   const t0 = Date.now();
+  const damage = await readDamage(store.root, remote.where);
   const onRemote = runKeysIn(await remote.list('runs/'));
+  // A run noted damaged there (or named for resending) is sent again, whole.
+  for (const k of [...damage.runs, ...(opts.resend ?? [])]) onRemote.delete(k);
   const wanted = [...new Set(keys)];
   const result: PushResult = { sent: [], had: wanted.filter((k) => onRemote.has(k)), skipped: [], objects: 0, bytes: 0, seconds: 0 };
   const todo: RunRecord[] = [];
@@ -54,7 +65,7 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
 
   const [objects, manifests, packFiles] = await Promise.all([remote.list('objects/').then(objectsIn), remote.list('manifests/'), remote.list('packs/')]);
   // Objects packed by earlier pushes: where they are (each pack's list read once per cache).
-  const inPacks = await packCatalog(store, remote, listedPacks(packFiles.keys()), opts.jobs);
+  const inPacks = await packCatalog(store, remote, listedPacks(packFiles.keys()).filter((p) => !damage.packs.has(p)), opts.jobs);
   // What each run needs sent, and what of it earlier packs hold.
   const needs = new Map<string, Array<[string, number]>>();
   const packedBefore = new Map<string, IndexEntry[]>();
@@ -67,7 +78,7 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
       for (const [d, size] of await store.outputObjectSizes(out)) {
         const at = inPacks.get(d);
         if (at && at[3] === size) before.set(d, at);
-        else if (objects.get(d) !== size) mine.set(d, size);
+        else if (objects.get(d) !== size || damage.objects.has(d)) mine.set(d, size);
       }
     }
     needs.set(rec.key, [...mine]);
@@ -91,6 +102,7 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
   const items: Item[] = [...packs.keys()].map((pack): Item => ({ pack })).concat([...loose].map((o) => ({ loose: o })), [...sendManifests].map((manifest) => ({ manifest })), todo.map((r) => ({ log: r.key })));
   try {
     await eachLimited(items, opts.jobs, async (item) => {
+      opts.signal?.throwIfAborted();
       if ('pack' in item) {
         const list = packs[item.pack]!;
         const contents: Buffer[] = new Array(list.length);
@@ -139,12 +151,22 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
     ];
     if (objects.length) await remote.putBytes(indexName(key), Buffer.from(JSON.stringify({ objects })));
   });
-  // Last: each record, once everything it names is there.
+  // Last: each record, signed, once everything it names is there.
   await eachLimited(todo, opts.jobs, async (rec) => {
-    await remote.putBytes(runName(rec.key), await readFile(store.runPath(rec.key)));
+    opts.signal?.throwIfAborted();
+    await remote.putBytes(runName(rec.key), Buffer.from(await signedRecord(store, rec.key)));
     result.sent.push(rec.key);
   });
+  await updateDamage(store.root, remote.where, {}, { runs: new Set(result.sent), objects: new Set(loose.keys()) });
   return { ...result, objects: count, bytes: total, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** A run's record as it goes to a remote: the local one, with this user's signature (added if it lacks one). */
+async function signedRecord(store: Store, key: string): Promise<string> {
+  const text = await readFile(store.runPath(key), 'utf8');
+  const rec = await parseSealed<Record<string, unknown>>(text);
+  if (rec === CORRUPT) throw new RemoteError(`the local record ${store.runPath(key)} is damaged: nothing of it was sent; run \`pipeline verify\` and rerun the stage`);
+  return signedByMe(rec) ? text : sealedText(signRecord(rec));
 }
 
 /**
@@ -154,13 +176,16 @@ export async function pushRuns(store: Store, remote: Remote, keys: string[], opt
  */
 async function packCatalog(store: Store, remote: Remote, packs: string[], jobs: number): Promise<Map<string, IndexEntry>> {
   const out = new Map<string, IndexEntry>();
-  const dir = join(store.root, 'remote-packs');
   await eachLimited(packs, jobs, async (pack) => {
-    const kept = join(dir, `${pack}.list`);
+    const kept = catalogPath(store.root, pack);
     let text = await readFile(kept, 'utf8').catch(() => undefined);
     let list = text === undefined ? undefined : parseList(text);
     if (!list) {
-      text = (await remote.getBytes(listName(pack)))?.toString('utf8');
+      // A list that is not a plain file of bounded size is no list: its pack's objects are sent again.
+      text = (await remote.getBytes(listName(pack), MAX_BYTES.list).catch((e: unknown) => {
+        if (e instanceof BadObject) return undefined;
+        throw e;
+      }))?.toString('utf8');
       list = text === undefined ? undefined : parseList(text);
       if (list) await writeFileAtomic(kept, text!);
     }

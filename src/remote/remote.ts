@@ -26,11 +26,18 @@ export interface Remote {
    */
   put(name: string, file: string, size: number, onBytes: (n: number) => void): Promise<void>;
   putBytes(name: string, body: Uint8Array): Promise<void>;
-  /** Writes `name` into the local file `dest` (which it creates); false when the remote lacks it. */
-  get(name: string, dest: string, onBytes: (n: number) => void): Promise<boolean>;
-  getBytes(name: string): Promise<Buffer | undefined>;
+  /**
+   * Writes `name` into the local file `dest` (which it creates); false when the remote lacks it.
+   * Everything read is untrusted: more than `max` bytes, or something that is not a plain file
+   * (a FIFO, a link on a folder remote), is a BadObject, never a hang or an unbounded read.
+   */
+  get(name: string, dest: string, onBytes: (n: number) => void, max: number): Promise<boolean>;
+  /** `name`'s bytes, at most `max` of them (a BadObject past that); undefined when the remote lacks it. */
+  getBytes(name: string, max: number): Promise<Buffer | undefined>;
   /** Bytes [start, end) of `name`; undefined when the remote lacks it. */
   getRange(name: string, start: number, end: number): Promise<Buffer | undefined>;
+  /** Deletes `name` (`remote verify --repair`: what is damaged there); absent is fine. */
+  remove(name: string): Promise<void>;
   close(): void;
 }
 
@@ -45,6 +52,16 @@ export const manifestName = (digest: string): string => `manifests/${digest}.jso
 export const runName = (key: string): string => `runs/${key}.json`;
 export const logName = (key: string): string => `logs/${key}.log`;
 export const savedName = (name: string): string => `names/${name}.json`;
+
+/** The most bytes a file of engine state fetched from a remote may hold (a larger one is refused, not read). */
+export const MAX_BYTES = {
+  record: 16 << 20,
+  manifest: 512 << 20,
+  index: 256 << 20,
+  list: 64 << 20,
+  name: 4 << 20,
+  log: 256 << 20,
+} as const;
 
 const DIGEST = /^[0-9a-f]{32}$/;
 

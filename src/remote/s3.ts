@@ -18,7 +18,7 @@ import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { RemoteError, type Listing, type Remote } from './remote.ts';
+import { BadObject, RemoteError, type Listing, type Remote } from './remote.ts';
 
 /** Objects at least this large go in parts, PART_SIZE each, up to PART_QUEUE parts of one object at once. */
 export const MULTIPART_FROM = 16 << 20;
@@ -79,7 +79,12 @@ interface RequestOptions {
   body?: { bytes: Uint8Array } | { file: string; size: number };
   to?: { dest: string; onBytes: (n: number) => void };
   range?: string;
+  /** The most bytes the answer may hold: a longer one is cut off and refused (a BadObject). */
+  max?: number;
 }
+
+/** Thrown inside a request whose answer ran past its `max`: not retried, said as a BadObject. */
+class TooLarge extends Error {}
 
 type Credentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 
@@ -182,14 +187,18 @@ export class S3Remote implements Remote {
     await this.request('PUT', this.objectPath(name), `send ${name}`, { body: { bytes: body } });
   }
 
-  async get(name: string, dest: string, onBytes: (n: number) => void): Promise<boolean> {
-    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`, { to: { dest, onBytes } });
+  async get(name: string, dest: string, onBytes: (n: number) => void, max: number): Promise<boolean> {
+    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`, { to: { dest, onBytes }, max });
     return res.status !== 404;
   }
 
-  async getBytes(name: string): Promise<Buffer | undefined> {
-    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`);
+  async getBytes(name: string, max: number): Promise<Buffer | undefined> {
+    const res = await this.request('GET', this.objectPath(name), `fetch ${name}`, { max });
     return res.status === 404 ? undefined : res.body;
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.request('DELETE', this.objectPath(name), `delete ${name}`);
   }
 
   async getRange(name: string, start: number, end: number): Promise<Buffer | undefined> {
@@ -209,8 +218,8 @@ export class S3Remote implements Remote {
    * A GET of a missing object answers status 404; any other failure is a RemoteError in the user's
    * terms. `to`: the answer's body is streamed into a file instead of memory; `range`: a Range header.
    */
-  private async request(method: 'GET' | 'PUT', path: string, what: string, opts: RequestOptions = {}): Promise<Answer> {
-    const { query = {}, body, to, range } = opts;
+  private async request(method: 'GET' | 'PUT' | 'DELETE', path: string, what: string, opts: RequestOptions = {}): Promise<Answer> {
+    const { query = {}, body, to, range, max } = opts;
     for (let attempt = 1; ; attempt++) {
       let res: Answer;
       try {
@@ -226,8 +235,9 @@ export class S3Remote implements Remote {
         } as never);
         // Encoded as the signer canonicalizes it (RFC 3986: a space is %20, never '+').
         const qs = Object.entries(query).map(([k, v]) => `${encodeSegment(k)}=${encodeSegment(v)}`).join('&');
-        res = await this.send(method, qs ? `${path}?${qs}` : path, (signed as unknown as { headers: Record<string, string> }).headers, body, to);
+        res = await this.send(method, qs ? `${path}?${qs}` : path, (signed as unknown as { headers: Record<string, string> }).headers, body, to, max);
       } catch (e) {
+        if (e instanceof TooLarge) throw new BadObject(`${what.replace(/^fetch /, '')} on ${this.where} ${e.message}: refused`);
         const code = (e as NodeJS.ErrnoException).code ?? (e as Error).name;
         if (TRANSIENT.has(code) && attempt < ATTEMPTS) {
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
@@ -245,24 +255,37 @@ export class S3Remote implements Remote {
     }
   }
 
-  private send(method: string, path: string, headers: Record<string, string>, body: RequestOptions['body'], to: RequestOptions['to']): Promise<Answer> {
+  private send(method: string, path: string, headers: Record<string, string>, body: RequestOptions['body'], to: RequestOptions['to'], max = Infinity): Promise<Answer> {
     const lib = this.base.protocol === 'https:' ? https : http;
     return new Promise<Answer>((resolve, reject) => {
       const req = lib.request({ method, hostname: this.base.hostname, port: this.base.port || undefined, path, headers, agent: this.agent, timeout: 120_000 }, (res) => {
         const status = res.statusCode ?? 0;
         const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
+        // An answer longer than the caller allows is not read (a hostile remote could send without end).
+        const tooLarge = (n: number) => {
+          req.destroy();
+          res.destroy();
+          reject(new TooLarge(`holds ${n} bytes or more, more than the ${max} it may`));
+        };
+        if (status >= 200 && status < 300 && declared !== undefined && declared > max) return tooLarge(declared);
         if (to && status >= 200 && status < 300) {
           // Streamed into the file; the caller hashes it (a short body is caught there, and here).
           let got = 0;
           res.on('data', (c: Buffer) => {
             got += c.length;
+            if (got > max) return tooLarge(got);
             to.onBytes(c.length);
           });
           pipeline(res as Readable, createWriteStream(to.dest, { flags: 'wx' })).then(() => (declared !== undefined && got !== declared ? reject(Object.assign(new Error('the answer ended early'), { code: 'SHORT_BODY' })) : resolve({ status })), reject);
           return;
         }
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        let got = 0;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          if (status < 300 && got > max) return tooLarge(got);
+          chunks.push(c);
+        });
         res.on('error', reject);
         res.on('end', () => {
           const data = Buffer.concat(chunks);
