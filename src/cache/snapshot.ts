@@ -6,6 +6,7 @@
 // alone; when nothing moved, every stage is still cached, and the spec need not even be compiled.
 // Anything that differs, is recent, or was never recorded sends the run down the normal path, which
 // decides stage by stage.
+import { keyedValue } from '../secrets.ts';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -63,7 +64,7 @@ async function checkSnapshot(file: string, spec: string, sets: string[], env: Re
   const snap = await readSealed<Snapshot>(file);
   if (snap === CORRUPT) throw new Error('its seal does not match');
   if (!snap || snap.engine !== ENGINE_VERSION || snap.spec !== spec || JSON.stringify(snap.sets) !== JSON.stringify(sets)) return undefined;
-  for (const [name, value] of Object.entries(snap.env)) if ((env[name] ?? null) !== value) return undefined;
+  for (const [name, value] of Object.entries(snap.env)) if (keyedValue(name, env[name]) !== value) return undefined;
   for (const [p, sig] of snap.paths) if (!same(sig, signature(p))) return undefined;
   for (const [p, sig] of snap.outs) if (!same(sig, signature(p))) return undefined;
   for (const [obj, size] of snap.objects) {

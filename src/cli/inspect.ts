@@ -1,4 +1,5 @@
 // Commands that look and run nothing: `status` (why each stage would rerun), `validate`, `dag`.
+import { printable } from '../text.ts';
 import { renderDag } from '../run/dag.ts';
 import { SpecError, UsageError } from '../diagnostics.ts';
 import { pipelineStatus, type StageStatus } from '../run/status.ts';
@@ -15,7 +16,8 @@ export function printStatus(st: StageStatus[], json: boolean): void {
   for (const s of st) {
     const head = `${s.stage.padEnd(w)}  ${s.state}${s.slurm ? ` [${s.slurm}]` : ''}`;
     if (!s.reasons.length) process.stdout.write(`${head}\n`);
-    else process.stdout.write(`${head}: ${s.reasons[0]!.text}\n${s.reasons.slice(1).map((r) => `${' '.repeat(w + 2 + s.state.length + 2)}${r.text}\n`).join('')}`);
+    // Reasons name files inside folders (any bytes a stage wrote): made printable.
+    else process.stdout.write(`${head}: ${printable(s.reasons[0]!.text)}\n${s.reasons.slice(1).map((r) => `${' '.repeat(w + 2 + s.state.length + 2)}${printable(r.text)}\n`).join('')}`);
   }
 }
 

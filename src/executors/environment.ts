@@ -26,7 +26,7 @@ const PASS_PREFIXES = ['PIPELINE_', 'SLURM_', 'CONDA_', 'VK_'];
 export const STAGE_LOCALE = { LANG: 'C.UTF-8' } as const;
 
 /** True when `name` matches a `passEnv:` entry: a name, or a prefix ending in `*` (`AWS_*`). */
-function named(name: string, patterns: string[]): boolean {
+export function named(name: string, patterns: string[]): boolean {
   return patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
 }
 

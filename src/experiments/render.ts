@@ -1,5 +1,6 @@
 // `pipeline exp show` and `exp diff` as text: an aligned table (the best value of each metric
 // marked *), Markdown, CSV, or JSON for scripts.
+import { printable } from '../text.ts';
 import type { ExpRow, ExpTable } from './collect.ts';
 
 export type ExpFormat = 'table' | 'md' | 'csv' | 'json';
@@ -27,7 +28,9 @@ function origin(r: ExpRow): string {
 export function renderShow(t: ExpTable, rows: ExpRow[], format: ExpFormat, onlyChanged: boolean): string {
   const { params, metrics } = columns(t, onlyChanged);
   if (format === 'json') return `${JSON.stringify({ ...t, rows, metrics }, null, 2)}\n`;
-  const head = ['run', 'stage', 'date', 'from', 'commit', ...params, ...metrics, rows.some((r) => r.running) ? 'changed since / progress' : 'changed since'];
+  // Every cell made printable: names and values may come from records pulled from a remote, whose
+  // control characters would otherwise act on the terminal (draw a fake row, recolour the table).
+  const head = ['run', 'stage', 'date', 'from', 'commit', ...params, ...metrics, rows.some((r) => r.running) ? 'changed since / progress' : 'changed since'].map(printable);
   const cells = rows.map((r) => [
     `${r.id}${r.names.length ? ` [${r.names.join(', ')}]` : ''}${r.running ? ' (running)' : r.current ? '' : ' (past)'}`,
     r.stage,
@@ -37,9 +40,12 @@ export function renderShow(t: ExpTable, rows: ExpRow[], format: ExpFormat, onlyC
     ...params.map((p) => num(r.params[p])),
     ...metrics.map((m) => `${num(r.metrics[m])}${format !== 'csv' && t.best[m] === r.id ? ' *' : ''}`),
     r.progress ?? (r.changed.length ? `${r.changed.slice(0, 3).map((c) => (c.length > 60 ? `${c.slice(0, 57)}...` : c)).join('; ')}${r.changed.length > 3 ? `; +${r.changed.length - 3} more` : ''}` : ''),
-  ]);
+  ].map(printable));
   if (format === 'csv') {
-    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+    const q = (raw: string) => {
+      const s = printable(raw);
+      return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    };
     const csvHead = ['run', 'key', 'stage', 'current', 'committed_at', 'sets', 'git_commit', 'git_dirty', 'names', ...params, ...metrics];
     const csvRows = rows.map((r) => [r.id, r.key, r.stage, String(r.current), r.committedAt, r.sets === null ? '' : JSON.stringify(r.sets), r.git?.commit ?? '', r.git ? String(r.git.dirty) : '', r.names.join(' '), ...params.map((p) => (r.params[p] === undefined ? '' : typeof r.params[p] === 'string' ? (r.params[p] as string) : JSON.stringify(r.params[p]))), ...metrics.map((m) => (r.metrics[m] === undefined ? '' : String(r.metrics[m])))]);
     return `${[csvHead, ...csvRows].map((l) => l.map(q).join(',')).join('\n')}\n`;
@@ -90,5 +96,5 @@ export function renderDiff(d: ExpDiff, json: boolean): string {
   const sign = (v: number | null) => (v === null ? '-' : `${v > 0 ? '+' : ''}${num(v)}`);
   lines.push('', ...(d.metrics.length ? table(['metric', 'a', 'b', 'b - a', 'better'], d.metrics.map((m) => [m.name, num(m.a), num(m.b), sign(m.delta), m.better ?? '-'])) : ['metrics: the same']));
   if (d.other.length) lines.push('', 'also differs:', ...d.other.map((o) => `  ${o}`));
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(printable).join('\n')}\n`;
 }

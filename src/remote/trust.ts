@@ -15,14 +15,15 @@
 // the key, the fingerprint, each output's digest. A team shares results by trusting each other's
 // keys, or by sharing one key file.
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, hostname } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../diagnostics.ts';
 import { canonicalJson } from '../cache/hash.ts';
 import { isErrno, writeFileAtomic } from '../fsutil.ts';
 import { isRecord } from '../records.ts';
 import { printable } from '../text.ts';
+import { configDir, configFile } from '../userconfig.ts';
 
 /** One signature on a record: the signer's key name and public key, and the signature (base64). */
 export interface RecordSignature {
@@ -37,12 +38,6 @@ const PUBLIC_KEY = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63}):([A-Za-z0-9+/]{43}=)$/;
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw key follows. */
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
-/** The user's config folder for this tool (keys live here, never in a workspace or a cache). */
-export function configDir(): string {
-  const base = process.env.XDG_CONFIG_HOME && process.env.XDG_CONFIG_HOME.startsWith('/') ? process.env.XDG_CONFIG_HOME : join(homedir(), '.config');
-  return join(base, 'rrtn-pipeline');
-}
-
 export interface SigningKey {
   name: string;
   /** NAME:BASE64, as others write it in their trusted keys. */
@@ -55,31 +50,12 @@ let ownKey: SigningKey | undefined;
 /** This user's signing key, made on first use (exclusively: two processes at once make one key). */
 export function signingKey(): SigningKey {
   if (ownKey) return ownKey;
-  const dir = configDir();
-  const file = join(dir, 'signing-key.json');
-  let text: string | undefined;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if (!isErrno(e, 'ENOENT')) throw e;
-  }
-  if (text === undefined) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const text = configFile('signing-key.json', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const name = `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60) || 'key'}-1`;
-    const body = JSON.stringify({ name, secret: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'), public: rawPublic(publicKey) }, null, 2);
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${body}\n`, { mode: 0o600 });
-    try {
-      linkSync(tmp, file); // fails if another process made one first: theirs is the key
-    } catch (e) {
-      if (!isErrno(e, 'EEXIST')) throw e;
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-    text = readFileSync(file, 'utf8');
-  }
-  ownKey = parseKeyFile(text, file);
+    return `${JSON.stringify({ name, secret: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'), public: rawPublic(publicKey) }, null, 2)}\n`;
+  });
+  ownKey = parseKeyFile(text, join(configDir(), 'signing-key.json'));
   return ownKey;
 }
 

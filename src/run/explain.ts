@@ -2,6 +2,7 @@
 // `name`, `old`, `new`: digests for files) and in a researcher's words (`text`):
 // `param lr 0.001 -> 0.0003`, `file stages/logmel.ts changed`, `input data/x.wav changed`,
 // `upstream features changed`.
+import { looksSecret, SECRET_PREFIX } from '../secrets.ts';
 import type { FileEntry } from '../cache/digests.ts';
 import type { Fingerprint } from '../cache/fingerprint.ts';
 import { UNKNOWN_OUTPUT } from './plan.ts';
@@ -56,12 +57,19 @@ export async function explainChange(old: Fingerprint, cur: Fingerprint, ctx: Exp
     const [stage, output] = k.split('.');
     say('upstream', k, a, b, `upstream ${stage} ${how === 'changed' ? `changed (output ${output})` : `output ${output} ${how === 'added' ? 'now read' : 'no longer read'}`}`);
   });
-  diffMaps(old.env, cur.env, (k, how, a, b) => say('env', k, a, b, how === 'changed' ? `env ${k} '${a}' -> '${b}'` : `env ${k} ${how}`));
+  // A secret's value (secrets.ts) is never shown, not even its digest: that it changed is all.
+  const secret = (k: string, ...vs: Array<string | null | undefined>) => looksSecret(k) || vs.some((v) => v?.startsWith(SECRET_PREFIX));
+  diffMaps(old.env, cur.env, (k, how, a, b) => {
+    if (secret(k, a, b)) say('env', k, null, null, `env ${k} ${how} (a secret: its value is not shown)`);
+    else say('env', k, a, b, how === 'changed' ? `env ${k} '${a}' -> '${b}'` : `env ${k} ${how}`);
+  });
   const shown = (v: string | null | undefined) => (v === null || v === undefined ? 'unset' : `'${v}'`);
   for (const k of new Set([...Object.keys(old.shellEnv ?? {}), ...Object.keys(cur.shellEnv ?? {})])) {
     const a = old.shellEnv?.[k];
     const b = cur.shellEnv?.[k];
-    if (a !== b) say('env', `$${k}`, a, b, `env $${k} read by the command ${shown(a)} -> ${shown(b)}`);
+    if (a === b) continue;
+    if (secret(k, a, b)) say('env', `$${k}`, null, null, `env $${k} read by the command changed (a secret: its value is not shown)`);
+    else say('env', `$${k}`, a, b, `env $${k} read by the command ${shown(a)} -> ${shown(b)}`);
   }
   if (old.seed !== cur.seed) say('seed', '', old.seed, cur.seed, `seed ${old.seed} -> ${cur.seed}`);
   if (old.version !== cur.version) say('version', '', old.version, cur.version, `version ${fmt(old.version)} -> ${fmt(cur.version)}`);

@@ -1,13 +1,16 @@
 // Computes a stage's fingerprint and cache key from the spec, the workspace and the records of
 // the stages it reads. Shared by `run` (to decide and to execute) and `status` (to explain).
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
+import { isWithin } from '../paths.ts';
 import type { DigestCache, StatSignature } from '../cache/digests.ts';
 import { codeLabel, ENGINE_VERSION, fingerprintKey, type Fingerprint } from '../cache/fingerprint.ts';
 import type { StageModules } from '../modules.ts';
 import type { OutputRef, Pipeline, StageNode, Template } from '../spec/model.ts';
 import { shellEnvNames, shellQuote, shellWords, type QuoteContext } from '../spec/shell.ts';
 import type { CachedRun, Store } from '../cache/store.ts';
+import { named } from '../executors/environment.ts';
+import { keyedValue } from '../secrets.ts';
 
 /** Stands for an upstream output not known yet (its stage has to run first). */
 export const UNKNOWN_OUTPUT = '@?';
@@ -96,29 +99,38 @@ export class Planner {
       command = { argv, shell: node.command.shell };
       // An argument naming a workspace file (a script, also inside `sh -c "python3 train.py"`, or
       // as the value of --opt=file or key=file, Hydra style) is code: editing it reruns the stage.
+      // One naming a workspace folder (`cp -r data/files ...`) is an input, as under `deps:`.
       const script = argv[node.command.script];
       const words = [...argv.filter((_, i) => i !== node.command!.script), ...(script === undefined ? [] : shellWords(script))];
       for (const w of words) {
         const a = w.slice(w.indexOf('=') + 1); // the whole word when it has no '='
-        if (a.startsWith('-')) continue;
+        if (a.startsWith('-') || !a) continue;
         const abs = join(ws, a);
+        if (!isWithin(ws, abs) || abs === ws || !existsSync(abs)) continue;
         // Not among the sources checked after the run: a word is a guess, and a script may well
         // write a file it also names (`sort > best.txt; cp best.txt "$0"`).
-        if (existsSync(abs) && statSync(abs).isFile()) code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
+        const st = statSync(abs);
+        if (st.isFile()) code[codeLabel(abs, ws)] = (await this.digests.file(abs)).digest;
+        else if (st.isDirectory() && this.argumentFolder(abs)) {
+          const rel = relative(ws, abs).split(sep).join('/');
+          const d = await this.digests.path(abs);
+          inputs[rel] = d.kind === 'missing' ? 'missing' : d.digest;
+        }
       }
       // Variables the script reads through the shell ($LR) and the spec does not set: their values
       // as the command will see them (null: unset).
+      // One passed with `passEnv:` is not keyed (it is passed as it is); a secret by its digest (secrets.ts).
       if (script !== undefined) {
         for (const name of shellEnvNames(script)) {
-          if (name in node.env) continue;
-          const v = process.env[name] ?? null;
+          if (name in node.env || named(name, node.passEnv)) continue;
+          const v = keyedValue(name, process.env[name]);
           shellEnv[name] = v;
           this.pipeline.envRead[name] = v;
         }
       }
     }
     const env: Record<string, string> = {};
-    for (const [k, t] of Object.entries(node.env)) env[k] = renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`).join(' ');
+    for (const [k, t] of Object.entries(node.env)) env[k] = keyedValue(k, renderTemplate(t, (r) => [digestOf(r)], (o) => `\${outputs.${o}}`).join(' '))!;
     if (unknown && !partial) return undefined;
     const fingerprint: Fingerprint = {
       engine: ENGINE_VERSION,
@@ -137,6 +149,16 @@ export class Planner {
       extras,
     };
     return { fingerprint, key: await fingerprintKey(fingerprint), sources };
+  }
+
+  /**
+   * True when a folder named in a command's arguments is read as an input: not one that holds the
+   * cache or a published output (or lies inside one), which the runs themselves change.
+   */
+  private argumentFolder(abs: string): boolean {
+    const ws = this.pipeline.workspace;
+    const written = [this.store.root, ...[...this.pipeline.stages.values()].flatMap((n) => Object.values(n.outs).map((o) => join(ws, o)))];
+    return !written.some((w) => isWithin(abs, w) || isWithin(w, abs));
   }
 
   /** Upstream records as known now from the latest runs (for status and dry runs). */

@@ -2,6 +2,7 @@
 // Each stage is either found in the cache (same key, outputs present) or run in a private temp
 // folder by its executor and committed to the store. A failure stops its dependents; the rest
 // finish (keepGoing) or are stopped at once.
+import { SECRET_PREFIX } from '../secrets.ts';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { outsTargetProblem } from '../paths.ts';
@@ -346,7 +347,8 @@ async function computeStage(node: StageNode, ev: Evaluated, rc: RunContext, sign
       durationMs: Date.now() - started,
       provenance: { sets: p.sets, ...((g) => (g ? { git: g } : {}))(await rc.git), ...(rc.name ? { name: rc.name } : {}) },
     }, logFile);
-    for (const rel of node.deps) await store.saveManifest(await digests.path(join(p.workspace, rel)));
+    // Input folders' file lists (deps, and folders its arguments name), so status can name the file that changed.
+    for (const rel of Object.keys(ev.fingerprint.inputs)) await store.saveManifest(await digests.path(join(p.workspace, rel)));
     await rm(store.checkpointPath(ev.key), { recursive: true, force: true }); // done: nothing to resume
     await publishOuts(node, record, rc);
     return { id: node.id, state: 'done', key: ev.key, record, durationMs: Date.now() - started };
@@ -416,8 +418,9 @@ async function buildJob(node: StageNode, planner: Planner, records: Map<string, 
     workspace,
     seed: node.seed,
     env: {
-      // What its shell line reads ($LR), with the values its key has (an unset one stays unset).
-      ...Object.fromEntries(Object.entries(ev.fingerprint.shellEnv).flatMap(([k, v]) => (v === null ? [] : [[k, v]]))),
+      // What its shell line reads ($LR), with the values its key has (an unset one stays unset); a
+      // secret's key holds its digest, so its value comes from the environment it was digested from.
+      ...Object.fromEntries(Object.entries(ev.fingerprint.shellEnv).flatMap(([k, v]) => (v === null ? [] : [[k, v.startsWith(SECRET_PREFIX) ? (process.env[k] ?? '') : v]]))),
       ...Object.fromEntries(Object.entries(node.env).map(([k, t]) => [k, renderTemplate(t, viewOf, own).join(' ')])),
     },
     passEnv: node.passEnv,

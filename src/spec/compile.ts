@@ -1,12 +1,14 @@
 // Spec file -> Pipeline: parse, apply --set, check the shape and every stage's params against
 // their schemas, expand matrices, resolve references, and find cycles. Every problem is collected
 // and thrown together as one SpecError.
+import { keyedValue, looksSecret } from '../secrets.ts';
 import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { inWorkspace, isWithin, pathProblem, type PathRole } from '../paths.ts';
 import { parseDuration } from './duration.ts';
 import { ShellLexer, shellQuote, shellScriptIndex, ShellValueError } from './shell.ts';
+import { nestedValues } from './nested-shells.ts';
 import { SpecError, UsageError, type Diagnostic } from '../diagnostics.ts';
 import type { StageModules } from '../modules.ts';
 import type { StageDefinition } from '../stage-api.ts';
@@ -253,6 +255,9 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         // An empty list, or a run that is neither text nor a list, is the schema's to report.
         if ((typeof st.run === 'string' || (Array.isArray(st.run) && st.run.length)) && (!argv.length || !argv[0]!.trim())) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
         const script = shellScriptIndex(argv, shell);
+        for (const n of nestedValues(argv, script)) {
+          diags.push(src.diagnostic(typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', n.arg], `${n.ref} lands in text that a second shell reads as code (a nested \`sh -c\`, \`su -c\`, \`eval\`, \`ssh\`, ...), where no quoting of it is safe: pass it as an environment variable instead (env: { VALUE: '${n.ref}' }, then "$VALUE" in the inner script), or pass it to the inner shell as an argument ("$1")`));
+        }
         node.command = {
           shell,
           script,
@@ -708,7 +713,11 @@ function evalExpr(src: SpecSource, path: SpecPath, e: Expr, scope: Scope, diags:
     }
     case 'env': {
       const v = scope.env[e.name];
-      scope.envRead[e.name] = v ?? null;
+      // A secret's value would land in the key and the record (a push sends it): only a stage's env: may take one, keyed by digest.
+      if (looksSecret(e.name) && !(path.length === 4 && path[0] === 'stages' && path[2] === 'env')) {
+        return fail(`\${env.${e.name}} looks like a secret, and here its value would be written into the cache key and the run record (which a push sends to a remote): pass it to the stage with \`passEnv: [${e.name}]\` and read $${e.name} in the stage, or set it under the stage's env:`);
+      }
+      scope.envRead[e.name] = keyedValue(e.name, v);
       if (v !== undefined && v !== '') return { value: v };
       if (e.fallback !== undefined) return { value: e.fallback };
       return fail(`environment variable ${e.name} is not set (set it, or give a default: \${env.${e.name}:-value})`);

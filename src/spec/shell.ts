@@ -281,6 +281,11 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'ash', 'mksh']);
 export function shellScriptIndex(argv: string[], shell: boolean): number {
   if (shell) return 0;
   for (let s = 0; s < argv.length; s++) {
+    // `su [user] -c S`, `runuser -c S`, `flock FILE -c S`: S goes to a shell too.
+    if (['su', 'runuser', 'flock'].includes(argv[s]!.split('/').pop()!)) {
+      const c = argv.findIndex((a, i) => i > s && (a === '-c' || a === '--command'));
+      if (c > 0 && c < argv.length - 1) return c + 1;
+    }
     if (!SHELLS.has(argv[s]!.split('/').pop()!)) continue;
     for (let i = s + 1; i < argv.length - 1; i++) {
       const a = argv[i]!;
