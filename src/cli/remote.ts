@@ -123,8 +123,9 @@ async function cmdVerifyRemote(values: Values, env: Env): Promise<number> {
   return withRemote(values, env, 'pipeline remote verify', async (remote, name) => {
     const r = await verifyRemote(env.store, remote, { jobs, repair: !!values.repair });
     const bad = r.badRuns.size + r.badObjects.size + r.badPacks.size + r.badManifests.size;
-    process.stdout.write(`verify ${name}: ${r.runs} runs, ${r.objects} objects checked; ${bad ? `${r.badRuns.size} runs cannot be served, ${r.badObjects.size} loose objects, ${r.badPacks.size} packs and ${r.badManifests.size} file lists damaged` : 'all intact'}\n`);
+    process.stdout.write(`verify ${name}: ${r.runs} runs, ${r.objects} objects checked; ${bad ? `${r.badRuns.size} runs cannot be served, ${r.badObjects.size} loose objects, ${r.badPacks.size} packs and ${r.badManifests.size} file lists damaged` : 'all intact'}${r.untrusted.size ? `; ${r.untrusted.size} run${r.untrusted.size === 1 ? '' : 's'} signed only by keys not trusted here` : ''}\n`);
     for (const [key, why] of r.badRuns) process.stdout.write(`  run ${key.slice(0, 12)}: ${why}\n`);
+    for (const [key, why] of r.untrusted) process.stdout.write(`  run ${key.slice(0, 12)} (not damage): ${why}\n`);
     for (const p of r.badPacks) process.stdout.write(`  pack ${p}: holds bytes that do not match what its list or an index says\n`);
     for (const o of r.badObjects) process.stdout.write(`  object ${o}: missing or does not match its digest\n`);
     for (const m of r.badManifests) process.stdout.write(`  file list ${m}: not a file list, or does not match its digest\n`);

@@ -114,9 +114,9 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
   };
 
   const pullOne = async (key: string): Promise<void> => {
-    const refuse = (why: string) => {
+    const refuse = (why: string, damage = true) => {
       result.refused.push({ key, why });
-      bad.runs.add(key);
+      if (damage) bad.runs.add(key);
     };
     const sealed = await slot(() => remote.getBytes(runName(key), MAX_BYTES.record));
     if (!sealed) return void result.absent.push(key);
@@ -124,8 +124,9 @@ export async function pullRuns(store: Store, remote: Remote, keys: string[], opt
     if (rec === CORRUPT || !isRunRecordFor(rec, key)) return refuse(`${runName(key)} is damaged (its seal or shape is wrong)`);
     if ((await fingerprintKey(rec.fingerprint)) !== key) return refuse(`${runName(key)} is filed under a key its fingerprint does not have`);
     const stage = `stage ${printable(rec.stage)}`;
+    // A teammate's run signed by a key not trusted here is refused, but it is no damage: a push must not replace it.
     const unsigned = signatureProblem(rec as unknown as Record<string, unknown>, accepted);
-    if (unsigned) return refuse(`${stage}: ${runName(key)} on ${remote.where}: ${unsigned}`);
+    if (unsigned) return refuse(`${stage}: ${runName(key)} on ${remote.where}: ${unsigned.why}`, unsigned.kind === 'forged');
     const outs = Object.values(rec.outputs) as OutputDigest[];
     const listProblems = (await Promise.all(outs.filter((o) => o.kind === 'dir').map((o) => manifest(o.digest)))).filter((w) => w !== undefined);
     if (listProblems.length) return refuse(`${stage}: ${listProblems[0]!}`);

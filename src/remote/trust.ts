@@ -14,7 +14,7 @@
 // without its seal and signatures), so re-encoding the JSON changes nothing and every field counts:
 // the key, the fingerprint, each output's digest. A team shares results by trusting each other's
 // keys, or by sharing one key file.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +52,9 @@ export function signingKey(): SigningKey {
   if (ownKey) return ownKey;
   const text = configFile('signing-key.json', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-    const name = `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60) || 'key'}-1`;
+    // The machine's name and a few characters of the key: two keys made on one host read apart.
+    const tag = createHash('sha256').update(rawPublic(publicKey)).digest('hex').slice(0, 6);
+    const name = `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 48) || 'key'}-${tag}`;
     return `${JSON.stringify({ name, secret: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'), public: rawPublic(publicKey) }, null, 2)}\n`;
   });
   ownKey = parseKeyFile(text, join(configDir(), 'signing-key.json'));
@@ -162,17 +164,19 @@ export function acceptedKeys(): Set<string> {
 }
 
 /**
- * Undefined when the record carries a valid signature by an accepted key; otherwise why not, in
- * words that name the signer (a key's name is printed made safe: it comes from the remote).
+ * Why a record is not accepted, or undefined when it carries a valid signature by an accepted key.
+ * `untrusted`: validly signed, by keys this user does not trust (a teammate's, maybe: not damage,
+ * nothing to repair); `forged`: unsigned, or no signature matches its content (damage, or an
+ * attack: a good copy may replace it). Key names are printed made safe: they come from the remote.
  */
-export function signatureProblem(record: Record<string, unknown>, accepted: Set<string>): string | undefined {
+export function signatureProblem(record: Record<string, unknown>, accepted: Set<string>): { kind: 'untrusted' | 'forged'; why: string } | undefined {
   const sigs = signaturesOf(record);
-  if (!sigs.length) return 'it is not signed (a push by an older version, or a forgery): refused';
+  if (!sigs.length) return { kind: 'forged', why: 'it is not signed (a push by an older version, or a forgery): refused' };
   const trusted = sigs.filter((s) => accepted.has(s.key));
-  if (!trusted.length) {
-    const names = sigs.map((s) => printable(s.key.split(':')[0] ?? '?').slice(0, 64));
-    return `it is signed by ${names.join(', ')}, ${sigs.length === 1 ? 'a key' : 'keys'} this machine does not trust: refused (if you know the key is a teammate's, \`pipeline remote trust NAME:KEY\` with the key as they read it from \`pipeline remote key\`)`;
-  }
-  if (!trusted.some((s) => checkSignature(record, s))) return `its signature by ${printable(trusted[0]!.key.split(':')[0]!)} does not match its content (the record was changed after it was signed): refused`;
-  return undefined;
+  if (trusted.some((s) => checkSignature(record, s))) return undefined;
+  if (trusted.length) return { kind: 'forged', why: `its signature by ${printable(trusted[0]!.key.split(':')[0]!)} does not match its content (the record was changed after it was signed): refused` };
+  const valid = sigs.filter((s) => checkSignature(record, s));
+  if (!valid.length) return { kind: 'forged', why: 'none of its signatures matches its content (the record was changed after it was signed): refused' };
+  const names = valid.map((s) => printable(s.key.split(':')[0] ?? '?').slice(0, 64));
+  return { kind: 'untrusted', why: `it is signed by ${names.join(', ')}, ${valid.length === 1 ? 'a key' : 'keys'} this machine does not trust: refused (if you know the key is a teammate's, \`pipeline remote trust NAME:KEY\` with the key as they read it from \`pipeline remote key\`)` };
 }

@@ -25,6 +25,8 @@ export interface VerifyResult {
   objects: number;
   /** Run key -> why it cannot be served (stage named when the record says it). */
   badRuns: Map<string, string>;
+  /** Runs validly signed, but by keys not trusted here: not damage (trust the key to use them). */
+  untrusted: Map<string, string>;
   badObjects: Set<string>;
   badPacks: Set<string>;
   badManifests: Set<string>;
@@ -45,7 +47,7 @@ const bytesOrBad = async (remote: Remote, name: string, max: number): Promise<Bu
 export async function verifyRemote(store: Store, remote: Remote, opts: TransferOptions & { repair: boolean }): Promise<VerifyResult> {
   const [runKeys, looseSizes, packFiles] = await Promise.all([remote.list('runs/').then(runKeysIn), remote.list('objects/').then(objectsIn), remote.list('packs/')]);
   const accepted = acceptedKeys();
-  const r: VerifyResult = { runs: runKeys.size, objects: 0, badRuns: new Map(), badObjects: new Set(), badPacks: new Set(), badManifests: new Set(), resent: [], removed: [] };
+  const r: VerifyResult = { runs: runKeys.size, objects: 0, badRuns: new Map(), untrusted: new Map(), badObjects: new Set(), badPacks: new Set(), badManifests: new Set(), resent: [], removed: [] };
   const manifests = new Map<string, Promise<FileEntry[] | undefined>>();
   const manifest = (digest: string) => {
     let p = manifests.get(digest);
@@ -81,7 +83,9 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
     if ((await fingerprintKey(rec.fingerprint)) !== key) return bad(`${runName(key)} is filed under a key its fingerprint does not have`);
     const stage = `stage ${printable(rec.stage)}`;
     const unsigned = signatureProblem(rec as unknown as Record<string, unknown>, accepted);
-    if (unsigned) return bad(`${stage}: ${unsigned}`);
+    if (unsigned?.kind === 'forged') return bad(`${stage}: ${unsigned.why}`);
+    // Someone else's: its content is checked all the same (damage is damage), but it is not this machine's to replace.
+    if (unsigned) r.untrusted.set(key, `${stage}: ${unsigned.why}`);
     const objects: Array<[string, number]> = [];
     for (const out of Object.values(rec.outputs) as OutputDigest[]) {
       if (out.kind === 'file') objects.push([out.digest, out.size]);
@@ -141,7 +145,10 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
   });
   for (const [key, n] of needs) {
     const wrong = n.objects.find(([d]) => (n.packed.has(d) ? badInPack.get(n.packed.get(d)!)?.has(d) : r.badObjects.has(d)));
-    if (wrong) r.badRuns.set(key, `${n.stage}: object ${wrong[0]} ${n.packed.has(wrong[0]) ? `in ${packName(n.packed.get(wrong[0])!)}` : 'loose'} is missing or does not match its digest`);
+    if (wrong) {
+      r.badRuns.set(key, `${n.stage}: object ${wrong[0]} ${n.packed.has(wrong[0]) ? `in ${packName(n.packed.get(wrong[0])!)}` : 'loose'} is missing or does not match its digest`);
+      r.untrusted.delete(key);
+    }
   }
   await updateDamage(store.root, remote.where, { runs: new Set(r.badRuns.keys()), packs: r.badPacks, objects: r.badObjects });
   if (opts.repair) await repair(store, remote, r, opts);
