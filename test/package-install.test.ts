@@ -41,7 +41,9 @@ test('npm pack + npm install gives a working, read-only `pipeline` for a project
     assert.ok(files.includes(want), `the tarball has ${want}`);
   }
   assert.deepEqual(files.filter((f) => /^(test|bench|cache|reports|node_modules)\//.test(f)), [], 'no tests, benchmarks or caches in the tarball');
-  assert.ok(packed[0]!.size < 400_000, `tarball ${packed[0]!.size} bytes`);
+  // A budget that catches tests, caches or data slipping in (megabytes), not the engine's growth: 380 KB
+  // before trust round 4 (signatures, remote verify, nested shells: +35 KB, the bundle unminified).
+  assert.ok(packed[0]!.size < 450_000, `tarball ${packed[0]!.size} bytes`);
   const pkgJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; private?: boolean };
   assert.equal(pkgJson.private, undefined, 'publishable');
 

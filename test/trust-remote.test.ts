@@ -13,6 +13,7 @@ import { dirDigest } from '../src/cache/digests.ts';
 import { hashBytes } from '../src/cache/hash.ts';
 import { parseSealed, sealedText } from '../src/fsutil.ts';
 import { startS3, type S3Server } from './helpers/s3.ts';
+import { onlyRecord as remoteRecord, putObject, runKeys, signAs as signWith } from './helpers/forge.ts';
 import { CLI, Workspace, type CliResult } from './helpers/workspace.ts';
 
 /** One stage: a folder output (published at out/) and a metrics file (published at metrics.json). */
@@ -61,33 +62,17 @@ function setup(t: { after(f: () => void): void }, kind: 'folder' | 's3' = 'folde
 }
 
 const publicKey = (m: Machine): string => m.run('remote', 'key').stdout.trim();
-const runKeys = (dir: string): string[] => readdirSync(join(dir, 'runs')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+const signAs = (m: Machine, record: Record<string, unknown>): string => signWith(m.cfg, record);
 
-/** Signs as machine `m` would (its key file): through the CLI's own module, in a child with m's config. */
-function signAs(m: Machine, record: Record<string, unknown>): string {
-  const code = `import { signRecord } from ${JSON.stringify(new URL('../src/remote/trust.ts', import.meta.url).pathname)};
-import { sealedText } from ${JSON.stringify(new URL('../src/fsutil.ts', import.meta.url).pathname)};
-const rec = JSON.parse(process.argv[1]);
-process.stdout.write(await sealedText(signRecord(rec)));`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, JSON.stringify(record)], { env: { ...process.env, XDG_CONFIG_HOME: m.cfg }, encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout;
-}
-
-/** The remote's one run record, parsed. */
-async function remoteRecord(dir: string): Promise<{ key: string; rec: Record<string, unknown> }> {
-  const [key] = runKeys(dir);
-  const rec = await parseSealed<Record<string, unknown>>(readFileSync(join(dir, 'runs', `${key}.json`), 'utf8'));
-  assert.ok(typeof rec === 'object');
-  return { key: key!, rec: rec as Record<string, unknown> };
-}
-
-/** Puts bytes on a folder remote as a loose object; their digest. */
-async function putObject(dir: string, bytes: Buffer): Promise<string> {
-  const d = await hashBytes(bytes);
-  mkdirSync(join(dir, 'objects', d.slice(0, 2)), { recursive: true });
-  writeFileSync(join(dir, 'objects', d.slice(0, 2), d.slice(2)), bytes);
-  return d;
+/** A has run the spec and pushed it to a folder remote; B trusts A; the remote's one record. */
+async function pushedToTrusting(t: { after(f: () => void): void }, spec = SPEC) {
+  const s = setup(t);
+  const a = s.machine('a', spec);
+  const b = s.machine('b', spec);
+  assert.equal(b.run('remote', 'trust', publicKey(a)).code, 0);
+  assert.equal(a.run('run', 'p.yaml').code, 0);
+  assert.equal(a.run('push').code, 0);
+  return { ...s, a, b, ...(await remoteRecord(s.remote())) };
 }
 
 for (const kind of ['folder', 's3'] as const) {
@@ -129,13 +114,7 @@ for (const kind of ['folder', 's3'] as const) {
 }
 
 test('a record forged on the remote (other bytes for an output, the seal recomputed) is refused, signed or not; a good copy pushed over it repairs the remote', async (t) => {
-  const { machine, remote } = setup(t);
-  const a = machine('a');
-  const b = machine('b');
-  assert.equal(b.run('remote', 'trust', publicKey(a)).code, 0);
-  assert.equal(a.run('run', 'p.yaml').code, 0);
-  assert.equal(a.run('push', 'p.yaml').code, 0);
-  const { key, rec } = await remoteRecord(remote());
+  const { machine, remote, b, key, rec } = await pushedToTrusting(t);
   const fake = Buffer.from('{"accuracy": 0.99}\n');
   const digest = await putObject(remote(), fake);
   const outputs = rec.outputs as Record<string, { digest: string; size: number }>;
@@ -174,13 +153,7 @@ const HOSTILE = (outside: string): Array<[string, Array<{ path: string }>]> => [
 ];
 
 test('a pulled file list that would write outside the workspace, or break the cache (x and x/y, "", ".", duplicates), is refused by pull and by a later run; nothing is written outside', async (t) => {
-  const { machine, remote } = setup(t);
-  const a = machine('a');
-  const b = machine('b');
-  assert.equal(b.run('remote', 'trust', publicKey(a)).code, 0);
-  assert.equal(a.run('run', 'p.yaml').code, 0);
-  assert.equal(a.run('push', 'p.yaml').code, 0);
-  const { key, rec } = await remoteRecord(remote());
+  const { remote, a, b, key, rec } = await pushedToTrusting(t);
   const outside = join(tmpdir(), `pipeline-outside-${process.pid}-${Date.now()}`);
   t.after(() => rmSync(outside, { recursive: true, force: true }));
   const bytes = Buffer.from('owned\n');
@@ -271,13 +244,7 @@ test('damage on a remote is repaired: a flipped byte in a pack, or a hostile pac
 });
 
 test('a FIFO, a link or an oversized file on the remote is refused at once, never read: pull does not hang', async (t) => {
-  const { machine, remote } = setup(t);
-  const a = machine('a');
-  const b = machine('b');
-  assert.equal(b.run('remote', 'trust', publicKey(a)).code, 0);
-  assert.equal(a.run('run', 'p.yaml').code, 0);
-  assert.equal(a.run('push', 'p.yaml').code, 0);
-  const { key } = await remoteRecord(remote());
+  const { remote, b, key } = await pushedToTrusting(t);
   const record = remote(`runs/${key}.json`);
   const saved = readFileSync(record);
   // Killed (not asked to stop) if it hangs: a pull stuck in a read would not answer SIGTERM.
@@ -315,13 +282,7 @@ test('a FIFO, a link or an oversized file on the remote is refused at once, neve
 
 test('terminal escapes in a remote record are refused by pull; one already in the cache is printed as visible escapes by exp show (table and --md)', async (t) => {
   const spec = `${SPEC}    metrics: [metrics]\n`;
-  const { machine, remote } = setup(t);
-  const a = machine('a', spec);
-  const b = machine('b', spec);
-  assert.equal(b.run('remote', 'trust', publicKey(a)).code, 0);
-  assert.equal(a.run('run', 'p.yaml').code, 0);
-  assert.equal(a.run('push').code, 0);
-  const { key, rec } = await remoteRecord(remote());
+  const { remote, a, b, key, rec } = await pushedToTrusting(t, spec);
   const evil = 'make[x=\u001b[2K\u001b[1A\u001b]0;pwned\u0007]';
   writeFileSync(remote(`runs/${key}.json`), signAs(a, { ...rec, stage: evil }));
   const r = b.run('pull');

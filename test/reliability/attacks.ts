@@ -4,7 +4,7 @@
 // after its stage) and crashes (a hang, exit 70, a stack trace). Kinds: shell contexts, code the key
 // could miss, timestamp tricks, a full disk, special files as inputs, processes leaving their group,
 // and the rest of trust round 3 (a linked workspace, prototype names, deep metrics, init through a
-// link, the caller's environment).
+// link, the caller's environment); a hostile remote (trust round 4, hostile-remote.ts).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Random } from '../../src/random.ts';
 import { outputStage } from '../helpers/fixtures.ts';
 import { alive } from '../helpers/workspace.ts';
+import { hostileRemote } from './hostile-remote.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/pipeline.js', import.meta.url));
 
@@ -316,6 +317,6 @@ async function theRest(t: AttackTally): Promise<number> {
 /** Every attack once; returns how many were made. */
 export async function attacks(r: Random, t: AttackTally): Promise<number> {
   let n = 0;
-  for (const run of [() => shellContexts(r, t), () => codeForms(t), () => timestampTricks(t), () => fullDisk(t), () => specialFiles(t), () => escapedProcesses(t), () => theRest(t)]) n += await run();
+  for (const run of [() => shellContexts(r, t), () => codeForms(t), () => timestampTricks(t), () => fullDisk(t), () => specialFiles(t), () => escapedProcesses(t), () => theRest(t), () => hostileRemote(t)]) n += await run();
   return n;
 }

@@ -167,6 +167,35 @@ const GENERATORS: Record<string, Gen> = {
     const bad = ['code: [../x.py]', 'code: [/etc/passwd]', 'code: [cache/x]', 'code: ["."]', 'code: 5', 'code: [[a]]', 'passEnv: ["A-B"]', 'passEnv: X', 'passEnv: [1]', 'passEnv: ["*"]', 'passEnv: ["A*B"]'];
     return { kind: 'bad code or passEnv', spec: `stages:\n  a:\n    run: ${CMD}\n    outs: { o: null }\n    ${bad[r.int(bad.length)]}\n` };
   },
+  // A value landing in text a second shell parses as code (trust round 4): refused, whatever wraps it.
+  'nested shell': (r) => {
+    const wrapper = ['', 'timeout 30 ', 'env A=1 ', 'nice -n 5 ', 'srun -n 1 ', 'xargs -I{} ', 'sudo -u nobody ', 'stdbuf -oL ', 'setsid ', 'command '][r.int(10)]!;
+    const shell = ['sh', 'bash', 'dash', 'zsh', '/bin/sh', 'bash -e', 'sh -x', 'busybox sh'][r.int(8)]!;
+    const [q0, q1] = r.int(2) ? ["'", "'"] : ['"', '"'];
+    const ref = ['${params.v}', '${matrix.k}', '${env.PIPELINE_FUZZ_NESTED:-d}'][r.int(3)]!;
+    const forms = [
+      `${wrapper}${shell} -c ${q0}echo ${ref}${q1}`,
+      `eval "echo ${ref}"`,
+      `su nobody -c "echo ${ref}"`,
+      `echo $(${wrapper}${shell} -c ${q0}echo ${ref}${q1})`,
+      `ssh -p 22 host "echo ${ref}"`,
+      `flock /tmp/l -c "echo ${ref}"`,
+      `watch -n 1 "echo ${ref}"`,
+      `${wrapper}${shell} -c "${shell} -c 'echo ${ref}'"`,
+    ];
+    const line = forms[r.int(forms.length)]!;
+    const run = r.int(2) ? `shell: true\n    run: ${JSON.stringify(line)}` : `run: [sh, -c, ${JSON.stringify(line)}]`;
+    return { kind: 'nested shell', spec: `params:\n  v: ok\nstages:\n  a:\n    matrix: { k: [x] }\n    ${run}\n`, args: ['--set', 'v=$(touch pwned)'] };
+  },
+  'bad output name': (r) => {
+    const names = ['"../x"', '"a/b"', '"."', '".."', '"a b"', '"\\u001b[2K"', '""', '"-x"', '"x.y"'];
+    return { kind: 'bad output name', spec: `stages:\n  a:\n    run: ${CMD}\n    outs: { o: null, ${names[r.int(names.length)]}: null }\n` };
+  },
+  'secret in a key': (r) => {
+    const name = ['API_KEY', 'GITHUB_TOKEN', 'DB_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'MY_SECRET_VALUE', 'HF_TOKEN'][r.int(6)]!;
+    const where = [`run: [echo, "\${env.${name}:-x}"]`, `params: { p: "\${env.${name}:-x}" }\n    run: [echo]`, `run: [echo]\n    deps: ["\${env.${name}:-x}"]`][r.int(3)]!;
+    return { kind: 'secret in a key', spec: `stages:\n  a:\n    ${where}\n` };
+  },
   'neither uses nor run': (r) => ({ kind: 'neither uses nor run', spec: r.int(2) ? 'stages:\n  a:\n    params: {}\n' : 'stages:\n  a:\n    uses: stages/ok.ts\n    run: [echo]\n' }),
 };
 
