@@ -218,3 +218,13 @@ test('slurm: a job submitted when its stage is reached that sbatch refuses fails
   assert.deepEqual(states(r), { prep: 'done', 'head[n=1]': 'failed', 'head[n=3]': 'failed' });
   assert.equal(r.results.get('head[n=3]')!.error, 'sbatch failed for stage head[n=3]: sbatch: error: Batch job submission failed: Invalid partition name specified');
 });
+
+test('slurm: a time limit that is not a whole number of minutes asks Slurm for at least as long (rounded up, never down)', async (t) => {
+  const cases: Array<[string, string]> = [['61s', '2'], ['90s', '2'], ['1:10', '2'], ['0:0:61', '2'], ['30.2m', '31'], ['59s', '1'], ['2h', '120'], ['1-0:0:1', '1441']];
+  for (const [time, minutes] of cases) {
+    const c = cluster(t, `executor: slurm\nstages:\n  a:\n    run: [sh, -c, 'echo a > "$0"', '\${outputs.o}']\n    resources: { time: '${time}' }\n    outs: { o: null }\n`);
+    const r = await c.e.run('p.yaml', {}, {}, POLL);
+    assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => [x.id, x.error])));
+    assert.equal(arg(c.sbatch()[0]!, 'time'), minutes, `resources.time ${time}`);
+  }
+});
