@@ -222,7 +222,8 @@ export function contextAfter(text: string): QuoteContext {
   return new ShellLexer().feed(text).context();
 }
 
-const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+// Characters no shell expands or splits on in a bare word; '=' not first (zsh expands =cmd to its path).
+const SAFE_WORD = /^[A-Za-z0-9_@%+:,./-][A-Za-z0-9_@%+=:,./-]*$/;
 
 /**
  * `value` written so that the shell reads it back as exactly that text in context `ctx`. Throws a

@@ -30,6 +30,11 @@ export const NEEDS = {
     usedBy: 'the test that opens the evaluation report in headless Chromium',
     present: () => existsSync(CHROMIUM),
   },
+  zsh: {
+    packages: ['zsh'],
+    usedBy: 'the test that reads quoted values back through every shell (zsh expands a word starting with = into a path)',
+    present: () => has('zsh'),
+  },
   wasm: {
     packages: ['clang', 'lld', 'wabt'],
     usedBy: 'the test that rebuilds the log-mel WASM kernel from its C source',
