@@ -1,4 +1,5 @@
-// RRTN's losses against PyTorch on a committed fixture (test/reference/losses_reference.py), 1e-5 relative.
+// RRTN's losses against PyTorch on a committed fixture (test/reference/losses_reference.py), 1e-5 relative
+// (gradients 1e-4: float32 here, float64 there), RUWL also where learned values went negative.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,4 +38,17 @@ test('CCC, CCC loss (pooled and per emotion), Barlow Twins and RUWL match PyTorc
     close(barlowTwinsLoss(affine(z1), affine(z2), 0.001, false).dataSync()[0]!, f.barlow_affine_0001, 'Barlow Twins from the affine BatchNorm output');
     assert.ok(Math.abs(barlowTwinsLoss(affine(z1), affine(z2), 0.001).dataSync()[0]! - f.barlow_0001) < 1e-4 * f.barlow_0001, 'renormalising cancels the affine parameters');
   });
+});
+
+test('RUWL where learned values went negative (the restraint takes |s|): totals within 1e-5 and gradients within 1e-4 relative of PyTorch', async () => {
+  await startBackend('cpu');
+  const l1 = tf.scalar(f.ccc_loss_pooled);
+  const l2 = tf.scalar(f.ccc_loss_pooled_flipped);
+  const bt = tf.scalar(f.barlow_0001);
+  for (const c of f.ruwl_negative as Array<{ s: number[]; total: number; grad: number[] }>) {
+    const s = tf.tensor1d(c.s);
+    close(ruwlTotal(l1, l2, bt, s).dataSync()[0]!, c.total, `RUWL total at s = ${c.s}`);
+    const g = tf.grad((x: tf.Tensor) => ruwlTotal(l1, l2, bt, x as tf.Tensor1D))(s).dataSync();
+    c.grad.forEach((v, i) => assert.ok(Math.abs(g[i]! - v) <= 1e-4 * Math.max(1, Math.abs(v)), `d total / d s${i + 1} at s = ${c.s}: ${g[i]} vs ${v}`));
+  }
 });

@@ -54,6 +54,16 @@ out = dict(
     ccc_loss_per_emotion=float(1 - ccc(pred, target, dim=0).mean()), barlow_0001=float(lbt), barlow_0005=float(barlow(z1, z2, 0.005)),
     ruwl_total=float(ruwl), gamma=gamma.tolist(), beta=beta.tolist(),
     barlow_affine_0001=float(barlow_affine(z1, z2, gamma, beta, 0.001)))
+# RUWL where learned values went negative (nothing keeps them positive; the restraint takes |s|):
+# totals and gradients with respect to s, computed after everything above so those stay as they were.
+ruwl_negative = []
+for values in ([-0.8, 1.3, -0.05], [0.9, -1.1, 0.002], [-1.5, -0.7, 0.3], [-0.2, 0.4, -0.001]):
+    sv = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    total = (l1 / sv[0] ** 2 + torch.log(1 + sv[0] ** 2) + l2 / sv[1] ** 2 + torch.log(1 + sv[1] ** 2)
+             + 1e-8 * lbt / sv[2] ** 2 + torch.log(1 + sv[2] ** 2) + torch.abs(2 - sv.abs().sum()))
+    total.backward()
+    ruwl_negative.append(dict(s=values, total=float(total), grad=sv.grad.tolist()))
+out['ruwl_negative'] = ruwl_negative
 path = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'losses.json')
 with open(path, 'w') as f:
     json.dump(out, f)
