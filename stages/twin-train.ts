@@ -20,7 +20,7 @@
 // predictions.json (best epoch's dev and test predictions by clip id).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, constants, copyFile, link, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type StageContext } from '../src/stage-api.ts';
 import { ClipReader, readIndex, type ClipEntry } from './lib/batches.ts';
@@ -194,6 +194,8 @@ async function train(ctx: StageContext<Params>): Promise<void> {
     engine.resume(c.opt.step, moments, c.s);
     start = c.epoch + 1;
     best = c.best;
+    // The best epoch's files, kept with the checkpoint: a resumed run that finds nothing better still has them.
+    for (const f of BEST_FILES) if (existsSync(join(ctx.checkpointDir, f))) await copyFile(join(ctx.checkpointDir, f), join(out, f), constants.COPYFILE_FICLONE);
     const done = readFileSync(join(ctx.checkpointDir, 'metrics.jsonl'), 'utf8');
     await writeFile(join(out, 'metrics.jsonl'), done);
     lastLoss = (JSON.parse(done.trim().split('\n').pop() ?? 'null') as { loss?: number } | null)?.loss ?? null;
@@ -253,7 +255,7 @@ async function train(ctx: StageContext<Params>): Promise<void> {
         await writeFile(join(out, 'model.json'), JSON.stringify({ spec: model.spec, variables: w.manifest }));
         await writeFile(join(out, 'predictions.json'), JSON.stringify({ emotions: index.emotions, epoch: epoch + 1, dev: Object.fromEntries(devClips.map((c, i) => [c.id, dev(i)])), test: Object.fromEntries(test.map((c, i) => [c.id, testPred(i)])) }));
       }
-      await saveCheckpoint(ctx.checkpointDir, epoch, best, model, await engine.optimizerState(), s ? [...model.trainable, s] : model.trainable, await engine.s(), join(out, 'metrics.jsonl'));
+      await saveCheckpoint(ctx.checkpointDir, epoch, best, model, await engine.optimizerState(), s ? [...model.trainable, s] : model.trainable, await engine.s(), out, offered.improved);
     }
   } finally {
     engine.dispose();
@@ -267,6 +269,9 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   model.dispose();
   s?.dispose();
 }
+
+/** The best epoch's files in the output (what a resume must not lose). */
+const BEST_FILES = ['model.bin', 'model.json', 'predictions.json'];
 
 /** Row i of predictions [clips, k]. */
 function rows(preds: Float32Array, k: number): (i: number) => number[] {
@@ -294,7 +299,7 @@ function cropClips(reader: ClipReader, clips: ClipEntry[], mels: number, frames:
   });
 }
 
-async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, state: import('./lib/tf/optimizers.ts').OptimizerState, vars: Array<{ name: string }>, s: number[] | undefined, metrics: string): Promise<void> {
+async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, state: import('./lib/tf/optimizers.ts').OptimizerState, vars: Array<{ name: string }>, s: number[] | undefined, out: string, improved: boolean): Promise<void> {
   const w = model.exportWeights();
   const names = vars.map((v) => v.name).filter((n) => state.moments[n]);
   const sizes = names.map((n) => state.moments[n]![0].length);
@@ -307,12 +312,20 @@ async function saveCheckpoint(dir: string, epoch: number, best: Best, model: Ins
   }
   // Written beside, then renamed: a kill mid-save leaves the previous checkpoint whole.
   const tmp = `${dir}.tmp`;
+  const { rm } = await import('node:fs/promises');
+  await rm(tmp, { recursive: true, force: true }); // what a save killed part-way left
   await mkdir(tmp, { recursive: true });
   await writeFile(join(tmp, 'weights.bin'), new Uint8Array(w.data.buffer));
   await writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(mom.buffer));
-  await writeFile(join(tmp, 'metrics.jsonl'), readFileSync(metrics));
+  await writeFile(join(tmp, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl')));
+  // The best epoch's files: copied in when this epoch is the new best, else carried over from the
+  // previous checkpoint by link (never linked to the output, whose files then stay single-linked).
+  for (const f of BEST_FILES) {
+    if (improved) {
+      if (existsSync(join(out, f))) await copyFile(join(out, f), join(tmp, f), constants.COPYFILE_FICLONE);
+    } else if (existsSync(join(dir, f))) await link(join(dir, f), join(tmp, f)).catch(() => copyFile(join(dir, f), join(tmp, f)));
+  }
   await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch, best, manifest: w.manifest, s, opt: { step: state.step, names: names.map((n) => n.replace(/^m\d+\//, '')), sizes } }));
-  const { rm } = await import('node:fs/promises');
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
 }
