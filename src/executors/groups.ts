@@ -30,8 +30,18 @@ export function watchGroup(pgid: number, tag?: string): void {
   reaperProcess().stdin!.write(`+${pgid}${tag ? ` ${tag}` : ''}\n`);
 }
 
-export function unwatchGroup(pgid: number): void {
-  reaper?.stdin?.write(`-${pgid}\n`);
+/**
+ * Registers a stage's tag before its process starts: the stage may start processes (and leave its
+ * group) before the pipeline, busy elsewhere, hears its process id back; if the pipeline dies in
+ * that moment, the reaper still ends everything carrying the tag.
+ */
+export function watchTag(tag: string): void {
+  reaperProcess().stdin!.write(`+0 ${tag}\n`);
+}
+
+export function unwatchGroup(pgid: number | undefined, tag?: string): void {
+  if (pgid) reaper?.stdin?.write(`-${pgid}\n`);
+  if (tag) reaper?.stdin?.write(`-0 ${tag}\n`);
 }
 
 export function killGroup(pgid: number | undefined, sig: NodeJS.Signals): void {

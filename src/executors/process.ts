@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup } from './groups.ts';
+import { clearOwner, evictLeftover, killGroup, ownerRecord, recordOwner, unwatchGroup, watchGroup, watchTag } from './groups.ts';
 import { stageEnvironment } from './environment.ts';
 import { openStageLog } from './log.ts';
 import { signalTagged, TAG_VAR } from './tags.ts';
@@ -71,6 +71,7 @@ export const processExecutor: Executor = {
     const { execa } = await import('execa'); // loaded on first use: it costs ~0.15 s to import
     // Carried by every process the stage starts, also one that leaves its process group (tags.ts).
     const tag = tempName('stage');
+    watchTag(tag);
     const child = execa(file, args, {
       cwd: job.workspace,
       env: { ...stageEnvironment(process.env, job.passEnv), ...job.env, PIPELINE_STAGE: job.stageId, PIPELINE_SEED: String(job.seed), [TAG_VAR]: tag },
@@ -137,7 +138,7 @@ export const processExecutor: Executor = {
     // Only now (listeners attached synchronously above, so no output is missed).
     if (pgid) await recordOwner(job.checkpointDir, pgid, tag);
     const result = await child;
-    if (pgid) unwatchGroup(pgid);
+    unwatchGroup(pgid, tag);
     await clearOwner(job.checkpointDir);
     signal.removeEventListener('abort', stopGroup);
     await log.close();

@@ -5,11 +5,14 @@
 // registered is killed at once, so no stage outlives its run or shares a folder with a rerun. A
 // normal end has unregistered every group first, so the reaper then just exits.
 // Each stage's processes also carry an environment tag ("+PGID TAG"), which reaches those that
-// left the group (setsid): they are ended by it too. Started detached (its own session), so the
-// signal that killed the pipeline does not reach it.
+// left the group (setsid): they are ended by it too. A tag alone ("+0 TAG", "-0 TAG") is registered
+// before a stage's process starts, so that nothing it starts escapes while the pipeline has not yet
+// learnt its process id. Started detached (its own session), so the signal that killed the pipeline
+// does not reach it.
 import { signalTagged } from './tags.ts';
 
 const groups = new Map<number, string | undefined>();
+const tags = new Set<string>();
 let buffered = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk: string) => {
@@ -19,6 +22,11 @@ process.stdin.on('data', (chunk: string) => {
   for (const line of lines) {
     const [id, tag] = line.slice(1).split(' ');
     const pgid = Number(id);
+    if (pgid === 0 && tag) {
+      if (line[0] === '+') tags.add(tag);
+      else if (line[0] === '-') tags.delete(tag);
+      continue;
+    }
     if (!Number.isInteger(pgid) || pgid <= 1) continue;
     if (line[0] === '+') groups.set(pgid, tag || undefined);
     else if (line[0] === '-') groups.delete(pgid);
@@ -33,6 +41,7 @@ process.stdin.on('close', () => {
     }
     if (tag) signalTagged(tag, 'SIGKILL');
   }
+  for (const tag of tags) signalTagged(tag, 'SIGKILL');
   process.exit(0);
 });
 // SIGHUP/SIGINT from a terminal session the reaper no longer belongs to: keep watching.
