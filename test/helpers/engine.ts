@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DigestCache } from '../../src/cache/digests.ts';
+import { acquireLease } from '../../src/cache/lock.ts';
 import { Store } from '../../src/cache/store.ts';
 import { SpecError } from '../../src/diagnostics.ts';
 import { SlurmSession } from '../../src/executors/slurm.ts';
@@ -105,14 +106,21 @@ export class Engine {
   async run(spec = 'p.yaml', run: Partial<RunOptions> = {}, compile: Partial<CompileOptions> = {}, slurm?: { pollMs: number; reporter?: RecordingReporter }): Promise<RunSummary & { reporter: RecordingReporter; cancelled?: string[] }> {
     const planner = await this.planner(spec, compile);
     const reporter = slurm?.reporter ?? new RecordingReporter();
-    await this.store.clearTemp();
-    const session = slurm && new SlurmSession({ pipeline: planner.pipeline, spec, sets: [], cacheDir: this.cache, forced: new Set(run.force ?? []), pollMs: slurm.pollMs });
+    // Leased as `pipeline run` leases it: this session's temp folders are then live to other
+    // processes on the cache (a Slurm job's own run clears the temp folders of dead sessions only).
+    const lease = await acquireLease(this.store.root, `test engine: run ${spec}`);
     try {
-      const summary = await runPipeline(planner, { targets: [], force: [], forceAll: false, jobs: 2, keepGoing: false, reporter, signal: new AbortController().signal, slurm: session, ...run });
-      return { ...summary, reporter, cancelled: await session?.finish() };
-    } catch (e) {
-      await session?.finish();
-      throw e;
+      await this.store.clearTemp();
+      const session = slurm && new SlurmSession({ pipeline: planner.pipeline, spec, sets: [], cacheDir: this.cache, forced: new Set(run.force ?? []), pollMs: slurm.pollMs });
+      try {
+        const summary = await runPipeline(planner, { targets: [], force: [], forceAll: false, jobs: 2, keepGoing: false, reporter, signal: new AbortController().signal, slurm: session, ...run });
+        return { ...summary, reporter, cancelled: await session?.finish() };
+      } catch (e) {
+        await session?.finish();
+        throw e;
+      }
+    } finally {
+      await lease.release();
     }
   }
 }
