@@ -289,6 +289,13 @@ test('terminal escapes in a remote record are refused by pull; one already in th
   assert.equal(r.code, 1);
   assert.match(r.stderr, /is damaged \(its seal or shape is wrong\)/);
   assert.equal(/\u001b/.test(r.stdout + r.stderr), false);
+  // A named experiment whose file on the remote carries escapes: refused by exp pull, nothing printed raw.
+  mkdirSync(remote('names'), { recursive: true });
+  writeFileSync(remote('names/best.json'), await sealedText({ name: 'best', spec: 'p.yaml\u001b]0;owned\u0007', workspace: '/w', savedAt: '2026-12-06T00:00:00Z', runs: { make: key } }));
+  const named = b.run('exp', 'pull', 'best');
+  assert.equal(named.code, 1, named.stderr);
+  assert.match(named.stderr, /names\/best\.json on .* is damaged \(its seal or shape is wrong\): refused/);
+  assert.equal(/\u001b/.test(named.stdout + named.stderr), false);
   // In the local cache already (an older version pulled it): shown, escaped.
   const local = runKeys(a.ws.path('cache'))[0]!;
   const mine = await parseSealed<Record<string, unknown>>(readFileSync(a.ws.path(`cache/runs/${local}.json`), 'utf8'));
