@@ -228,3 +228,13 @@ test('slurm: a time limit that is not a whole number of minutes asks Slurm for a
     assert.equal(arg(c.sbatch()[0]!, 'time'), minutes, `resources.time ${time}`);
   }
 });
+
+test('slurm: a local stage still running when a Slurm job\'s own run starts keeps its temp folder and its process (the driver\'s session is live to the job)', async (t) => {
+  // The local stage outlasts the start of prep's job (a `pipeline run` that clears the temp
+  // folders of dead sessions, and ends the process groups they recorded): it must finish as usual.
+  const c = cluster(t, SPEC.replace(`'echo side > "$0"'`, `'sleep 1.5; echo side > "$0"'`));
+  const r = await c.e.run('p.yaml', {}, {}, POLL);
+  assert.equal(r.ok, true, JSON.stringify([...r.results.values()].map((x) => [x.id, x.error])));
+  assert.equal(states(r).side, 'done');
+  assert.equal(c.read('out/side.txt'), 'side\n');
+});
