@@ -361,6 +361,9 @@ test('a value that lands in a nested shell\'s script is refused, for every nesti
     ['env nice srun bash -c in $(...)', `shell: true\n    run: echo $(env A=1 nice -n 1 bash -c "echo \${params.msg}") > \${outputs.o}`],
     ['zsh -c two levels down', `shell: true\n    run: bash -c "dash -c 'zsh -c \\"echo \${params.msg}\\"'" > \${outputs.o}`],
     ['ssh host CMD in an argument list', `run: [ssh, localhost, 'echo \${params.msg}']`],
+    ['piped into sh', `shell: true\n    run: echo "echo \${params.msg}" | timeout 30 sh > \${outputs.o}`],
+    ['a here-document into bash', `shell: true\n    run: |\n      bash <<EOF > \${outputs.o}\n      echo \${params.msg}\n      EOF`],
+    ['a here-string into bash -s', `shell: true\n    run: bash -s <<< "echo \${params.msg}" > \${outputs.o}`],
   ];
   for (const [what, run] of forms) {
     const ws = new Workspace({ 'p.yaml': `params: { msg: hello }\nstages:\n  s:\n    ${run}\n    outs: { o: null }\n` });

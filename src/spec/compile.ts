@@ -256,7 +256,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
         if ((typeof st.run === 'string' || (Array.isArray(st.run) && st.run.length)) && (!argv.length || !argv[0]!.trim())) diags.push(src.diagnostic([...at, 'run'], 'the command is empty: give the program to run (and its arguments)'));
         const script = shellScriptIndex(argv, shell);
         for (const n of nestedValues(argv, script)) {
-          diags.push(src.diagnostic(typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', n.arg], `${n.ref} lands in text that a second shell reads as code (a nested \`sh -c\`, \`su -c\`, \`eval\`, \`ssh\`, ...), where no quoting of it is safe: pass it as an environment variable instead (env: { VALUE: '${n.ref}' }, then "$VALUE" in the inner script), or pass it to the inner shell as an argument ("$1")`));
+          diags.push(src.diagnostic(typeof st.run === 'string' ? [...at, 'run'] : [...at, 'run', n.arg], `${n.ref} lands in text that a second shell reads as code (a nested \`sh -c\`, \`su -c\`, \`eval\`, \`ssh\`, a shell reading its standard input, ...), where no quoting of it is safe: pass it as an environment variable instead (env: { VALUE: '${n.ref}' }, then "$VALUE" in the inner script), or pass it to the inner shell as an argument ("$1")`));
         }
         node.command = {
           shell,

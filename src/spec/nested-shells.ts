@@ -2,7 +2,8 @@
 // quoted for the shell that reads the line (shell.ts); but a line may hand text on to another
 // shell, which parses it again: the script of `bash -c '...'` (directly, or through timeout,
 // xargs, env, nice, srun, sudo, ...), `su -c`, `flock -c`, `eval`, the command `ssh` sends, what
-// `watch` runs; at any depth, in `$(...)` and backticks too. A value there is quoted for the outer
+// `watch` runs; at any depth, in `$(...)` and backticks too; and anything in a script that runs a
+// shell reading its commands from standard input (`| sh`, `bash <<EOF`, `sh <<< ...`). A value there is quoted for the outer
 // shell only, so `--set 'msg=$(touch p)'` would run in the inner one. Such a place is refused,
 // naming the reference, with the way to pass the value instead: an environment variable, which no
 // shell parses as code. The same holds for an argument list whose program hands an argument to a
@@ -17,6 +18,8 @@ const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'ash', 'mksh', 'busy
 const COMMAND_FLAG = new Set(['su', 'runuser', 'flock']);
 /** Words after which `eval` is at a command's start. */
 const COMMAND_START = new Set(['command', 'builtin', 'exec', 'if', 'then', 'do', 'else', 'elif', 'while', 'until', '!', '{', 'time']);
+/** Programs that run the command after them (with options of their own). */
+const WRAPPERS = new Set(['timeout', 'env', 'nice', 'ionice', 'xargs', 'sudo', 'doas', 'srun', 'stdbuf', 'setsid', 'nohup', 'command', 'exec', 'time', 'chrt', 'taskset', 'flock', 'busybox', 'then', 'do', 'else', '!', '{']);
 /** ssh options that take a value. */
 const SSH_VALUE = new Set(['-b', '-c', '-D', '-E', '-e', '-F', '-I', '-i', '-J', '-L', '-l', '-m', '-O', '-o', '-p', '-Q', '-R', '-S', '-W', '-w', '-B']);
 
@@ -169,6 +172,35 @@ export function nestedCode(script: string): string[] {
   return simpleCommands(script).flatMap((cmd) => codeWords(cmd).map((i) => cmd[i]!));
 }
 
+/**
+ * True when a command runs a shell that reads its commands from standard input (`sh`, `bash -s`,
+ * `env sh`: no -c and no script file), which a pipe, a here-document or a here-string in the same
+ * script can feed: any text of that script may then reach it as code.
+ */
+export function readsStdinScript(cmd: string[]): boolean {
+  for (let s = 0; s < cmd.length; s++) {
+    const b = base(cmd[s]!);
+    // At a command's start, or after wrappers and their options only (`echo sh` runs no shell).
+    if (s > 0 && !WRAPPERS.has(base(cmd[s - 1]!)) && !/^(-|[0-9.]+[smhd]?$|[A-Za-z_][A-Za-z0-9_]*=)/.test(cmd[s - 1]!)) continue;
+    if (!SHELLS.has(b) || (b === 'busybox' && !SHELLS.has(cmd[s + 1] ?? ''))) continue;
+    let i = b === 'busybox' ? s + 2 : s + 1;
+    let stdin = false;
+    for (; i < cmd.length; i++) {
+      const a = cmd[i]!;
+      if (a === '-o' || a === '+o') i++;
+      else if (/^[-+][A-Za-z]+$/.test(a)) {
+        if (a[0] === '-' && a.includes('c')) return false;
+        stdin ||= a[0] === '-' && a.includes('s');
+      } else if (a === '--') {
+        i++;
+        break;
+      } else if (!a.startsWith('--')) break;
+    }
+    if (stdin || i >= cmd.length) return true;
+  }
+  return false;
+}
+
 export interface NestedValue {
   /** Index of the argument the reference is written in. */
   arg: number;
@@ -200,7 +232,11 @@ export function nestedValues(argv: string[], script: number): NestedValue[] {
   if (!refs.length) return [];
   const code: Array<{ arg: number; text: string }> = [];
   for (const i of codeWords(probes)) if (i !== script) code.push({ arg: i, text: probes[i]! });
-  if (script >= 0) for (const text of nestedCode(probes[script]!)) code.push({ arg: script, text });
+  if (script >= 0) {
+    for (const text of nestedCode(probes[script]!)) code.push({ arg: script, text });
+    // A shell reading commands from standard input: whatever the script pipes or feeds it is code.
+    if (simpleCommands(probes[script]!).some(readsStdinScript)) code.push({ arg: script, text: probes[script]! });
+  }
   const out: NestedValue[] = [];
   refs.forEach((r, n) => {
     if (code.some((c) => c.arg === r.arg && c.text.includes(mark(n)))) out.push({ arg: r.arg, ref: exprText(r.expr) });

@@ -182,6 +182,8 @@ const GENERATORS: Record<string, Gen> = {
       `flock /tmp/l -c "echo ${ref}"`,
       `watch -n 1 "echo ${ref}"`,
       `${wrapper}${shell} -c "${shell} -c 'echo ${ref}'"`,
+      `echo "echo ${ref}" | ${wrapper}${shell}`,
+      `${wrapper}${shell} <<< "echo ${ref}"`,
     ];
     const line = forms[r.int(forms.length)]!;
     const run = r.int(2) ? `shell: true\n    run: ${JSON.stringify(line)}` : `run: [sh, -c, ${JSON.stringify(line)}]`;
