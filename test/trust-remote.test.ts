@@ -502,3 +502,20 @@ test('the trust commands: remote key prints one stable key; trust refuses what i
   assert.match(gone.stderr, /no trusted key 'nobody'/);
   assert.match(run('remote', 'trust', k1).stdout, /that is your own key/);
 });
+
+test('remote verify: an index lying about a good pack condemns that run, not the pack; --repair sends the run again and keeps the pack\'s list', async (t) => {
+  const { remote, a, key } = await pushedToTrusting(t);
+  const idxFile = remote(`packs/${key}.idx`);
+  const idx = JSON.parse(readFileSync(idxFile, 'utf8')) as { objects: Array<[string, string, number, number]> };
+  // The first object said to be one byte further on in the same, intact pack.
+  writeFileSync(idxFile, JSON.stringify({ objects: idx.objects.map((e, i) => (i === 0 ? [e[0], e[1], e[2] + 1, e[3]] : e)) }));
+  const v = a.run('remote', 'verify');
+  assert.equal(v.code, 1);
+  assert.match(v.stdout, /1 runs cannot be served, 0 loose objects, 0 packs and 0 file lists damaged/);
+  const lists = () => readdirSync(remote('packs')).filter((f) => f.endsWith('.list')).sort();
+  const before = lists();
+  const repair = a.run('remote', 'verify', '--repair');
+  assert.match(repair.stdout, /repaired: 1 run sent again from this cache; 0 records removed/);
+  assert.deepEqual(lists().filter((l) => before.includes(l)), before, 'the intact pack keeps its list');
+  assert.match(a.run('remote', 'verify').stdout, /all intact/);
+});

@@ -42,6 +42,12 @@ export async function updateDamage(cacheRoot: string, where: string, add: Partia
   const path = await damagePath(cacheRoot, where);
   const size = (d: Partial<Damage>) => (d.runs?.size ?? 0) + (d.packs?.size ?? 0) + (d.objects?.size ?? 0);
   if (!size(add) && !size(repaired)) return;
+  // Only striking off: nothing to do unless some of it is noted (the common case: nothing is).
+  if (!size(add)) {
+    const cur = await readDamage(cacheRoot, where);
+    const noted = (['runs', 'packs', 'objects'] as const).some((k) => [...(repaired[k] ?? [])].some((d) => cur[k].has(d)));
+    if (!noted) return;
+  }
   await withFileLock(path, async () => {
     const cur = await readDamage(cacheRoot, where);
     for (const k of ['runs', 'packs', 'objects'] as const) {

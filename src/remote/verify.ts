@@ -67,11 +67,11 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
     }
     return p;
   };
-  // Pack digest -> claims on it: [object digest, offset, size] from its list and from runs' indexes.
-  const claims = new Map<string, Array<[string, number, number]>>();
-  const claim = (pack: string, c: [string, number, number]) => claims.set(pack, [...(claims.get(pack) ?? []), c]);
+  // Pack digest -> claims on it: [object digest, offset, size, made by its own list?] from its list and runs' indexes.
+  const claims = new Map<string, Array<[string, number, number, boolean]>>();
+  const claim = (pack: string, c: [string, number, number, boolean]) => claims.set(pack, [...(claims.get(pack) ?? []), c]);
   // What each run needs: run -> [digest, size] of its objects, and which of them its index places in packs.
-  const needs = new Map<string, { stage: string; objects: Array<[string, number]>; packed: Map<string, string> }>();
+  const needs = new Map<string, { stage: string; objects: Array<[string, number]>; packed: Map<string, { pack: string; offset: number }> }>();
 
   await eachLimited([...runKeys], opts.jobs, async (key) => {
     opts.signal?.throwIfAborted();
@@ -95,7 +95,7 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
         objects.push(...m.map((f): [string, number] => [f.digest, f.size]));
       }
     }
-    const packed = new Map<string, string>();
+    const packed = new Map<string, { pack: string; offset: number }>();
     const idx = await bytesOrBad(remote, indexName(key), MAX_BYTES.index);
     if (idx === 'bad') return bad(`${stage}: ${indexName(key)} is not a plain file of bounded size`);
     if (idx) {
@@ -103,8 +103,8 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
       if (!entries) return bad(`${stage}: ${indexName(key)} is damaged`);
       for (const [d, pack, offset, size] of entries) {
         if (offset + size > PACK_BYTES) continue;
-        packed.set(d, pack);
-        claim(pack, [d, offset, size]);
+        packed.set(d, { pack, offset });
+        claim(pack, [d, offset, size, false]);
       }
     }
     needs.set(key, { stage, objects, packed });
@@ -115,23 +115,23 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
     const b = await bytesOrBad(remote, listName(pack), MAX_BYTES.list);
     const list = b && b !== 'bad' ? parseList(b.toString('utf8')) : undefined;
     if (!list) return void r.badPacks.add(pack);
-    for (const c of list) claim(pack, c);
+    for (const [d, offset, size] of list) claim(pack, [d, offset, size, true]);
   });
-  // Each pack read once; each claim hashed from its bytes. A pack with any false claim is bad.
+  // Each pack read once; each claim hashed from its bytes. A false claim of its own list makes the
+  // pack's list bad (pushes lean on it); a false claim of an index makes only that run bad.
   const badInPack = new Map<string, Set<string>>();
   await eachLimited([...claims], Math.min(opts.jobs, 4), async ([pack, cs]) => {
     opts.signal?.throwIfAborted();
     const bytes = await bytesOrBad(remote, packName(pack), PACK_BYTES);
     const wrong = new Set<string>();
-    for (const [d, offset, size] of cs) {
+    for (const [d, offset, size, own] of cs) {
       const piece = bytes && bytes !== 'bad' ? bytes.subarray(offset, offset + size) : undefined;
-      if (!piece || piece.length !== size || (await hashBytes(piece)) !== d) wrong.add(d);
+      if (piece && piece.length === size && (await hashBytes(piece)) === d) continue;
+      wrong.add(`${d}@${offset}`);
+      if (own) r.badPacks.add(pack);
     }
     r.objects += new Set(cs.map(([d]) => d)).size;
-    if (wrong.size) {
-      r.badPacks.add(pack);
-      badInPack.set(pack, wrong);
-    }
+    if (wrong.size) badInPack.set(pack, wrong);
   });
   // Loose objects: each one a run needs and no pack of its index holds, downloaded and hashed.
   const loose = new Map<string, number>();
@@ -144,9 +144,14 @@ export async function verifyRemote(store: Store, remote: Remote, opts: TransferO
     r.objects++;
   });
   for (const [key, n] of needs) {
-    const wrong = n.objects.find(([d]) => (n.packed.has(d) ? badInPack.get(n.packed.get(d)!)?.has(d) : r.badObjects.has(d)));
+    const falseClaim = (d: string) => {
+      const at = n.packed.get(d);
+      return at ? !!badInPack.get(at.pack)?.has(`${d}@${at.offset}`) : r.badObjects.has(d);
+    };
+    const wrong = n.objects.find(([d]) => falseClaim(d));
     if (wrong) {
-      r.badRuns.set(key, `${n.stage}: object ${wrong[0]} ${n.packed.has(wrong[0]) ? `in ${packName(n.packed.get(wrong[0])!)}` : 'loose'} is missing or does not match its digest`);
+      const at = n.packed.get(wrong[0]);
+      r.badRuns.set(key, `${n.stage}: object ${wrong[0]} ${at ? `in ${packName(at.pack)}` : 'loose'} is missing or does not match its digest`);
       r.untrusted.delete(key);
     }
   }
