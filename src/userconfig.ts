@@ -6,6 +6,7 @@
 import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { UsageError } from './diagnostics.ts';
 import { isErrno } from './fsutil.ts';
 
 export function configDir(): string {
@@ -20,14 +21,23 @@ export function configDir(): string {
 export function configFile(name: string, make: () => string): string {
   const dir = configDir();
   const file = join(dir, name);
+  const unusable = (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM' || code === 'ENOTDIR') throw new UsageError(`cannot use ${dir} (${code}), where your signing key and secret salt live: set XDG_CONFIG_HOME to a folder of your own`);
+    throw e;
+  };
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    if (!isErrno(e, 'ENOENT')) throw e;
+    if (!isErrno(e, 'ENOENT')) unusable(e);
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, make(), { mode: 0o600 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, make(), { mode: 0o600 });
+  } catch (e) {
+    unusable(e);
+  }
   try {
     linkSync(tmp, file);
   } catch (e) {

@@ -501,6 +501,11 @@ test('the trust commands: remote key prints one stable key; trust refuses what i
   assert.equal(gone.code, 2);
   assert.match(gone.stderr, /no trusted key 'nobody'/);
   assert.match(run('remote', 'trust', k1).stdout, /that is your own key/);
+  // A config folder that cannot be used (its parent is a file): one line saying what to do.
+  ws.write('not-a-folder', '');
+  const unusable = ws.runEnv({ XDG_CONFIG_HOME: ws.path('not-a-folder') }, 'remote', 'key');
+  assert.equal(unusable.code, 2, unusable.stderr);
+  assert.match(unusable.stderr, /cannot use .*not-a-folder\/rrtn-pipeline \(ENOTDIR\).*set XDG_CONFIG_HOME to a folder of your own/);
 });
 
 test('remote verify: an index lying about a good pack condemns that run, not the pack; --repair sends the run again and keeps the pack\'s list', async (t) => {
