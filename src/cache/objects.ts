@@ -93,9 +93,7 @@ export class ObjectStore {
       await copyFile(file, tmp, constants.COPYFILE_FICLONE);
       const h = await hashFile(tmp);
       if (h.digest !== digest || h.size !== size) throw new Error(`${file} changed while it was stored (it is linked to another file, which was written meanwhile): rerun the stage`);
-      await chmod(tmp, 0o444);
-      await utimes(tmp, OBJECT_MTIME, OBJECT_MTIME);
-      await rename(tmp, obj);
+      await this.installObject(tmp, digest);
     } finally {
       await rm(tmp, { force: true });
     }
