@@ -20,12 +20,13 @@
 // predictions.json (best epoch's dev and test predictions by clip id).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { appendFile, constants, copyFile, link, mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineStage, type StageContext } from '../src/stage-api.ts';
 import { ClipReader, readIndex, type ClipEntry } from './lib/batches.ts';
 import { distort, viewRandom, type DistortionPolicy } from './lib/distort.ts';
 import type { Random } from '../src/random.ts';
+import { resumeCheckpoint, saveCheckpoint, type Checkpoint } from './lib/checkpoint.ts';
 import { inSelectionHalf, NO_BEST, offerEpoch, type Best } from './lib/selection.ts';
 
 interface Params {
@@ -178,27 +179,14 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   let start = 0;
   let best: Best = NO_BEST;
   let lastLoss: number | null = null;
-  const ckpt = join(ctx.checkpointDir, 'checkpoint.json');
-  if (existsSync(ckpt)) {
-    const c = JSON.parse(readFileSync(ckpt, 'utf8')) as { epoch: number; best: typeof best; manifest: never; s?: number[]; opt: { step: number; names: string[]; sizes: number[] } };
-    const bin = new Float32Array(readFileSync(join(ctx.checkpointDir, 'weights.bin')).buffer.slice(0));
-    model.importWeights(c.manifest, bin);
-    const mom = new Float32Array(readFileSync(join(ctx.checkpointDir, 'optimizer.bin')).buffer.slice(0));
-    const moments: Record<string, [Float32Array, Float32Array]> = {};
-    let o = 0;
-    c.opt.names.forEach((name, i) => {
-      const n = c.opt.sizes[i]!;
-      moments[name] = [mom.slice(o, o + n), mom.slice(o + n, o + 2 * n)];
-      o += 2 * n;
-    });
-    engine.resume(c.opt.step, moments, c.s);
+  const resumed = await resumeCheckpoint(ctx.checkpointDir, out, (why) => ctx.notice(`the checkpoint of a killed attempt is damaged (${why}): training from the first epoch`));
+  if (resumed) {
+    const c = resumed.checkpoint;
+    model.importWeights(c.manifest as Parameters<typeof model.importWeights>[0], c.weights);
+    engine.resume(c.step, Object.fromEntries(c.moments.map(([name, m, v]) => [name, [m, v]])), c.s);
     start = c.epoch + 1;
     best = c.best;
-    // The best epoch's files, kept with the checkpoint: a resumed run that finds nothing better still has them.
-    for (const f of BEST_FILES) if (existsSync(join(ctx.checkpointDir, f))) await copyFile(join(ctx.checkpointDir, f), join(out, f), constants.COPYFILE_FICLONE);
-    const done = readFileSync(join(ctx.checkpointDir, 'metrics.jsonl'), 'utf8');
-    await writeFile(join(out, 'metrics.jsonl'), done);
-    lastLoss = (JSON.parse(done.trim().split('\n').pop() ?? 'null') as { loss?: number } | null)?.loss ?? null;
+    lastLoss = resumed.lastLoss;
     ctx.log.info(`resumed after epoch ${c.epoch + 1}`);
   }
 
@@ -255,7 +243,11 @@ async function train(ctx: StageContext<Params>): Promise<void> {
         await writeFile(join(out, 'model.json'), JSON.stringify({ spec: model.spec, variables: w.manifest }));
         await writeFile(join(out, 'predictions.json'), JSON.stringify({ emotions: index.emotions, epoch: epoch + 1, dev: Object.fromEntries(devClips.map((c, i) => [c.id, dev(i)])), test: Object.fromEntries(test.map((c, i) => [c.id, testPred(i)])) }));
       }
-      await saveCheckpoint(ctx.checkpointDir, epoch, best, model, await engine.optimizerState(), s ? [...model.trainable, s] : model.trainable, await engine.s(), out, offered.improved);
+      const state = await engine.optimizerState();
+      const w = model.exportWeights();
+      // Moments by variable name without the model's instance prefix (m<N>/): a resumed run's model is another instance.
+      const moments = (s ? [...model.trainable, s] : model.trainable).flatMap((v): Checkpoint['moments'] => (state.moments[v.name] ? [[v.name.replace(/^m\d+\//, ''), ...state.moments[v.name]!]] : []));
+      await saveCheckpoint(ctx.checkpointDir, { epoch, best, manifest: w.manifest, weights: w.data, s: await engine.s(), step: state.step, moments }, out, offered.improved);
     }
   } finally {
     engine.dispose();
@@ -269,9 +261,6 @@ async function train(ctx: StageContext<Params>): Promise<void> {
   model.dispose();
   s?.dispose();
 }
-
-/** The best epoch's files in the output (what a resume must not lose). */
-const BEST_FILES = ['model.bin', 'model.json', 'predictions.json'];
 
 /** Row i of predictions [clips, k]. */
 function rows(preds: Float32Array, k: number): (i: number) => number[] {
@@ -297,35 +286,4 @@ function cropClips(reader: ClipReader, clips: ClipEntry[], mels: number, frames:
     reader.crop('Val', c, frames, rng, x, 0, padDb);
     return x;
   });
-}
-
-async function saveCheckpoint(dir: string, epoch: number, best: Best, model: InstanceType<typeof import('./lib/tf/models.ts').Model>, state: import('./lib/tf/optimizers.ts').OptimizerState, vars: Array<{ name: string }>, s: number[] | undefined, out: string, improved: boolean): Promise<void> {
-  const w = model.exportWeights();
-  const names = vars.map((v) => v.name).filter((n) => state.moments[n]);
-  const sizes = names.map((n) => state.moments[n]![0].length);
-  const mom = new Float32Array(sizes.reduce((a, b) => a + 2 * b, 0));
-  let o = 0;
-  for (const n of names) {
-    mom.set(state.moments[n]![0], o);
-    mom.set(state.moments[n]![1], o + state.moments[n]![0].length);
-    o += 2 * state.moments[n]![0].length;
-  }
-  // Written beside, then renamed: a kill mid-save leaves the previous checkpoint whole.
-  const tmp = `${dir}.tmp`;
-  const { rm } = await import('node:fs/promises');
-  await rm(tmp, { recursive: true, force: true }); // what a save killed part-way left
-  await mkdir(tmp, { recursive: true });
-  await writeFile(join(tmp, 'weights.bin'), new Uint8Array(w.data.buffer));
-  await writeFile(join(tmp, 'optimizer.bin'), new Uint8Array(mom.buffer));
-  await writeFile(join(tmp, 'metrics.jsonl'), readFileSync(join(out, 'metrics.jsonl')));
-  // The best epoch's files: copied in when this epoch is the new best, else carried over from the
-  // previous checkpoint by link (never linked to the output, whose files then stay single-linked).
-  for (const f of BEST_FILES) {
-    if (improved) {
-      if (existsSync(join(out, f))) await copyFile(join(out, f), join(tmp, f), constants.COPYFILE_FICLONE);
-    } else if (existsSync(join(dir, f))) await link(join(dir, f), join(tmp, f)).catch(() => copyFile(join(dir, f), join(tmp, f)));
-  }
-  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch, best, manifest: w.manifest, s, opt: { step: state.step, names: names.map((n) => n.replace(/^m\d+\//, '')), sizes } }));
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
 }

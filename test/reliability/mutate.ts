@@ -21,6 +21,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
  */
 const areaIncremental = (area: string) => `${ROOT}test/reliability/mutation/incremental-${area}.json`;
 const EXPLAINED = `${ROOT}test/reliability/equivalent-mutants.tsv`;
+/** Declarations of untyped packages the project's modules import. */
+const VENDOR_TYPES = ['src/vendor.d.ts', 'stages/lib/vendor.d.ts'];
 
 /**
  * The core by area: the modules mutated and the fast tests that check them (stryker.config.json has
@@ -31,9 +33,14 @@ export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; tim
   { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts', 'src/cache/objects.ts', 'src/cache/views.ts', 'src/cache/runs.ts', 'src/cache/entries.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts'] },
   { area: 'spec', mutate: ['src/spec/compile.ts', 'src/spec/references.ts', 'src/spec/shell.ts', 'src/spec/duration.ts'], tests: ['test/units-spec.test.ts', 'test/units-compile.test.ts', 'test/units-compile-variants.test.ts'] },
   { area: 'run', mutate: ['src/run/plan.ts', 'src/run/scheduler.ts'], tests: ['test/units-scheduler.test.ts', 'test/units-slurm.test.ts'] },
+  { area: 'remote', mutate: ['src/remote/remote.ts', 'src/remote/folder.ts', 'src/remote/pack.ts', 'src/remote/damage.ts', 'src/remote/config.ts', 'src/remote/trust.ts', 'src/remote/push.ts', 'src/remote/pull.ts', 'src/remote/verify.ts'], tests: ['test/units-remote.test.ts'], timeoutMS: 20_000 },
+  { area: 'experiments', mutate: ['src/experiments/collect.ts', 'src/experiments/render.ts'], tests: ['test/units-experiments.test.ts', 'test/units-metric-direction.test.ts'], timeoutMS: 15_000 },
+  { area: 'executors', mutate: ['src/executors/process.ts', 'src/executors/groups.ts', 'src/executors/tags.ts', 'src/executors/environment.ts', 'src/executors/log.ts', 'src/executors/inline.ts', 'src/executors/index.ts'], tests: ['test/units-executors.test.ts'] },
   { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'], timeoutMS: 10_000 },
   { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts', 'test/units-sign-flip-24.test.ts'], timeoutMS: 10_000 },
-  { area: 'features', mutate: ['stages/lib/wav.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts'], timeoutMS: 10_000 },
+  { area: 'features', mutate: ['stages/lib/wav.ts', 'stages/lib/logmel.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts', 'test/features-logmel.test.ts'], timeoutMS: 10_000 },
+  { area: 'distortions', mutate: ['stages/lib/distort.ts'], tests: ['test/features-distort.test.ts'], timeoutMS: 10_000 },
+  { area: 'training', mutate: ['stages/lib/checkpoint.ts'], tests: ['test/training-checkpoint.test.ts'], timeoutMS: 10_000 },
   { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'], timeoutMS: 10_000 },
 ];
 
@@ -160,8 +167,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       // the project (tfjs's types among them) that cost about three times the tests' own time. The
       // mutated modules are named, not only reached: the checker watches root files only. Beside
       // tsconfig.json (whose options it extends).
+      // The ambient declarations of untyped packages are named too (a program of root files only
+      // would not see them, and an import of hash-wasm's file fails the checker's dry run).
       const tsconfig = `tsconfig.mutate-${run.area}.json`;
-      writeFileSync(`${ROOT}${tsconfig}`, JSON.stringify({ extends: './tsconfig.json', include: [], files: [...new Set([...run.mutate.map(fileOf), ...run.tests])] }, null, 2));
+      writeFileSync(`${ROOT}${tsconfig}`, JSON.stringify({ extends: './tsconfig.json', include: [], files: [...new Set([...VENDOR_TYPES, ...run.mutate.map(fileOf), ...run.tests])] }, null, 2));
       writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, tsconfigFile: tsconfig, incrementalFile: incremental, ...(run.timeoutMS ? { timeoutMS: run.timeoutMS } : {}) }, null, 2));
       const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
       rmSync(`${ROOT}${tsconfig}`, { force: true });
