@@ -115,7 +115,7 @@ test('a save killed part-way leaves the previous checkpoint whole, and the next 
   await saveCheckpoint(dir, c1, out, false);
   same((await resume(dir, out)).r!.checkpoint, c1);
   assert.ok(!existsSync(join(dir, 'stale-file')), 'nothing of the killed save');
-  assert.ok(!existsSync(`${dir}.tmp`));
+  assert.ok(!existsSync(`${dir}.tmp`), 'no temp folder left');
 });
 
 test('a damaged checkpoint is said and not resumed from: bad JSON, wrong shapes, cut-short weights or moments, missing metrics', async (t) => {

@@ -104,7 +104,7 @@ test('a command: its output in the log, ::progress lines as fractions and others
   assert.match(log, /to stderr\n/);
   assert.match(log, new RegExp(`^s1 7 C\\.UTF-8 k v nolc yes unset ${d}$`, 'm'));
   assert.ok(e.progress.some(([f, m]) => f === 0.4 && m === 'half way'), JSON.stringify(e.progress));
-  assert.ok(e.progress.some(([f, m]) => f === undefined && m === 'first'));
+  assert.ok(e.progress.some(([f, m]) => f === undefined && m === 'first'), 'a plain line is a progress message');
   assert.ok(!e.progress.some(([, m]) => m?.includes('without newline')), 'an unfinished line is no progress line yet');
   assert.ok(!existsSync(`${join(d, 'ckpt', 's1')}.owner`), 'the owner record is cleared after the run');
 
@@ -123,11 +123,11 @@ test('a command: its output in the log, ::progress lines as fractions and others
 test('a failing command says how it failed: its exit code, or the signal that killed it; the log keeps its output', async (t) => {
   const d = scratch(t);
   const err = await processExecutor.run(job(d, { argv: ['sh', '-c', 'echo dying; exit 3'] }), events(), new AbortController().signal).then(() => undefined, (x: unknown) => x);
-  assert.ok(err instanceof StageFailure);
+  assert.ok(err instanceof StageFailure, 'a StageFailure');
   assert.equal(err.message, "command 'sh -c echo dying; exit 3' exited with code 3");
   assert.equal(err.exitCode, 3);
   const killed = await processExecutor.run(job(d, { argv: ['sh', '-c', 'kill -9 $$'] }), events(), new AbortController().signal).then(() => undefined, (x: unknown) => x);
-  assert.ok(killed instanceof StageFailure);
+  assert.ok(killed instanceof StageFailure, 'a StageFailure');
   assert.match(killed.message, /killed by SIGKILL$/);
   assert.match(readFileSync(join(d, 'logs', 's1.log'), 'utf8'), /dying/);
   // A log that cannot be written fails the stage saying so (not an unhandled error).
@@ -194,7 +194,7 @@ test('a module stage inline: its context (params, outputs, seed, log, progress, 
   await inlineExecutor.run(job(d, { kind: 'module', compiled: ok, params: { a: 1 }, outputs: { out } }), e.events, new AbortController().signal);
   const got = JSON.parse(readFileSync(out, 'utf8')) as { p: unknown; id: string; r: number };
   assert.deepEqual([got.p, got.id], [{ a: 1 }, 's1']);
-  assert.ok(got.r >= 0 && got.r < 1);
+  assert.ok(got.r >= 0 && got.r < 1, 'the seeded random draws in [0, 1)');
   assert.deepEqual(e.progress, [[0.5, 'halfway']]);
   assert.deepEqual(e.notices, ['a notice']);
   const log = readFileSync(join(d, 'logs', 's1.log'), 'utf8');
@@ -203,7 +203,7 @@ test('a module stage inline: its context (params, outputs, seed, log, progress, 
 
   const fail = async (body: string) => inlineExecutor.run(job(d, { kind: 'module', compiled: moduleFile(d, `m${Math.random().toString(36).slice(2)}`, body), outputs: { out } }), events(), new AbortController().signal).then(() => undefined, (x: unknown) => x as Error);
   const thrown = await fail(`throw new Error('bad input file');`);
-  assert.ok(thrown instanceof StageFailure);
+  assert.ok(thrown instanceof StageFailure, 'a StageFailure');
   assert.equal(thrown.message, 'bad input file');
   assert.match(readFileSync(join(d, 'logs', 's1.log'), 'utf8'), /error Error: bad input file\n\s+at /, 'the stack in the log');
   const exited = await fail(`process.exit(2);`);

@@ -54,7 +54,7 @@ test('collect: every run of the sweep, current first; only varying params; metri
   assert.deepEqual(row('train[lr=0.01]', true).plots, { 'result/curve.csv': [{ epoch: 1, loss: 3, tag: 'a' }, { epoch: 2, loss: 1, tag: '' }] });
   const r = row('train[lr=0.01]', true);
   assert.deepEqual([r.params.lr, r.id, r.key.startsWith(r.id), r.id.length, r.names, r.sets], [0.01, r.id, true, 8, [], []]);
-  assert.ok(Date.parse(r.committedAt) > Date.parse(row('train[lr=0.01]', false).committedAt));
+  assert.ok(Date.parse(r.committedAt) > Date.parse(row('train[lr=0.01]', false).committedAt), 'the current run is the newer');
 
   // Sorted by a metric: best first by its direction; rows without it last.
   assert.deepEqual(sortByMetric(table, 'loss.dev').map((x) => x.metrics['loss.dev']), [2, 2, 3, 3]);
@@ -113,7 +113,7 @@ test('exp diff: params that differ, metric deltas with the better side by direct
   const d = diffRows(table, row('train[lr=0.1]', true), row('train[lr=0.01]', true), ['code of stages/x.ts changed']);
   assert.deepEqual(d.params, [{ name: 'lr', a: 0.1, b: 0.01 }]);
   assert.deepEqual(d.metrics.map((m) => [m.name, m.a, m.b, m.better]), [['acc', 0.1, 0.01, 'a'], ['time', 0.1, 0.01, 'a']]);
-  assert.ok(Math.abs(d.metrics[0]!.delta! + 0.09) < 1e-12);
+  assert.ok(Math.abs(d.metrics[0]!.delta! + 0.09) < 1e-12, 'delta b - a');
   const past = diffRows(table, row('train[lr=0.1]', false), row('train[lr=0.1]', true), []);
   assert.deepEqual(past.params, []);
   assert.deepEqual(past.metrics.map((m) => [m.name, m.delta, m.better]), [['loss.dev', 1, 'a']], 'loss went up: the past run was better');

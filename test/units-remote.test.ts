@@ -122,7 +122,7 @@ test('push then pull: both runs arrive whole (shared object packed once, the lar
   assert.equal(pulled.objects, 4, 'small, large and the folder\'s two files');
   assert.equal(pulled.bytes, 18 + PACK_OBJECT_MAX + 4096 + 4 + 5000);
   assert.deepEqual(await viewFiles(dst, KEY_A), await viewFiles(src, KEY_A));
-  assert.ok((await viewFiles(dst, KEY_A)).has('folder/sub/deep/x.bin'));
+  assert.ok((await viewFiles(dst, KEY_A)).has('folder/sub/deep/x.bin'), 'the deep file arrived');
   // B alone: its index finds the shared object in the pack A's push made.
   const onlyB = await pullRuns(dst, remote, [KEY_B], quiet);
   assert.deepEqual(onlyB.pulled, [KEY_B]);
@@ -198,7 +198,7 @@ test('a record validly signed by a key not trusted here is refused as untrusted 
   t.after(() => setTrusted([]));
   const ok = await pullRuns(dst, remote, [KEY_B], quiet);
   assert.deepEqual([ok.pulled, ok.refused], [[KEY_B], []]);
-  assert.ok(signingKey().publicKey !== `${theirs.name}:${theirs.public}`);
+  assert.ok(signingKey().publicKey !== `${theirs.name}:${theirs.public}`, 'the stranger is not this user');
 });
 
 test('a flipped byte in a pack: pull refuses the runs that need it, notes the pack; the next push does not lean on it; verify --repair finds and fixes it', async (t) => {
