@@ -1,0 +1,118 @@
+// What the cache trusts of a record or a file list read back (from its own disk, or fetched from a
+// remote): the checks of src/cache/entries.ts, case by case at their edges, and the store's object
+// paths that only a remote or a hard-linked output reach (installing fetched bytes, storing a copy
+// of a file linked elsewhere).
+import assert from 'node:assert/strict';
+import { linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isCachedRun, isManifest, isRunRecordFor, manifestProblem, MANIFEST_MAX_ENTRIES } from '../src/cache/entries.ts';
+import { hashBytes } from '../src/cache/hash.ts';
+import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
+import { scratch } from './helpers/engine.ts';
+
+const D = 'a'.repeat(32);
+const out = (o: Record<string, unknown> = {}) => ({ kind: 'file', digest: D, size: 3, files: 1, ...o });
+const rec = (o: Record<string, unknown> = {}) => ({ key: D, committedAt: 1, outputs: { result: out() }, fingerprint: {}, stage: 'train', spec: 'p.yaml', ...o });
+
+test('a cached run: a 32-hex key, a number for committedAt, outputs whose names are one path segment of the grammar and whose digests are well formed', () => {
+  assert.equal(isCachedRun(rec()), true);
+  assert.equal(isCachedRun(rec({ outputs: {} })), true, 'a stage with no outputs');
+  for (const [why, bad] of [
+    ['not an object', 'x'],
+    ['key too short', rec({ key: 'a'.repeat(31) })],
+    ['key with a capital', rec({ key: `A${'a'.repeat(31)}` })],
+    ['key with more around it', rec({ key: `${D}x` })],
+    ['committedAt a string', rec({ committedAt: '1' })],
+    ['outputs a list', rec({ outputs: [out()] })],
+    ['an output name with a slash', rec({ outputs: { 'a/b': out() } })],
+    ['an output name ..', rec({ outputs: { '..': out() } })],
+    ['an output name starting with -', rec({ outputs: { '-x': out() } })],
+    ['an output name of 129 characters', rec({ outputs: { [`a${'b'.repeat(128)}`]: out() } })],
+    ['an output name with a control character', rec({ outputs: { 'a\u001b': out() } })],
+    ['an output of another kind', rec({ outputs: { r: out({ kind: 'link' }) } })],
+    ['a digest of 31', rec({ outputs: { r: out({ digest: 'a'.repeat(31) }) } })],
+    ['a digest with text after', rec({ outputs: { r: out({ digest: `${D}\n` }) } })],
+    ['a size as text', rec({ outputs: { r: out({ size: '3' }) } })],
+    ['files missing', rec({ outputs: { r: out({ files: undefined }) } })],
+  ] as const) assert.equal(isCachedRun(bad), false, why);
+  for (const good of ['_x', '0', 'a-b_c', `a${'b'.repeat(127)}`]) assert.equal(isCachedRun(rec({ outputs: { [good]: out() } })), true, good);
+  assert.equal(isCachedRun(rec({ outputs: { d: out({ kind: 'dir' }) } })), true);
+});
+
+test('a run record fetched for a key: filed under its own key, a stage id and a spec path in the grammar', () => {
+  assert.equal(isRunRecordFor(rec(), D), true);
+  assert.equal(isRunRecordFor(rec(), 'b'.repeat(32)), false, 'filed under another key');
+  for (const stage of ['train', '_t', 'train[mode=joint,w=0.1]', 't-1', 'a[x]']) assert.equal(isRunRecordFor(rec({ stage }), D), true, stage);
+  for (const stage of ['', '1train', 'train[]', 'train[a\u001bb]', 'train[a\u0085b]', 'tr ain', 'train[x]y', 'train[x', `t[${'x'.repeat(1001)}]`, 'a\nb']) assert.equal(isRunRecordFor(rec({ stage }), D), false, JSON.stringify(stage));
+  assert.equal(isRunRecordFor(rec({ stage: `t[${'x'.repeat(1000)}]` }), D), true, 'a matrix part of 1000 characters');
+  for (const spec of ['p.yaml', 'pipelines/a.yaml', 'a/b/c.yml']) assert.equal(isRunRecordFor(rec({ spec }), D), true, spec);
+  for (const spec of ['', '/etc/p.yaml', '../p.yaml', 'a/../../p.yaml', 'a//p.yaml', 'a/', 'p\u0007.yaml', 'a\\p.yaml', 'x'.repeat(1001), 'p\u009b.yaml']) assert.equal(isRunRecordFor(rec({ spec }), D), false, JSON.stringify(spec));
+  assert.equal(isRunRecordFor(rec({ spec: 'x'.repeat(1000) }), D), true, 'a spec path of 1000 characters');
+  assert.equal(isRunRecordFor(rec({ stage: 3 }), D), false);
+  assert.equal(isRunRecordFor(rec({ spec: 3 }), D), false);
+  assert.equal(isRunRecordFor(rec({ fingerprint: 'x' }), D), false);
+  assert.equal(isRunRecordFor(rec({ fingerprint: undefined }), D), false);
+  assert.equal(isRunRecordFor({ ...rec(), key: 3 }, D), false);
+});
+
+test('a file list: relative normal paths, sorted and unique, no entry inside another, well-formed entries; each problem named', () => {
+  const e = (path: string, o: Record<string, unknown> = {}) => ({ path, size: 1, digest: D, ...o });
+  assert.equal(manifestProblem([]), undefined);
+  assert.equal(manifestProblem([e('a'), e('b/c'), e('b/d'), e('bc')]), undefined);
+  assert.equal(manifestProblem([e('a', { size: 0 })]), undefined, 'an empty file');
+  assert.equal(isManifest([e('x.txt')]), true);
+  assert.equal(manifestProblem('x'), 'not a list');
+  assert.equal(manifestProblem({ length: 0 }), 'not a list');
+  for (const bad of [[1], [{ path: 'a', size: 1 }], [e('a', { digest: 'A'.repeat(32) })], [e('a', { digest: `${D}0` })], [e('a', { size: -1 })], [e('a', { size: 1.5 })], [e('a', { size: '1' })], [e('a', { size: 2 ** 53 })], [{ ...e('a'), path: 3 }]]) {
+    assert.equal(manifestProblem(bad), 'an entry is not {path, size, digest}', JSON.stringify(bad));
+  }
+  for (const path of ['', '/abs', 'a/', '/', 'a//b', '.', './a', 'a/.', '..', 'a/../b', '../a', 'a\\b', 'a\0b', 'x'.repeat(4097)]) {
+    assert.equal(manifestProblem([e(path)]), `the entry ${JSON.stringify(path.slice(0, 200))} is not a relative path inside the folder`, JSON.stringify(path.slice(0, 20)));
+  }
+  assert.equal(manifestProblem([e('x'.repeat(4096))]), undefined, 'a path of 4096 characters');
+  assert.equal(manifestProblem([e('.a'), e('a..b'), e('a/.b')]), undefined, 'dots inside names are names');
+  assert.equal(manifestProblem([e('b'), e('a')]), 'the entries are not sorted and unique ("a")');
+  assert.equal(manifestProblem([e('a'), e('a')]), 'the entries are not sorted and unique ("a")');
+  assert.equal(manifestProblem([e('a'), e('a/b')]), 'the entry "a" is a file and a folder');
+  assert.equal(manifestProblem([e('a/b'), e('a/b/c/d')]), 'the entry "a/b" is a file and a folder');
+  assert.equal(manifestProblem([e('a/b/c'), e('a/bc')]), undefined);
+  // Too many entries: said without reading them.
+  const huge = new Array(MANIFEST_MAX_ENTRIES + 1); // holes: nothing allocated per entry
+  assert.equal(manifestProblem(huge), `${MANIFEST_MAX_ENTRIES + 1} entries, more than ${MANIFEST_MAX_ENTRIES}`);
+});
+
+test('objects from elsewhere: fetched bytes and files are installed read-only, stamped and whole; a file linked to another path is stored as a checked copy', async (t) => {
+  const d = scratch(t);
+  const store = new Store(join(d, 'cache'));
+  store.onCorrupt = () => undefined;
+  const bytes = Buffer.from('fetched bytes\n');
+  const digest = await hashBytes(bytes);
+  await store.installObjectBytes(bytes, digest);
+  const obj = store.objectPath(digest);
+  assert.equal(readFileSync(obj, 'utf8'), 'fetched bytes\n');
+  assert.equal(statSync(obj).mode & 0o777, 0o444);
+  assert.equal(statSync(obj).mtimeMs, OBJECT_MTIME_MS);
+  assert.equal(store.objectIntact(digest, bytes.length), true);
+  assert.equal(store.objectIntact(digest, bytes.length + 1), false, 'another size');
+  // A second object in the same folder (the folder is made once).
+  const other = Buffer.from('x');
+  const od = await hashBytes(other);
+  await store.installObjectBytes(other, od);
+  assert.equal(readFileSync(store.objectPath(od), 'utf8'), 'x');
+
+  // A stage output hard-linked to a file outside: the object is a copy; the outside file keeps its mode and time.
+  const outDir = join(d, 'out');
+  mkdirSync(outDir);
+  const outside = join(d, 'outside.txt');
+  writeFileSync(outside, 'linked\n');
+  const before = statSync(outside);
+  linkSync(outside, join(outDir, 'r'));
+  const committed = await store.commit(outDir, ['r'], { key: 'c'.repeat(32), stage: 's', spec: 'p.yaml', fingerprint: {} as never, startedAt: 'now', durationMs: 1 });
+  const linkedObj = store.objectPath(committed.outputs.r!.digest);
+  assert.notEqual(statSync(linkedObj).ino, before.ino, 'the object is not the outside file');
+  assert.equal(statSync(outside).mode, before.mode);
+  assert.equal(statSync(outside).mtimeMs, before.mtimeMs);
+  assert.equal(statSync(linkedObj).mode & 0o777, 0o444);
+  assert.equal(readFileSync(linkedObj, 'utf8'), 'linked\n');
+});
