@@ -37,7 +37,7 @@ test('npm pack + npm install gives a working, read-only `pipeline` for a project
   // The tarball: the engine prebuilt, no tests or benchmarks.
   const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', pkgDir], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>;
   const files = packed[0]!.files.map((f) => f.path);
-  for (const want of ['bin/pipeline.js', 'dist/cli.mjs', 'dist/worker.mjs', 'dist/reaper.mjs', 'dist/stage-api.mjs', 'schemas/pipeline.schema.json', 'stages/exvo.ts', 'stages/lib/wasm/logmel_kernel.wasm', 'src/stage-api.ts', 'package.json', 'README.md']) {
+  for (const want of ['bin/pipeline.js', 'dist/cli.mjs', 'dist/worker.mjs', 'dist/reaper.mjs', 'dist/stage-api.mjs', 'schemas/pipeline.schema.json', 'stages/exvo.ts', 'stages/lib/wasm/logmel_kernel.wasm', 'src/stage-api.ts', 'package.json', 'README.md', 'LICENSE']) {
     assert.ok(files.includes(want), `the tarball has ${want}`);
   }
   assert.deepEqual(files.filter((f) => /^(test|bench|cache|reports|node_modules)\//.test(f)), [], 'no tests, benchmarks or caches in the tarball');
