@@ -1,15 +1,8 @@
 // What the cache trusts of a record or a file list read back (from its own disk, or fetched from a
-// remote): the checks of src/cache/entries.ts, case by case at their edges, and the store's object
-// paths that only a remote or a hard-linked output reach (installing fetched bytes, storing a copy
-// of a file linked elsewhere).
+// remote): the checks of src/cache/entries.ts, case by case at their edges.
 import assert from 'node:assert/strict';
-import { linkSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { isCachedRun, isManifest, isRunRecordFor, manifestProblem, MANIFEST_MAX_ENTRIES } from '../src/cache/entries.ts';
-import { hashBytes } from '../src/cache/hash.ts';
-import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
-import { scratch } from './helpers/engine.ts';
 
 const D = 'a'.repeat(32);
 const out = (o: Record<string, unknown> = {}) => ({ kind: 'file', digest: D, size: 3, files: 1, ...o });
@@ -80,39 +73,4 @@ test('a file list: relative normal paths, sorted and unique, no entry inside ano
   // Too many entries: said without reading them.
   const huge = new Array(MANIFEST_MAX_ENTRIES + 1); // holes: nothing allocated per entry
   assert.equal(manifestProblem(huge), `${MANIFEST_MAX_ENTRIES + 1} entries, more than ${MANIFEST_MAX_ENTRIES}`);
-});
-
-test('objects from elsewhere: fetched bytes and files are installed read-only, stamped and whole; a file linked to another path is stored as a checked copy', async (t) => {
-  const d = scratch(t);
-  const store = new Store(join(d, 'cache'));
-  store.onCorrupt = () => undefined;
-  const bytes = Buffer.from('fetched bytes\n');
-  const digest = await hashBytes(bytes);
-  await store.installObjectBytes(bytes, digest);
-  const obj = store.objectPath(digest);
-  assert.equal(readFileSync(obj, 'utf8'), 'fetched bytes\n');
-  assert.equal(statSync(obj).mode & 0o777, 0o444);
-  assert.equal(statSync(obj).mtimeMs, OBJECT_MTIME_MS);
-  assert.equal(store.objectIntact(digest, bytes.length), true);
-  assert.equal(store.objectIntact(digest, bytes.length + 1), false, 'another size');
-  // A second object in the same folder (the folder is made once).
-  const other = Buffer.from('x');
-  const od = await hashBytes(other);
-  await store.installObjectBytes(other, od);
-  assert.equal(readFileSync(store.objectPath(od), 'utf8'), 'x');
-
-  // A stage output hard-linked to a file outside: the object is a copy; the outside file keeps its mode and time.
-  const outDir = join(d, 'out');
-  mkdirSync(outDir);
-  const outside = join(d, 'outside.txt');
-  writeFileSync(outside, 'linked\n');
-  const before = statSync(outside);
-  linkSync(outside, join(outDir, 'r'));
-  const committed = await store.commit(outDir, ['r'], { key: 'c'.repeat(32), stage: 's', spec: 'p.yaml', fingerprint: {} as never, startedAt: 'now', durationMs: 1 });
-  const linkedObj = store.objectPath(committed.outputs.r!.digest);
-  assert.notEqual(statSync(linkedObj).ino, before.ino, 'the object is not the outside file');
-  assert.equal(statSync(outside).mode, before.mode);
-  assert.equal(statSync(outside).mtimeMs, before.mtimeMs);
-  assert.equal(statSync(linkedObj).mode & 0o777, 0o444);
-  assert.equal(readFileSync(linkedObj, 'utf8'), 'linked\n');
 });

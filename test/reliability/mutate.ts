@@ -30,7 +30,7 @@ const VENDOR_TYPES = ['src/vendor.d.ts', 'stages/lib/vendor.d.ts'];
  * `i--`) is given up on sooner than the 30 s the engine areas need.
  */
 export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; timeoutMS?: number }> = [
-  { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts', 'src/cache/objects.ts', 'src/cache/views.ts', 'src/cache/runs.ts', 'src/cache/entries.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts', 'test/units-cache-records.test.ts', 'test/units-remote.test.ts'] },
+  { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts', 'src/cache/objects.ts', 'src/cache/views.ts', 'src/cache/runs.ts', 'src/cache/entries.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts', 'test/units-cache-records.test.ts', 'test/units-cache-objects.test.ts', 'test/units-remote.test.ts'] },
   { area: 'spec', mutate: ['src/spec/compile.ts', 'src/spec/references.ts', 'src/spec/shell.ts', 'src/spec/duration.ts'], tests: ['test/units-spec.test.ts', 'test/units-compile.test.ts', 'test/units-compile-variants.test.ts'] },
   { area: 'run', mutate: ['src/run/plan.ts', 'src/run/scheduler.ts'], tests: ['test/units-scheduler.test.ts', 'test/units-slurm.test.ts'] },
   { area: 'remote', mutate: ['src/remote/remote.ts', 'src/remote/folder.ts', 'src/remote/pack.ts', 'src/remote/damage.ts', 'src/remote/config.ts', 'src/remote/trust.ts', 'src/remote/push.ts', 'src/remote/pull.ts', 'src/remote/verify.ts'], tests: ['test/units-remote.test.ts'], timeoutMS: 20_000 },
