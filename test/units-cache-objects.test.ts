@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { dirDigest } from '../src/cache/digests.ts';
+import { DigestCache, dirDigest } from '../src/cache/digests.ts';
+import { writeSealed } from '../src/fsutil.ts';
 import { hashBytes, hashFile } from '../src/cache/hash.ts';
 import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
 import { scratch } from './helpers/engine.ts';
@@ -139,4 +140,23 @@ test('only regular files are hashed: a FIFO or a device is refused at once, not 
   await assert.rejects(hashFile('/dev/zero'), /\/dev\/zero is not a regular file/);
   writeFileSync(join(d, 'f'), 'abc');
   assert.deepEqual(await hashFile(join(d, 'f')), { digest: await hashBytes(Buffer.from('abc')), size: 3 });
+});
+
+test('a digest state an older engine wrote (version 1, no ctime) is set aside quietly, not called corrupt; a damaged one is dropped and said', async (t) => {
+  const d = scratch(t);
+  const path = join(d, 'state.json');
+  const said: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => said.push(String(s)) > 0) as typeof process.stderr.write;
+  t.after(() => {
+    process.stderr.write = write;
+  });
+  await writeSealed(path, { version: 1, files: { '/x': [1, 2, 3, 'a'.repeat(32)] } });
+  await new DigestCache(path).load();
+  assert.deepEqual(said, [], 'nothing said of an older engine\'s state');
+  assert.equal(existsSync(path), true, 'left for the next save to replace');
+  writeFileSync(path, '{"version": 2, "files": ');
+  await new DigestCache(path).load();
+  assert.equal(existsSync(path), false, 'a damaged state is removed');
+  assert.match(said.join(''), /cache: dropped a corrupt digest state file \(.*state\.json\); files are hashed again/);
 });
