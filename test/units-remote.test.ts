@@ -5,7 +5,7 @@
 // `pipeline`; these call the remote's own functions, so that mutation testing sees them.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { hashBytes } from '../src/cache/hash.ts';
@@ -332,4 +332,52 @@ test('damage notes: added and struck off per remote, kept apart by place; a dama
   writeFileSync(join(d, 'remote-damage', file!), '{"runs": ["');
   const none = await readDamage(d, readFileSync(join(d, 'remote-damage', file!), 'utf8').length ? '/r-unknown' : '/r1');
   assert.equal(none.runs.size + none.packs.size + none.objects.size, 0);
+});
+
+test('a folder remote: a missing mount said as such; listings skip what a killed push left; links, FIFOs, folders and oversized files refused by every read; ranges read what is there', async (t) => {
+  const d = scratch(t);
+  const root = join(d, 'remote');
+  await assert.rejects(new FolderRemote(root).check(), new RegExp(`the remote folder ${root} does not exist \\(is it mounted\\?\\)`));
+  const remote = new FolderRemote(root);
+  mkdirSync(root);
+  await remote.check();
+  assert.equal(remote.where, root);
+  await remote.putBytes('runs/x.json', Buffer.from('0123456789'));
+  const src = join(d, 'src.bin');
+  writeFileSync(src, bytes(3000, 9));
+  let moved = 0;
+  await remote.put('objects/ab/cdef', src, 3000, (n) => (moved += n));
+  assert.equal(moved, 3000);
+  writeFileSync(join(root, 'runs', 'y.json.part-123-abcdef'), 'half a record');
+  mkdirSync(join(root, 'runs', 'sub'));
+  writeFileSync(join(root, 'runs', 'sub', 'z.json'), 'zz');
+  assert.deepEqual([...(await remote.list('runs/'))].sort(), [['runs/sub/z.json', 2], ['runs/x.json', 10]]);
+  assert.deepEqual([...(await remote.list('objects/'))], [['objects/ab/cdef', 3000]]);
+  assert.deepEqual([...(await remote.list('nothing/'))], []);
+  assert.equal(await remote.getBytes('runs/absent.json', 100), undefined);
+  assert.equal(await remote.getBytes('runs/x.json/deeper', 100), undefined, 'a path through a file is absent');
+  assert.deepEqual(await remote.getBytes('runs/x.json', 10), Buffer.from('0123456789'));
+  await assert.rejects(remote.getBytes('runs/x.json', 9), /runs\/x\.json on .* holds 10 bytes, more than the 9 it may: refused/);
+  assert.deepEqual(await remote.getRange('runs/x.json', 2, 5), Buffer.from('234'));
+  assert.deepEqual(await remote.getRange('runs/x.json', 8, 20), Buffer.from('89'), 'a range past the end: what is there');
+  assert.equal(await remote.getRange('runs/absent', 0, 1), undefined);
+  const dest = join(d, 'got.bin');
+  let got = 0;
+  assert.equal(await remote.get('objects/ab/cdef', dest, (n) => (got += n), 3000), true);
+  assert.deepEqual(readFileSync(dest), bytes(3000, 9));
+  assert.equal(got, 3000);
+  assert.equal(await remote.get('objects/ab/none', join(d, 'none'), () => undefined, 10), false);
+  await assert.rejects(remote.get('objects/ab/cdef', join(d, 'big'), () => undefined, 2999), /holds 3000 bytes, more than the 2999 expected: refused/);
+  assert.equal(existsSync(join(d, 'big')), false, 'nothing written for a refused object');
+  symlinkSync('/etc/passwd', join(root, 'runs', 'link.json'));
+  execFileSync('mkfifo', [join(root, 'runs', 'fifo.json')]);
+  for (const [name, what] of [['runs/link.json', 'a symbolic link'], ['runs/fifo.json', 'a FIFO (named pipe)'], ['runs/sub', 'a folder']]) {
+    await assert.rejects(remote.getBytes(name, 100), (e: unknown) => e instanceof BadObject && e.message.includes(`${name} on ${root} is ${what}, not a file: refused`), name);
+    await assert.rejects(remote.getRange(name, 0, 1), BadObject);
+    await assert.rejects(remote.get(name, join(d, 'x'), () => undefined, 100), BadObject);
+  }
+  assert.deepEqual([...(await remote.list('runs/'))].map(([n]) => n).sort(), ['runs/sub/z.json', 'runs/x.json'], 'links and FIFOs are not listed');
+  await remote.remove('runs/x.json');
+  await remote.remove('runs/x.json');
+  assert.equal(await remote.getBytes('runs/x.json', 100), undefined);
 });
