@@ -308,13 +308,14 @@ test('exp push / exp pull share named experiments: the name arrives with its run
   for (const w of [a, b]) w.write('p.yaml', TRAIN('/', 0.25));
   const named = run(a, 'run', '--name', 'best', 'p.yaml');
   assert.equal(named.code, 0, named.stderr);
-  const push = run(a, 'exp', 'push', 'best');
+  // --remote and -j as the help gives them (exp's own options are show's; push and pull have theirs).
+  const push = run(a, 'exp', 'push', 'best', '--remote', 'origin', '-j', '4');
   assert.equal(push.code, 0, push.stderr);
   assert.match(push.stdout, /pushed experiment 'best' to origin: 1 runs \(1 sent/);
   const missing = run(b, 'exp', 'pull', 'nosuch');
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /origin has no experiment 'nosuch'/);
-  const pull = run(b, 'exp', 'pull');
+  const pull = run(b, 'exp', 'pull', '-r', 'origin');
   assert.equal(pull.code, 0, pull.stderr);
   assert.match(pull.stdout, /pulled experiment 'best' \(p\.yaml, saved .*\): 1 runs, 1 fetched/);
   const gc = run(b, 'gc');

@@ -37,6 +37,8 @@ export function findRun(table: ExpTable, ref: string, spec: string): ExpRow {
 
 export async function cmdExp(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  // push and pull take their own options (--remote, --jobs): parsed there, not as show's.
+  if (sub === 'push' || sub === 'pull') return expTransfer(sub, rest);
   const { values, positionals } = parse('exp', rest, {
     json: { type: 'boolean' },
     csv: { type: 'boolean' },
@@ -46,7 +48,6 @@ export async function cmdExp(argv: string[]): Promise<number> {
     live: { type: 'boolean' },
   });
   if (values.help || sub === '--help' || sub === '-h' || sub === undefined) return help('exp');
-  if (sub === 'push' || sub === 'pull') return expTransfer(sub, rest);
   if (sub !== 'show' && sub !== 'diff' && sub !== 'save' && sub !== 'forget') throw new UsageError(`unknown exp command '${sub}' (show, diff, save, forget, push or pull)\n\n${HELP.exp}`);
   const formats = (['json', 'csv', 'md'] as const).filter((f) => values[f]);
   if (formats.length > 1) throw new UsageError(`choose one of --${formats.join(', --')}`);
