@@ -27,3 +27,11 @@ test('help for the tool and each command, as `<command> --help` and as `help <co
   const version = JSON.parse(readFileSync(`${ROOT}/package.json`, 'utf8')).version as string;
   assert.equal(cli('--version').stdout, `${version}\n`);
 });
+
+test('output piped to a reader that stops early (| head, | true) ends the command quietly, not with an EPIPE stack trace', () => {
+  // The reader exits at once, before the command has started: its first write finds the pipe closed.
+  const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" help 2>&1 | true; echo "exit \${PIPESTATUS[0]}"`], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.stdout, 'exit 0\n', 'no stack trace, exit 0');
+  const head = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" --help 2>/dev/null | head -c 5; echo " exit \${PIPESTATUS[0]}"`], { cwd: ROOT, encoding: 'utf8' });
+  assert.match(head.stdout, / exit 0\n$/);
+});

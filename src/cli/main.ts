@@ -14,7 +14,21 @@ import { cmdPull, cmdPush, cmdRemote } from './remote.ts';
 import { cmdInit } from './init.ts';
 import { reportError } from './errors.ts';
 
+/**
+ * A reader that went away (`pipeline exp show | head`): stop quietly, as a Unix tool stopped by
+ * SIGPIPE does, not with a stack trace. What a run had committed stays (every write is atomic).
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
   const [command, ...rest] = argv;
   try {
     switch (command) {
