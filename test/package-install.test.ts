@@ -61,19 +61,24 @@ test('npm pack + npm install gives a working, read-only `pipeline` for a project
   mkdirSync(work);
   chmodSync(work, 0o777);
   const cli = join(proj, 'node_modules', '.bin', 'pipeline');
-  const run = (cwd: string, ...args: string[]) => {
+  const runWith = (path: string | undefined, cwd: string, ...args: string[]) => {
     const cmd = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, ...args] : [process.execPath, cli, ...args];
-    const env: Record<string, string | undefined> = { ...process.env, HOME: work, CI: 'true' };
+    const env: Record<string, string | undefined> = { ...process.env, HOME: work, CI: 'true', ...(path === undefined ? {} : { PATH: path }) };
     delete env.PIPELINE_CACHE_DIR;
     const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd, encoding: 'utf8', env, timeout: 120_000 });
     return { code: r.status, out: r.stdout, err: r.stderr };
   };
+  const run = (cwd: string, ...args: string[]) => runWith(undefined, cwd, ...args);
 
   assert.equal(run(work, '--version').out.trim(), pkgJson.version);
   assert.match(run(work, 'help', 'run').out, /^Usage: pipeline run <spec>/);
   const init = run(work, 'init', 'exp');
   assert.equal(init.code, 0, init.err);
-  assert.match(init.out, /wrote pipeline\.yaml[\s\S]*Next: cd exp && pipeline run pipeline\.yaml/);
+  // A local install: `pipeline` alone is not a command there; on PATH (a global install), it is.
+  assert.match(init.out, /wrote pipeline\.yaml[\s\S]*Next: cd exp && npx pipeline run pipeline\.yaml/);
+  const onPath = runWith(`${join(proj, 'node_modules', '.bin')}:${process.env.PATH}`, work, 'init', 'my exp');
+  assert.equal(onPath.code, 0, onPath.err);
+  assert.match(onPath.out, /Next: cd 'my exp' && pipeline run pipeline\.yaml/);
   const exp = join(work, 'exp');
   assert.match(readFileSync(join(exp, 'pipeline.yaml'), 'utf8'), /uses: rrtn-pipeline\/stages\/exvo\.ts/);
   assert.match(readFileSync(join(exp, 'stages', 'summary.ts'), 'utf8'), /from 'rrtn-pipeline'/);
