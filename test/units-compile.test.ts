@@ -302,6 +302,31 @@ const MODULE = (extra = '') => `import { defineStage } from 'rrtn-pipeline';
 export default defineStage({ params: { type: 'object', additionalProperties: false, properties: { n: { type: 'integer', default: 2 } } }, inputs: ['data'], outputs: ['o'], ${extra} run() {} });
 `;
 
+test('a value --set gives that fails its check: the message shows the value checked (not the file\'s) and names the --set, directly or through a ${params} reference', async (t) => {
+  const files = { 'stages/m.ts': MODULE(), 'd.txt': 'x' };
+  const spec = `params: { n: 3, label: x }
+stages:
+  m:
+    uses: stages/m.ts
+    inputs: { data: d.txt }
+    params: { n: '\${params.n}' }
+  k:
+    uses: stages/m.ts
+    inputs: { data: d.txt }
+    params: { n: 4 }
+`;
+  assert.deepEqual(await problems(t, spec, { sets: ['n=two', 'label=y'] }, files), ["6:18 stages.m.params.n: must be integer, got string \"two\" (the value given by --set 'n=two')"]);
+  assert.deepEqual(await problems(t, spec, { sets: ['stages.k.params.n=1.5'] }, files), ["10:18 stages.k.params.n: must be integer, got number 1.5 (the value given by --set 'stages.k.params.n=1.5')"]);
+  assert.deepEqual(await problems(t, spec, { sets: ['stages.k.params={n: x, z: 1}'] }, files), [
+    "10:13 stages.k.params.z: unknown key 'z' (did you mean 'n'?) (the value given by --set 'stages.k.params={n: x, z: 1}')",
+    "10:18 stages.k.params.n: must be integer, got string \"x\" (the value given by --set 'stages.k.params={n: x, z: 1}')",
+  ]);
+  // The spec's own mistake, with --set values that have nothing to do with it: not blamed on them.
+  assert.deepEqual(await problems(t, spec.replace('params: { n: 4 }', 'params: { n: 4.5 }'), { sets: ['label=z'] }, files), ['10:18 stages.k.params.n: must be integer, got number 4.5']);
+  // A top-level key of the wrong kind set on the command line.
+  assert.deepEqual(await problems(t, spec, { sets: ['stages.k.seed=abc'] }, files), ["8:5 stages.k.seed: must be integer, got string \"abc\" (the value given by --set 'stages.k.seed=abc')"]);
+});
+
 test('module stages: params checked and defaulted by the module schema, inputs and outputs named by the module, built-ins by package name', async (t) => {
   const files = { 'stages/m.ts': MODULE(), 'stages/bad.ts': "import { defineStage } from 'rrtn-pipeline';\nexport default defineStage({ params: { type: 'nope' }, outputs: ['o'], run() {} });\n", 'd.txt': 'x' };
   const ok = await compile(t, `stages:

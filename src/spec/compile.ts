@@ -73,7 +73,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   const checks = new SchemaChecks(join(opts.cacheDir, 'specs', await checksMemoName(raw)));
   await checks.load();
   diags.push(...(await checks.pipeline(src, raw)));
-  if (!isRecord(raw) || !isRecord(raw.stages)) throw new SpecError(diags.length ? diags : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
+  if (!isRecord(raw) || !isRecord(raw.stages)) throw new SpecError(diags.length ? blameSets(diags, opts.sets ?? [], src) : [src.diagnostic([], 'the spec must be a mapping with a `stages:` section')]);
 
   const where = { workspace, cacheDir: resolve(opts.cacheDir) };
   const seed = typeof raw.seed === 'number' ? raw.seed : 0;
@@ -416,7 +416,7 @@ export async function compilePipeline(specFile: string, opts: CompileOptions): P
   // Shown from the stage that comes first in the spec, in the direction data flows.
   const cycle = found && rotateToFirst(found, [...nodes.keys()]);
   if (cycle) diags.push(src.diagnostic(['stages', nodes.get(cycle[0]!)!.key], `dependency cycle: ${[...cycle, cycle[0]].join(' -> ')}`, true));
-  if (diags.length) throw new SpecError(sortDiagnostics(diags));
+  if (diags.length) throw new SpecError(sortDiagnostics(blameSets(diags, opts.sets ?? [], src)));
   await checks.save();
 
   return {
@@ -507,6 +507,24 @@ function stringsOf(v: unknown): string[] {
 }
 
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * A problem with a value a --set gave, at its path or through a `${params.NAME}` reference to a set
+ * parameter, says so: the spec's line is where the value is used, but the fix is on the command line.
+ */
+function blameSets(diags: Diagnostic[], sets: string[], src: SpecSource): Diagnostic[] {
+  if (!sets.length) return diags;
+  return diags.map((d) => {
+    const by = sets.filter((s) => {
+      const key = s.slice(0, s.indexOf('='));
+      const path = key.startsWith('stages.') || key.startsWith('params.') ? key : `params.${key}`;
+      if (d.path === path || d.path.startsWith(`${path}.`)) return true;
+      const name = path.startsWith('params.') ? path.split('.')[1]! : undefined;
+      return name !== undefined && new RegExp(`\\$\\{params\\.${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[}.\\[]`).test(src.lineText(d.line));
+    });
+    return by.length ? { ...d, message: `${d.message} (the value given by --set ${by.map((s) => `'${s}'`).join(', ')})` } : d;
+  });
+}
 
 function applySets(raw: Obj, sets: string[], display: string): void {
   for (const s of sets) {

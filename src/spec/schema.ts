@@ -66,7 +66,7 @@ export class SchemaChecks {
     if (this.memo.shape) return [];
     const fn = await validator(pipelineSchema);
     fn(value);
-    const diags = toDiagnostics(src, [], fn.errors ?? []);
+    const diags = toDiagnostics(src, [], fn.errors ?? [], value);
     if (!diags.length) {
       this.memo.shape = true;
       this.dirty = true;
@@ -86,7 +86,7 @@ export class SchemaChecks {
     if (hit !== undefined) return { value: structuredClone(hit) as Record<string, unknown>, diags: [] };
     const fn = await validator(schema);
     fn(value);
-    const diags = toDiagnostics(src, at, fn.errors ?? []);
+    const diags = toDiagnostics(src, at, fn.errors ?? [], value);
     // Remembered only where JSON keeps the value exactly (not .inf or .nan).
     if (!diags.length && jsonExact(value)) {
       this.memo.params[key] = value;
@@ -101,7 +101,12 @@ export async function checksMemoName(raw: unknown): Promise<string> {
   return `${await hashJson({ raw, schema: PIPELINE_SCHEMA_TEXT })}.checks.json`;
 }
 
-function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Diagnostic[] {
+/**
+ * ajv's errors as diagnostics at their place in the spec file. `checked` is the value ajv checked
+ * (at `at`): what a message says was found is read from it, not from the file, since --set values
+ * and resolved references may have replaced what the file says there.
+ */
+function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[], checked: unknown): Diagnostic[] {
   // A oneOf failure also reports why each branch failed; only the oneOf itself is useful.
   const oneOfs = errors.filter((e) => e.keyword === 'oneOf').map((e) => e.schemaPath);
   const kept = errors.filter(
@@ -111,7 +116,7 @@ function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Di
   // what is wrong ("must be a string or a list, got a list" would not).
   const inside = (e: ErrorObject) => kept.some((x) => x !== e && x.instancePath.startsWith(`${e.instancePath}/`));
   const ofItsKind = (e: ErrorObject) => {
-    const v = valueAt(src.value, [...at, ...pointerToPath(e.instancePath)]);
+    const v = valueAt(checked, pointerToPath(e.instancePath));
     return ((e.parentSchema as { oneOf?: JsonSchema[] })?.oneOf ?? []).some((b) => (Array.isArray(v) ? branchName(b).endsWith('list') : branchName(b) === `a ${v === null ? 'null' : typeof v}`));
   };
   const useful = kept.filter((e) => !(e.keyword === 'oneOf' && ofItsKind(e) && inside(e)));
@@ -141,14 +146,14 @@ function toDiagnostics(src: SpecSource, at: SpecPath, errors: ErrorObject[]): Di
         d = src.diagnostic(path, e.message ?? 'invalid');
         break;
       case 'type':
-        d = src.diagnostic(path, `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}, got ${describe(valueAt(src.value, path))}`);
+        d = src.diagnostic(path, `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}, got ${describe(valueAt(checked, pointerToPath(e.instancePath)))}`);
         break;
       case 'enum':
         d = src.diagnostic(path, `must be one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`);
         break;
       case 'oneOf': {
         const branches = ((e.parentSchema as { oneOf?: JsonSchema[] })?.oneOf ?? []).map(branchName);
-        d = src.diagnostic(path, `must be ${branches.join(' or ')}, got ${describe(valueAt(src.value, path))}`);
+        d = src.diagnostic(path, `must be ${branches.join(' or ')}, got ${describe(valueAt(checked, pointerToPath(e.instancePath)))}`);
         break;
       }
       default:

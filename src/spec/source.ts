@@ -151,6 +151,11 @@ export class SpecSource {
     return { line: p.line, col: p.col };
   }
 
+  /** Line `n` (1-based) of the spec's text, '' past its end. */
+  lineText(n: number): string {
+    return this.text.split('\n')[n - 1] ?? '';
+  }
+
   diagnostic(path: SpecPath, message: string, key = false): Diagnostic {
     const { line, col } = this.locate(path, key);
     return { file: this.file, line, col, path: dottedPath(path), message };
