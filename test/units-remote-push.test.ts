@@ -3,42 +3,19 @@
 // nothing of its run, a run whose outputs are gone is skipped, logs travel with their runs, a
 // stopped push leaves no record, and a pack list that is not one makes the next push send again.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ENGINE_VERSION, fingerprintKey, type Fingerprint } from '../src/cache/fingerprint.ts';
 import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
-import { FolderRemote } from '../src/remote/folder.ts';
 import { pullRuns } from '../src/remote/pull.ts';
 import { pushRuns } from '../src/remote/push.ts';
 import { objectsIn, runKeysIn } from '../src/remote/remote.ts';
 import { scratch } from './helpers/engine.ts';
+import { commitRun, quiet, storeAndRemote } from './helpers/remote-runs.ts';
 
 process.env.XDG_CONFIG_HOME = join(scratch({ after: (f) => process.on('exit', f) }), 'me');
-const quiet = { jobs: 2, out: () => undefined };
 
-/** A run with the given files (name -> content) committed under its fingerprint's key, with a log. */
-async function commitRun(store: Store, dir: string, label: string, files: Record<string, string | Buffer>): Promise<string> {
-  const fp = { engine: ENGINE_VERSION, params: { label } } as unknown as Fingerprint;
-  const key = await fingerprintKey(fp);
-  const out = join(dir, `out-${label}`);
-  mkdirSync(out, { recursive: true });
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(out, name), content);
-  const log = join(dir, `${label}.log`);
-  writeFileSync(log, `log of ${label}\n`);
-  await store.commit(out, Object.keys(files), { key, stage: label, spec: 'p.yaml', fingerprint: fp, startedAt: 'now', durationMs: 1 }, log);
-  return key;
-}
-
-function setup(t: { after(f: () => void): void }) {
-  const d = scratch(t);
-  const store = new Store(join(d, 'cache'));
-  store.onCorrupt = () => undefined;
-  const root = join(d, 'remote');
-  mkdirSync(root);
-  return { d, store, root, remote: new FolderRemote(root) };
-}
-
+const setup = storeAndRemote;
 const packs = (root: string) => readdirSync(join(root, 'packs')).filter((f) => f.endsWith('.pack'));
 
 test('a run pushed after another leans on the packs already there: only its own objects are sent, its index points into the older pack; the pack list is fetched once and kept', async (t) => {
