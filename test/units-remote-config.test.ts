@@ -46,3 +46,42 @@ test('remote config: folder paths made absolute, S3 URLs checked, the default an
   }
   assert.deepEqual(readConfig(join(d, 'absent.json')), { remotes: {} });
 });
+
+test('remote config at its edges: where each scope keeps its file, names and URLs checked to their ends, entries in a file checked as `remote add` checks them', async (t) => {
+  const d = scratch(t);
+  assert.equal(configPath('workspace', '/ws', '/c'), '/ws/.pipeline/remotes.json');
+  assert.equal(configPath('cache', '/ws', '/c'), '/c/remotes.json');
+  assert.throws(() => normalizeEntry('abc!', '/x', {}, '/ws'), /'abc!' is not a usable remote name/);
+  assert.throws(() => normalizeEntry(`a${'b'.repeat(64)}`, '/x', {}, '/ws'), /is not a usable remote name/);
+  assert.deepEqual(normalizeEntry(`a${'b'.repeat(63)}`, '/x', {}, '/ws'), { url: '/x' });
+  assert.throws(() => normalizeEntry('o', 's3://host:9000/x', {}, '/ws'), /credentials or a port/);
+  assert.deepEqual(normalizeEntry('o', 's3://bucket/p/s3://u@x', {}, '/ws'), { url: 's3://bucket/p/s3://u@x' }, 'an @ after the bucket is part of the prefix');
+  assert.deepEqual(normalizeEntry('o', 's3://bucket', {}, '/ws'), { url: 's3://bucket' }, 'no prefix');
+  assert.throws(() => normalizeEntry('o', 's3://bucket!x', {}, '/ws'), /an S3 bucket name is 3-63 lowercase letters/);
+  for (const endpoint of ['http://u@h', 'http://:p@h']) assert.throws(() => normalizeEntry('o', 's3://bucket', { endpoint }, '/ws'), /must not carry credentials/, endpoint);
+  assert.deepEqual(normalizeEntry('o', 's3://bucket', { endpoint: 'https://h' }, '/ws'), { url: 's3://bucket', endpoint: 'https://h' });
+  assert.throws(() => normalizeEntry('o', 'HTTP://host/x', {}, '/ws'), /a remote is s3:\/\/bucket\/prefix or a folder/);
+  assert.deepEqual(normalizeEntry('o', '/srv/a://b', {}, '/ws'), { url: '/srv/a://b' }, 'a folder whose name holds ://');
+  // A name asked for when none is configured: said with "none".
+  assert.throws(() => pickRemote('x', join(d, 'none-ws'), join(d, 'none-cache')), /no remote 'x' \(configured: none; see `pipeline remote list`\)/);
+  await writeConfig(join(d, 'c2', 'remotes.json'), { remotes: { a: { url: '/a' }, b: { url: '/b' } } });
+  assert.throws(() => pickRemote('x', join(d, 'ws2'), join(d, 'c2')), /no remote 'x' \(configured: a, b;/);
+
+  const p = join(d, 'remotes.json');
+  const bad: Array<[unknown, RegExp]> = [
+    [{ remotes: { 'bad name': { url: '/x' } } }, /'bad name' is not a usable remote name \(letters, digits/],
+    [{ remotes: { a: { url: '/x', endpoint: 3 } } }, /remote 'a' is not \{"url": \.\.\., "endpoint"\?: \.\.\., "region"\?: \.\.\.\}/],
+    [{ remotes: { a: { url: '/x', region: true } } }, /remote 'a' is not \{"url"/],
+    [{ remotes: { a: { url: 'relative/x' } } }, /remote 'a': a folder remote's path must be absolute, got 'relative\/x'/],
+    [{ remotes: { a: { url: '/x', endpoint: 'http://h' } } }, /remote 'a': --endpoint and --region are for s3:\/\/ remotes/],
+    [{ remotes: { a: { url: '/x' } }, default: 'b\u001b' }, /the default remote 'b\\u001b' is not among its remotes/],
+  ];
+  for (const [v, why] of bad) {
+    writeFileSync(p, JSON.stringify(v));
+    assert.throws(() => readConfig(p), why, JSON.stringify(v));
+  }
+  writeFileSync(p, JSON.stringify({ remotes: { s: { url: 's3://bucket/x', endpoint: 'http://h:9', region: 'eu' }, f: { url: '/x' } } }));
+  assert.deepEqual(readConfig(p), { remotes: { s: { url: 's3://bucket/x', endpoint: 'http://h:9', region: 'eu' }, f: { url: '/x' } } }, 'no default: none added');
+  mkdirSync(join(d, 'a-folder.json'));
+  assert.throws(() => readConfig(join(d, 'a-folder.json')), /EISDIR/, 'an unreadable file is an error, not "no remotes"');
+});

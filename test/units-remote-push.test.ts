@@ -1,13 +1,16 @@
 // Push in-process at its less travelled paths: a run pushed after another leans on the packs the
 // first left (each pack's list fetched once and kept), a damaged local object or record sends
 // nothing of its run, a run whose outputs are gone is skipped, logs travel with their runs, a
-// stopped push leaves no record, and a pack list that is not one makes the next push send again.
+// stopped push leaves no record, and a pack list that is not one makes the next push send again;
+// and the damage notes a push reads, at their edges.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OBJECT_MTIME_MS, Store } from '../src/cache/store.ts';
+import { readDamage, updateDamage } from '../src/remote/damage.ts';
 import { pullRuns } from '../src/remote/pull.ts';
+import { sealedText } from '../src/fsutil.ts';
 import { pushRuns } from '../src/remote/push.ts';
 import { objectsIn, runKeysIn } from '../src/remote/remote.ts';
 import { scratch } from './helpers/engine.ts';
@@ -93,4 +96,21 @@ test('a damaged local object or record sends nothing of its run; a run whose out
   assert.deepEqual(runKeysIn(await remote.list('runs/')), new Set(), 'no record of a stopped push');
   assert.deepEqual((await pushRuns(store, remote, [ok], quiet)).sent, [ok], 'the next push completes it');
   assert.ok(existsSync(join(root, 'runs', `${ok}.json`)), 'the record is there');
+});
+
+test('damage notes at their edges: striking off what is not noted writes nothing; only what is noted is struck off; kept sorted; only digests are read back', async (t) => {
+  const d = scratch(t);
+  const h = (i: number) => i.toString(16).padStart(32, '0');
+  await updateDamage(d, '/r', {}, { runs: new Set([h(1)]) });
+  assert.equal(existsSync(join(d, 'remote-damage')), false, 'nothing noted, nothing to strike off: no file');
+  await updateDamage(d, '/r', { runs: new Set([h(3), h(1), h(2)]), packs: new Set([h(9), h(8)]) });
+  let n = await readDamage(d, '/r');
+  assert.deepEqual([[...n.runs], [...n.packs]], [[h(1), h(2), h(3)], [h(8), h(9)]], 'sorted');
+  await updateDamage(d, '/r', {}, { runs: new Set([h(2), h(7)]) });
+  n = await readDamage(d, '/r');
+  assert.deepEqual([...n.runs], [h(1), h(3)], 'one noted among those struck off is enough to rewrite');
+  const [file] = readdirSync(join(d, 'remote-damage'));
+  writeFileSync(join(d, 'remote-damage', file!), await sealedText({ where: '/r', runs: [`x${h(1)}`, `${h(2)}x`, 3, h(4)], packs: 'x', objects: [] }));
+  n = await readDamage(d, '/r');
+  assert.deepEqual([[...n.runs], [...n.packs]], [[h(4)], []], 'what is not a digest is not read back');
 });
