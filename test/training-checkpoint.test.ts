@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BEST_FILES, resumeCheckpoint, saveCheckpoint, type Checkpoint } from '../stages/lib/checkpoint.ts';
+import { resumeCheckpoint, saveCheckpoint, type Checkpoint } from '../stages/lib/checkpoint.ts';
 import { scratch } from './helpers/engine.ts';
 
 const f32 = (...v: number[]) => new Float32Array(v);
+/** The best epoch's files as the stage writes them (named here, not taken from the module under test). */
+const BEST_FILES = ['model.bin', 'model.json', 'predictions.json'];
 
 /** The checkpoint after `epoch`, its numbers derived from the epoch (so that two epochs differ everywhere). */
 function after(epoch: number, best: Checkpoint['best']): Checkpoint {
@@ -132,6 +134,11 @@ test('a damaged checkpoint is said and not resumed from: bad JSON, wrong shapes,
     ['weights cut mid-float', (dir) => truncateSync(join(dir, 'weights.bin'), 18), /weights\.bin is missing or cut short/],
     ['moments cut short', (dir) => truncateSync(join(dir, 'optimizer.bin'), 16), /optimizer\.bin holds 4 numbers, the checkpoint says 10/],
     ['metrics gone', (dir) => rmSync(join(dir, 'metrics.jsonl')), /metrics\.jsonl is missing/],
+    ['weights gone', (dir) => rmSync(join(dir, 'weights.bin')), /weights\.bin is missing or cut short/],
+    ['moments gone', (dir) => rmSync(join(dir, 'optimizer.bin')), /optimizer\.bin holds 0 numbers, the checkpoint says 10/],
+    ['best epoch not a number', (dir) => writeFileSync(join(dir, 'checkpoint.json'), '{"epoch": 0, "best": {"epoch": "0", "ccc": 0}, "opt": {"step": 0, "names": [], "sizes": []}}'), /is not a checkpoint/],
+    ['a name not text', (dir) => writeFileSync(join(dir, 'checkpoint.json'), '{"epoch": 0, "best": {"epoch": 0, "ccc": 0}, "opt": {"step": 0, "names": [3], "sizes": [1]}}'), /optimizer state/],
+    ['s partly numbers', (dir) => writeFileSync(join(dir, 'checkpoint.json'), '{"epoch": 0, "best": {"epoch": 0, "ccc": 0}, "s": [1, "x"], "opt": {"step": 0, "names": [], "sizes": []}}'), /s is not a list of numbers/],
   ];
   for (const [label, damage, why] of cases) {
     const dir = join(d, label.replace(/ /g, '-'));
@@ -151,4 +158,30 @@ test('a damaged checkpoint is said and not resumed from: bad JSON, wrong shapes,
     assert.deepEqual([r?.lastLoss, r?.checkpoint.epoch, problems], [null, 0, []], text);
     assert.equal(readFileSync(join(out, 'metrics.jsonl'), 'utf8'), text);
   }
+});
+
+test('a checkpoint folder where nothing was saved yet is no checkpoint; a save with no best epoch yet (its score NaN: -Infinity survives the save), or only some of them, and a checkpoint folder whose parent does not exist yet', async (t) => {
+  const d = scratch(t);
+  const out = join(d, 'out');
+  epochOutput(out, 0, false);
+  const empty = join(d, 'empty');
+  mkdirSync(empty);
+  assert.deepEqual(await resume(empty, out), { r: undefined, problems: [] }, 'an empty folder: nothing to resume, nothing damaged');
+  // No epoch has been best yet (its score was NaN): nothing to copy or carry.
+  const dir = join(d, 'deep', 'er', 'ckpt');
+  await saveCheckpoint(dir, after(0, { epoch: -1, ccc: -Infinity }), out, false);
+  for (const f of BEST_FILES) assert.equal(existsSync(join(dir, f)), false, f);
+  const fresh = join(d, 'fresh');
+  mkdirSync(fresh);
+  const { r, problems } = await resume(dir, fresh);
+  assert.deepEqual(problems, []);
+  assert.equal(r!.checkpoint.epoch, 0);
+  assert.deepEqual(r!.checkpoint.best, { epoch: -1, ccc: -Infinity }, 'no best yet: any score beats it after the resume');
+  for (const f of BEST_FILES) assert.equal(existsSync(join(fresh, f)), false, f);
+  // A best epoch whose output has the model but no predictions file: what there is, is kept.
+  writeFileSync(join(out, 'model.bin'), 'weights of epoch 2');
+  await saveCheckpoint(dir, after(1, { epoch: 1, ccc: 0.1 }), out, true);
+  assert.deepEqual(BEST_FILES.filter((f) => existsSync(join(dir, f))), ['model.bin']);
+  await saveCheckpoint(dir, after(2, { epoch: 1, ccc: 0.1 }), out, false);
+  assert.equal(readFileSync(join(dir, 'model.bin'), 'utf8'), 'weights of epoch 2');
 });

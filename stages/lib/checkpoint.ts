@@ -61,7 +61,9 @@ export async function saveCheckpoint(dir: string, c: Checkpoint, out: string, im
     } else if (existsSync(join(dir, f))) await link(join(dir, f), join(tmp, f)).catch(() => copyFile(join(dir, f), join(tmp, f)));
   }
   const opt = { step: c.step, names: c.moments.map(([n]) => n), sizes: c.moments.map(([, m]) => m.length) };
-  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch: c.epoch, best: c.best, manifest: c.manifest, s: c.s, opt }));
+  // No epoch scored yet (NaN scores): the best score is -Infinity, which JSON cannot hold: null.
+  const best = { ...c.best, ccc: Number.isFinite(c.best.ccc) ? c.best.ccc : null };
+  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch: c.epoch, best, manifest: c.manifest, s: c.s, opt }));
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
 }
@@ -82,7 +84,7 @@ function readCheckpoint(dir: string): Checkpoint | string {
   } catch (e) {
     return `checkpoint.json cannot be read (${(e as Error).message})`;
   }
-  if (!isRecord(c) || !isCount(c.epoch) || !isRecord(c.best) || typeof c.best.epoch !== 'number' || typeof c.best.ccc !== 'number' || !isRecord(c.opt)) return 'checkpoint.json is not a checkpoint';
+  if (!isRecord(c) || !isCount(c.epoch) || !isRecord(c.best) || typeof c.best.epoch !== 'number' || (typeof c.best.ccc !== 'number' && c.best.ccc !== null) || !isRecord(c.opt)) return 'checkpoint.json is not a checkpoint';
   const { step, names, sizes } = c.opt;
   if (!isCount(step) || !Array.isArray(names) || !Array.isArray(sizes) || names.length !== sizes.length || !names.every((n) => typeof n === 'string') || !sizes.every(isCount)) return 'checkpoint.json: its optimizer state is not {step, names, sizes}';
   if (c.s !== undefined && !(Array.isArray(c.s) && c.s.every((x) => typeof x === 'number'))) return 'checkpoint.json: s is not a list of numbers';
@@ -99,7 +101,8 @@ function readCheckpoint(dir: string): Checkpoint | string {
     moments.push([name, mom.slice(o, o + n), mom.slice(o + n, o + 2 * n)]);
     o += 2 * n;
   });
-  return { epoch: c.epoch, best: c.best as unknown as Best, manifest: c.manifest, weights, s: c.s as number[] | undefined, step, moments };
+  const best = { ...c.best, ccc: c.best.ccc ?? -Infinity } as unknown as Best;
+  return { epoch: c.epoch, best, manifest: c.manifest, weights, s: c.s as number[] | undefined, step, moments };
 }
 
 export interface Resumed {
