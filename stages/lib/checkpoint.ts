@@ -61,9 +61,7 @@ export async function saveCheckpoint(dir: string, c: Checkpoint, out: string, im
     } else if (existsSync(join(dir, f))) await link(join(dir, f), join(tmp, f)).catch(() => copyFile(join(dir, f), join(tmp, f)));
   }
   const opt = { step: c.step, names: c.moments.map(([n]) => n), sizes: c.moments.map(([, m]) => m.length) };
-  // No epoch scored yet (NaN scores): the best score is -Infinity, which JSON cannot hold: null.
-  const best = { ...c.best, ccc: Number.isFinite(c.best.ccc) ? c.best.ccc : null };
-  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch: c.epoch, best, manifest: c.manifest, s: c.s, opt }));
+  await writeFile(join(tmp, 'checkpoint.json'), JSON.stringify({ epoch: c.epoch, best: c.best, manifest: c.manifest, s: c.s, opt }));
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
 }
@@ -101,6 +99,7 @@ function readCheckpoint(dir: string): Checkpoint | string {
     moments.push([name, mom.slice(o, o + n), mom.slice(o + n, o + 2 * n)]);
     o += 2 * n;
   });
+  // No epoch scored yet (NaN scores): the best score was -Infinity, which JSON wrote as null.
   const best = { ...c.best, ccc: c.best.ccc ?? -Infinity } as unknown as Best;
   return { epoch: c.epoch, best, manifest: c.manifest, weights, s: c.s as number[] | undefined, step, moments };
 }
