@@ -39,7 +39,7 @@ export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; tim
   { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'], timeoutMS: 10_000 },
   { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts', 'test/units-sign-flip-24.test.ts'], timeoutMS: 10_000 },
   { area: 'features', mutate: ['stages/lib/wav.ts', 'stages/lib/logmel.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts', 'test/features-logmel.test.ts'], timeoutMS: 10_000 },
-  { area: 'distortions', mutate: ['stages/lib/distort.ts'], tests: ['test/features-distort.test.ts'], timeoutMS: 10_000 },
+  { area: 'distortions', mutate: ['stages/lib/distort.ts'], tests: ['test/features-distort.test.ts', 'test/features-distort-views.test.ts'], timeoutMS: 10_000 },
   { area: 'training', mutate: ['stages/lib/checkpoint.ts'], tests: ['test/training-checkpoint.test.ts'], timeoutMS: 10_000 },
   { area: 'losses', mutate: ['stages/lib/losses.ts'], tests: ['test/training-losses.test.ts'], timeoutMS: 10_000 },
 ];
