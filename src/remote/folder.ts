@@ -10,7 +10,9 @@ import { dirname, join } from 'node:path';
 import { fsyncDir, isErrno, specialKind, tempName, writeFileAtomic } from '../fsutil.ts';
 import { BadObject, RemoteError, type Listing, type Remote } from './remote.ts';
 
-const TEMP = /\.part-\d+-[0-9a-f]+$/;
+/** What a file being written is named beside its final name (tempName's form), and how listings know it. */
+const PART = 'part';
+const TEMP = new RegExp(`\\.${PART}-\\d+-[0-9a-f]+$`);
 
 export class FolderRemote implements Remote {
   constructor(readonly root: string) {}
@@ -49,7 +51,7 @@ export class FolderRemote implements Remote {
 
   async put(name: string, file: string, size: number, onBytes: (n: number) => void): Promise<void> {
     const dest = join(this.root, name);
-    const tmp = `${dest}.${tempName('part')}`;
+    const tmp = `${dest}.${tempName(PART)}`;
     await mkdir(dirname(dest), { recursive: true });
     try {
       // A reflink where the filesystem has them; a copy otherwise.
