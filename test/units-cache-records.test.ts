@@ -73,4 +73,9 @@ test('a file list: relative normal paths, sorted and unique, no entry inside ano
   // Too many entries: said without reading them.
   const huge = new Array(MANIFEST_MAX_ENTRIES + 1); // holes: nothing allocated per entry
   assert.equal(manifestProblem(huge), `${MANIFEST_MAX_ENTRIES + 1} entries, more than ${MANIFEST_MAX_ENTRIES}`);
+  assert.equal(manifestProblem(new Array(MANIFEST_MAX_ENTRIES)), 'an entry is not {path, size, digest}', 'exactly the bound: read, entry by entry');
+  // Long paths are cut to 200 characters in what is said.
+  const long = `${'d'.repeat(250)}/x`;
+  assert.equal(manifestProblem([e('zz'), e(long)]), `the entries are not sorted and unique ("${'d'.repeat(200)}")`);
+  assert.equal(manifestProblem([e('d'.repeat(250)), e(long)]), `the entry "${'d'.repeat(200)}" is a file and a folder`);
 });
