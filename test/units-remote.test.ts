@@ -61,6 +61,13 @@ async function twoRuns(dir: string): Promise<Store> {
   return store;
 }
 
+/** A scratch folder with twoRuns' cache under a/ and an empty folder remote beside. */
+async function twoRunsAndRemote(t: { after(f: () => void): void }): Promise<{ d: string; src: Store; root: string; remote: FolderRemote }> {
+  const d = scratch(t);
+  const root = join(d, 'remote');
+  return { d, src: await twoRuns(join(d, 'a')), root, remote: new FolderRemote(root) };
+}
+
 function freshStore(dir: string): Store {
   const s = new Store(join(dir, 'cache'));
   s.onCorrupt = () => undefined;
@@ -79,6 +86,14 @@ async function viewFiles(store: Store, key: string): Promise<Map<string, string>
     } else out.set(name, readFileSync(p).toString('base64'));
   }
   return out;
+}
+
+/** A fresh cache at `dir` pulls run `key` whole: the same files as in `src`. */
+async function pulledWhole(src: Store, remote: FolderRemote, dir: string, key: string): Promise<void> {
+  const fresh = freshStore(dir);
+  const r = await pullRuns(fresh, remote, [key], quiet);
+  assert.deepEqual([r.pulled, r.refused], [[key], []]);
+  assert.deepEqual(await viewFiles(fresh, key), await viewFiles(src, key));
 }
 
 const remoteFiles = (root: string, under: string) => (existsSync(join(root, under)) ? readdirSync(join(root, under), { recursive: true }).map(String).filter((f) => statSync(join(root, under, f)).isFile()) : []);
@@ -133,10 +148,7 @@ test('push then pull: both runs arrive whole (shared object packed once, the lar
 });
 
 test('a record changed on the remote after it was signed is refused naming its stage, noted as damage, re-sent whole by the next push', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_A, KEY_B], quiet);
   // The forger points B's output at A's large file (a real object there), seal recomputed.
   const large = (await src.readRun(KEY_A))!.outputs.large!;
@@ -160,17 +172,11 @@ test('a record changed on the remote after it was signed is refused naming its s
   const p = await pushRuns(src, remote, [KEY_A, KEY_B], quiet);
   assert.deepEqual([p.sent, p.had], [[KEY_B], [KEY_A]]);
   assert.deepEqual([...(await readDamage(src.root, remote.where)).runs], [], 'struck off once repaired');
-  const fresh = freshStore(join(d, 'c'));
-  const r2 = await pullRuns(fresh, remote, [KEY_B], quiet);
-  assert.deepEqual([r2.pulled, r2.refused], [[KEY_B], []]);
-  assert.deepEqual(await viewFiles(fresh, KEY_B), await viewFiles(src, KEY_B));
+  await pulledWhole(src, remote, join(d, 'c'), KEY_B);
 });
 
 test('a record validly signed by a key not trusted here is refused as untrusted (not damage); trusting the key lets it in', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_B], quiet);
   const stranger = join(CONFIG, 'stranger');
   const path = join(root, 'runs', `${KEY_B}.json`);
@@ -201,10 +207,7 @@ test('a record validly signed by a key not trusted here is refused as untrusted 
 });
 
 test('a flipped byte in a pack: pull refuses the runs that need it, notes the pack; the next push does not lean on it; verify --repair finds and fixes it', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_A, KEY_B], quiet);
   const packFile = join(root, 'packs', remoteFiles(root, 'packs').find((f) => f.endsWith('.pack'))!);
   const pack = readFileSync(packFile);
@@ -227,17 +230,11 @@ test('a flipped byte in a pack: pull refuses the runs that need it, notes the pa
   assert.deepEqual(fixed.resent, [KEY_B]);
   assert.deepEqual(fixed.removed, []);
   assert.equal((await verifyRemote(src, remote, { ...quiet, repair: false })).badRuns.size, 0, 'all intact after the repair');
-  const fresh = freshStore(join(d, 'c'));
-  const r2 = await pullRuns(fresh, remote, [KEY_B], quiet);
-  assert.deepEqual([r2.pulled, r2.refused], [[KEY_B], []]);
-  assert.deepEqual(await viewFiles(fresh, KEY_B), await viewFiles(src, KEY_B));
+  await pulledWhole(src, remote, join(d, 'c'), KEY_B);
 });
 
 test('a damaged loose object: refused by pull, found by verify; a repair from a cache without the run removes the record instead', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_A], quiet);
   const [obj] = remoteFiles(root, 'objects');
   const path = join(root, 'objects', obj!);
@@ -259,10 +256,7 @@ test('a damaged loose object: refused by pull, found by verify; a repair from a 
 });
 
 test('a file list that climbs out of its folder, signed by the user, is refused: nothing is written outside the cache', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_A], quiet);
   const payload = Buffer.from('pwned\n');
   const digest = await hashBytes(payload);
@@ -284,10 +278,7 @@ test('a file list that climbs out of its folder, signed by the user, is refused:
 });
 
 test('a FIFO where a record is, or a record past its size bound, is refused at once, never read', async (t) => {
-  const d = scratch(t);
-  const src = await twoRuns(join(d, 'a'));
-  const root = join(d, 'remote');
-  const remote = new FolderRemote(root);
+  const { d, src, root, remote } = await twoRunsAndRemote(t);
   await pushRuns(src, remote, [KEY_A, KEY_B], quiet);
   rmSync(join(root, 'runs', `${KEY_A}.json`));
   execFileSync('mkfifo', [join(root, 'runs', `${KEY_A}.json`)]);
