@@ -1,12 +1,13 @@
 // The folder remote and the remote's layout at their edges: no file descriptor left open by any
 // read or write, however it ends; errors that are not about the remote's content (a name too long,
 // a folder where a file is removed) thrown as they are, not taken for damage; listings read by the
-// layout's exact names only.
+// layout's exact names only; pack indexes, lists and ranges at their edges.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FolderRemote } from '../src/remote/folder.ts';
+import { listedPacks, PACK_BYTES, packRanges, parseIndex, parseList } from '../src/remote/pack.ts';
 import { BadObject, logName, objectsIn, runKeysIn, savedName } from '../src/remote/remote.ts';
 import { scratch } from './helpers/engine.ts';
 
@@ -65,4 +66,21 @@ test('the layout: run records and loose objects are read from listings by their 
   assert.deepEqual([...objectsIn(listing)], [[`ab${'c'.repeat(30)}`, 5]]);
   assert.equal(logName(H), `logs/${H}.log`);
   assert.equal(savedName('best'), 'names/best.json');
+});
+
+test('pack indexes and lists read back at their edges: every entry checked (not only some), digests whole, sizes of 0 allowed; ranges of unsorted entries sorted; a range never past a pack\'s size', () => {
+  const h = (i: number) => i.toString(16).padStart(32, '0');
+  const p = h(9);
+  const idx = (objects: unknown[]) => JSON.stringify({ objects });
+  assert.deepEqual(parseIndex(idx([[h(1), p, 0, 0]])), [[h(1), p, 0, 0]], 'an empty object');
+  for (const bad of [[[h(1), p, 0, 1], [h(2), p, 0]], [[h(1), p, 0, 1, 5]], [[1, p, 0, 1]], [[`x${h(1)}`, p, 0, 1]], [[`${h(1)}x`, p, 0, 1]], [[h(1), `x${p}`, 0, 1]], [[h(1), `${p}x`, 0, 1]], [[h(1), p, 0, -1]], [[h(1), 3, 0, 1]]]) assert.equal(parseIndex(idx(bad)), undefined, JSON.stringify(bad));
+  assert.deepEqual(parseList(JSON.stringify([[h(1), 0, 0]])), [[h(1), 0, 0]]);
+  for (const bad of [[[h(1), 0, 1], [h(2), 0]], [[h(1), 0, 1, 2]], [[1, 0, 1]], [[`x${h(1)}`, 0, 1]], [[`${h(1)}x`, 0, 1]], [[h(1), 0, -1]]]) assert.equal(parseList(JSON.stringify(bad)), undefined, JSON.stringify(bad));
+  assert.deepEqual(listedPacks([`packs/${h(1)}.list`, `xpacks/${h(2)}.list`, `packs/${h(3)}.list.tmp`]), [h(1)]);
+  const ranges = packRanges([[h(2), p, 100, 10], [h(1), p, 0, 10], [h(3), p, 50, 10]]);
+  assert.deepEqual(ranges.map((r) => [r.start, r.end, r.objects.map((o) => o.digest)]), [[0, 110, [h(1), h(3), h(2)]]], 'sorted by offset, one range');
+  // Within the gap, but the range would exceed a pack's size by one byte: a new range.
+  assert.equal(packRanges([[h(1), p, 0, PACK_BYTES - 10], [h(2), p, PACK_BYTES - 10, 11]]).length, 2);
+  assert.equal(packRanges([[h(1), p, 0, PACK_BYTES - 10], [h(2), p, PACK_BYTES - 10, 10]]).length, 1, 'exactly a pack: one range');
+  assert.equal(packRanges([[h(1), p, 100, 10], [h(2), p, 120, PACK_BYTES - 120]]).length, 1, 'a range from 100 to the pack\'s end fits');
 });

@@ -29,6 +29,8 @@ test('a run pushed after another leans on the packs already there: only its own 
   assert.deepEqual([first.sent, first.objects, first.bytes], [[a], 2, 13 + 7]);
   const second = await pushRuns(store, remote, [b], quiet);
   assert.deepEqual([second.sent, second.objects, second.bytes], [[b], 1, 15], 'the shared object is not sent again');
+  const none = await pushRuns(store, remote, [a, b], quiet);
+  assert.ok(none.seconds >= 0 && none.seconds < 60 && second.seconds >= 0 && second.seconds < 60, `seconds, not milliseconds: ${none.seconds}, ${second.seconds}`);
   assert.equal(packs(root).length, 2);
   const index = JSON.parse(readFileSync(join(root, 'packs', `${b}.idx`), 'utf8')) as { objects: Array<[string, string, number, number]> };
   assert.equal(new Set(index.objects.map((o) => o[1])).size, 2, "b's index points into both packs");
@@ -103,9 +105,9 @@ test('damage notes at their edges: striking off what is not noted writes nothing
   const h = (i: number) => i.toString(16).padStart(32, '0');
   await updateDamage(d, '/r', {}, { runs: new Set([h(1)]) });
   assert.equal(existsSync(join(d, 'remote-damage')), false, 'nothing noted, nothing to strike off: no file');
-  await updateDamage(d, '/r', { runs: new Set([h(3), h(1), h(2)]), packs: new Set([h(9), h(8)]) });
+  await updateDamage(d, '/r', { runs: new Set([h(3), h(1), h(2)]), packs: new Set([h(9), h(8)]), objects: new Set([h(6), h(5)]) });
   let n = await readDamage(d, '/r');
-  assert.deepEqual([[...n.runs], [...n.packs]], [[h(1), h(2), h(3)], [h(8), h(9)]], 'sorted');
+  assert.deepEqual([[...n.runs], [...n.packs], [...n.objects]], [[h(1), h(2), h(3)], [h(8), h(9)], [h(5), h(6)]], 'sorted');
   await updateDamage(d, '/r', {}, { runs: new Set([h(2), h(7)]) });
   n = await readDamage(d, '/r');
   assert.deepEqual([...n.runs], [h(1), h(3)], 'one noted among those struck off is enough to rewrite');
