@@ -65,7 +65,7 @@ test('exp show as Markdown and CSV, whole: the best marked in Markdown only; CSV
 
 test('numbers as exp show prints them: integers whole, 1e-3 up to 1e6 to 4 places without trailing zeros, others in exponent form; null and absent as -', () => {
   const cell = (v: unknown) => renderShow(table([row('r', { params: { v } })], { params: ['v'] }), [row('r', { params: { v } })], 'md', false).split('\n')[2]!.split(' | ')[5];
-  assert.deepEqual([12, -3, 0.001, 0.0009999, 999999.5, 1e6 + 0.5, 0.10000, 2.5, -0.25, 1.23456789, null, undefined, 'text', [1]].map(cell), ['12', '-3', '0.001', '9.999e-4', '999999.5', '1.000e+6', '0.1', '2.5', '-0.25', '1.2346', '-', '-', 'text', '[1]']);
+  assert.deepEqual([12, -3, 0.001, 0.0009999, 999999.5, 1e6 + 0.5, 0.10000, 2.5, -0.25, 1.23456789, 2.00001, null, undefined, 'text', [1]].map(cell), ['12', '-3', '0.001', '9.999e-4', '999999.5', '1.000e+6', '0.1', '2.5', '-0.25', '1.2346', '2', '-', '-', 'text', '[1]']);
 });
 
 test('exp diff as text, whole: params and metrics tables, the sign of each change, the better side by direction (max when unknown), other differences', () => {
@@ -119,6 +119,7 @@ test('metric names: lower is better for losses, errors, p-values and times, in a
   assert.deepEqual(parseSeries('{"a":1}\n   \n{"a":2}\n', true), [{ a: 1 }, { a: 2 }], 'a finished file: every line, blank ones skipped');
   assert.deepEqual(parseSeries('x\n\n1\n2\n', true), [{ x: 1 }, { x: 2 }]);
   assert.deepEqual(parseSeries('x\r\n1\r\n'), [{ x: 1 }]);
+  assert.deepEqual(parseSeries('\nx\n1\n2', true), [{ x: 1 }], 'a CSV being written: its unfinished last line left out');
 });
 
 const SPEC = (extra = '') => `stages:
