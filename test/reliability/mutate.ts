@@ -29,13 +29,16 @@ const VENDOR_TYPES = ['src/vendor.d.ts', 'stages/lib/vendor.d.ts'];
  * the rest). timeoutMS: the pure areas' tests take seconds, so a mutant that loops forever (`i++` ->
  * `i--`) is given up on sooner than the 30 s the engine areas need.
  */
-export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; timeoutMS?: number }> = [
+export const AREAS: Array<{ area: string; mutate: string[]; tests: string[]; timeoutMS?: number; isolated?: boolean }> = [
   { area: 'cache', mutate: ['src/cache/hash.ts', 'src/cache/fingerprint.ts', 'src/cache/digests.ts', 'src/cache/store.ts', 'src/cache/objects.ts', 'src/cache/views.ts', 'src/cache/runs.ts', 'src/cache/entries.ts'], tests: ['test/units-cache.test.ts', 'test/units-engine.test.ts', 'test/units-cache-records.test.ts', 'test/units-cache-objects.test.ts', 'test/units-remote.test.ts'] },
   { area: 'spec', mutate: ['src/spec/compile.ts', 'src/spec/references.ts', 'src/spec/shell.ts', 'src/spec/duration.ts'], tests: ['test/units-spec.test.ts', 'test/units-compile.test.ts', 'test/units-compile-variants.test.ts'] },
   { area: 'run', mutate: ['src/run/plan.ts', 'src/run/scheduler.ts'], tests: ['test/units-scheduler.test.ts', 'test/units-slurm.test.ts'] },
   { area: 'remote', mutate: ['src/remote/remote.ts', 'src/remote/folder.ts', 'src/remote/pack.ts', 'src/remote/damage.ts', 'src/remote/config.ts', 'src/remote/trust.ts', 'src/remote/push.ts', 'src/remote/pull.ts', 'src/remote/verify.ts'], tests: ['test/units-remote.test.ts', 'test/units-remote-push.test.ts', 'test/units-remote-verify.test.ts', 'test/units-remote-trust.test.ts', 'test/units-remote-pull.test.ts', 'test/units-remote-folder.test.ts', 'test/units-remote-config.test.ts'], timeoutMS: 20_000 },
   { area: 'experiments', mutate: ['src/experiments/collect.ts', 'src/experiments/render.ts'], tests: ['test/units-experiments.test.ts', 'test/units-experiments-views.test.ts', 'test/units-metric-direction.test.ts'], timeoutMS: 15_000 },
-  { area: 'executors', mutate: ['src/executors/process.ts', 'src/executors/groups.ts', 'src/executors/tags.ts', 'src/executors/environment.ts', 'src/executors/log.ts', 'src/executors/inline.ts', 'src/executors/index.ts'], tests: ['test/units-executors.test.ts'] },
+  // Isolated: its code kills processes by group and by environment tag, and a mutant of the tag
+  // match (tags.ts) finds every process on the machine and SIGKILLs it (it ended the shell running
+  // the measurement, twice). Its run gets a PID namespace of its own, where only its processes are seen.
+  { area: 'executors', mutate: ['src/executors/process.ts', 'src/executors/groups.ts', 'src/executors/tags.ts', 'src/executors/environment.ts', 'src/executors/log.ts', 'src/executors/inline.ts', 'src/executors/index.ts'], tests: ['test/units-executors.test.ts'], isolated: true },
   { area: 'data', mutate: ['stages/lib/exvo.ts'], tests: ['test/units-data.test.ts'], timeoutMS: 10_000 },
   { area: 'evaluation', mutate: ['stages/lib/stats.ts', 'stages/lib/selection.ts', 'stages/lib/tf/data-parallel.ts:138-158'], tests: ['test/units-evaluation.test.ts', 'test/units-sign-flip-24.test.ts'], timeoutMS: 10_000 },
   { area: 'features', mutate: ['stages/lib/wav.ts', 'stages/lib/logmel.ts'], tests: ['test/features-wav.test.ts', 'test/features-wav-peers.test.ts', 'test/features-logmel.test.ts'], timeoutMS: 10_000 },
@@ -172,7 +175,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       const tsconfig = `tsconfig.mutate-${run.area}.json`;
       writeFileSync(`${ROOT}${tsconfig}`, JSON.stringify({ extends: './tsconfig.json', include: [], files: [...new Set([...VENDOR_TYPES, ...run.mutate.map(fileOf), ...run.tests])] }, null, 2));
       writeFileSync(config, JSON.stringify({ ...base, $schema: undefined, mutate: run.mutate, tap: { ...base.tap, testFiles: run.tests }, tsconfigFile: tsconfig, incrementalFile: incremental, ...(run.timeoutMS ? { timeoutMS: run.timeoutMS } : {}) }, null, 2));
-      const r = spawnSync(process.execPath, [`${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn], { cwd: ROOT, stdio: 'inherit' });
+      const stryker = [process.execPath, `${ROOT}node_modules/@stryker-mutator/core/bin/stryker.js`, 'run', config, ...passOn];
+      // A PID namespace of its own (util-linux unshare; root or user namespaces): /proc and kill()
+      // reach only the run's own processes. bash is its process 1: it reaps the orphans the tests
+      // leave (node would not, and a zombie still answers kill(pid, 0)).
+      const cmd = run.isolated ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child', 'bash', '-c', '"$@"; exit $?', 'bash', ...stryker] : stryker;
+      if (run.isolated && spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status !== 0) {
+        process.stderr.write(`mutate: area ${run.area} must run in a PID namespace of its own (its mutants can signal every process it sees), and \`unshare --pid --fork --mount-proc\` does not work here (as root, or with user namespaces enabled): skipped\n`);
+        rmSync(`${ROOT}${tsconfig}`, { force: true });
+        continue;
+      }
+      const r = spawnSync(cmd[0]!, cmd.slice(1), { cwd: ROOT, stdio: 'inherit' });
       rmSync(`${ROOT}${tsconfig}`, { force: true });
       if (r.status !== 0) process.exit(r.status ?? 1);
       for (const f of run.mutate) files.add(fileOf(f));
