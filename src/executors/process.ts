@@ -20,6 +20,8 @@ const DIST_WORKER = join(dirname(SRC_WORKER), '..', '..', 'dist', 'worker.mjs');
 const PROGRESS_LINE = /^::progress\s+([0-9.]+)(?:\s+(.*))?$/;
 /** How long a stage asked to stop (SIGTERM) has before it is killed. */
 const STOP_GRACE_MS = 3000;
+/** How long the rest of a finished stage's output may take to be read into its log. */
+const DRAIN_MS = 10_000;
 
 /** The command line that runs a job in a fresh process (also used by cluster executors). */
 export async function jobCommand(job: StageJob): Promise<{ file: string; args: string[]; shell: boolean }> {
@@ -135,9 +137,14 @@ export const processExecutor: Executor = {
       errLines.push(text);
       lines.push(text);
     });
+    // The end of each output stream: the process can exit (and the promise settle) before the last
+    // of a long output (a 32 MB line) has been read, and the log is closed after it, not before. A
+    // stream something outside the stage still holds open is not waited for past a bound.
+    const drained = Promise.all([child.stdout, child.stderr].map((s) => (s ? new Promise<void>((r) => (s.readableEnded || s.destroyed ? r() : (s.once('end', () => r()), s.once('close', () => r())))) : undefined)));
     // Only now (listeners attached synchronously above, so no output is missed).
     if (pgid) await recordOwner(job.checkpointDir, pgid, tag);
     const result = await child;
+    await Promise.race([drained, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
     unwatchGroup(pgid, tag);
     await clearOwner(job.checkpointDir);
     signal.removeEventListener('abort', stopGroup);
